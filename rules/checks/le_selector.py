@@ -1,0 +1,61 @@
+"""`le` selectors that match on Prometheus 2 and 3, and name a real bucket.
+
+Prometheus 3 writes classic histogram bucket bounds as floats (`le="1.0"`), 2.x as exposed
+(`le="1"`): `le="1"` silently matches nothing on one of them. `le=~"1(\\.0)?"` works on both.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+
+from rules.checks import Finding
+from rules.problems import Severity
+from rules.promql import Analysis, matchers_of, selectors
+
+_INTEGER = re.compile(r"^[+-]?\d+$")
+_PORTABLE = re.compile(r"^(?P<number>[+-]?\d+)\(\\\.0\)\?$")
+
+
+def portable_le(bound: float) -> str:
+    """The `le` matcher text for a bucket bound that matches on Prometheus 2 and 3."""
+    if float(bound).is_integer():
+        return f'le=~"{int(bound)}(\\\\.0)?"'
+    return f'le="{bound}"'
+
+
+def check(analysis: Analysis) -> Iterator[Finding]:
+    for selector in selectors(analysis.root):
+        series = analysis.shape(selector).series
+        for matcher in matchers_of(selector):
+            if matcher.name != "le":
+                continue
+            op = str(matcher.op).rsplit(".", 1)[-1]
+            value = matcher.value
+            if op in ("Equal", "NotEqual") and _INTEGER.match(value):
+                yield Finding(Severity.ERROR, f'le="{value}" matches only on Prometheus '
+                              f'{"2" if op == "Equal" else "3"} (Prometheus 3 writes "{value}.0"): '
+                              f'write {portable_le(float(value))}')
+            bound = _bound(op, value)
+            if bound is not None and series is not None and series.metric.buckets:
+                if bound not in series.metric.buckets and bound != float("inf"):
+                    buckets = ", ".join(f"{b:g}" for b in series.metric.buckets)
+                    yield Finding(Severity.ERROR, f"le {value!r} is not a bucket of {series.metric.name} "
+                                  f"(buckets: {buckets}, +Inf)")
+
+
+def _bound(op: str, value: str) -> float | None:
+    if op == "Equal":
+        text = value
+    elif op == "Re" and (match := _PORTABLE.match(value)):
+        text = match.group("number")
+    else:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+

@@ -1,0 +1,2 @@
+from rules.catalog import Metric, MetricType
+METRICS: tuple[Metric, ...] = ()

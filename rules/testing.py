@@ -1,0 +1,173 @@
+"""promtool unit tests written as Python data, kept beside the rules they prove.
+
+A `RuleTest` is one promtool test group: input series and the alerts and expressions
+expected at given times. `render_test_file` turns them into promtool's format; alert
+expectations only name the labels that come from the data, and the rule's own labels and
+static annotations are filled in from the rule, so an expectation cannot drift from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rules.promql import parse, selectors
+
+from rules.conventions import DESCRIPTION
+from rules.model import AlertingRule, RecordingRule, Rule, RuleGroup
+
+
+@dataclass(frozen=True)
+class Series:
+    """One input series in promtool's expanding notation, e.g. `0+10x30` or `1x60`."""
+
+    selector: str
+    values: str
+
+
+@dataclass(frozen=True)
+class Firing:
+    """An alert instance expected to fire: the labels it takes from the data, and its
+    description as the template renders it."""
+
+    labels: dict[str, str] = field(default_factory=dict)
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class AlertAt:
+    """At `at`, the alert `alert` fires exactly these instances (none: it is silent)."""
+
+    at: str
+    alert: str
+    firing: tuple[Firing, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExprAt:
+    """At `at`, `expr` evaluates to exactly these samples (labels selector text -> value)."""
+
+    at: str
+    expr: str
+    samples: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True)
+class RuleTest:
+    name: str
+    series: tuple[Series, ...]
+    alerts: tuple[AlertAt, ...] = ()
+    exprs: tuple[ExprAt, ...] = ()
+    interval: str = "1m"
+
+
+@dataclass(frozen=True)
+class Coverage:
+    alerts_total: int
+    alerts_covered: int
+    records_total: int
+    records_covered: int
+    # Alerts without a firing case or without a silent case, records never evaluated.
+    missing: tuple[str, ...]
+
+    @property
+    def ratio(self) -> float:
+        total = self.alerts_total + self.records_total
+        return 1.0 if total == 0 else (self.alerts_covered + self.records_covered) / total
+
+    def render(self) -> str:
+        text = (
+            f"coverage: alerts {self.alerts_covered}/{self.alerts_total}, "
+            f"recording rules {self.records_covered}/{self.records_total} "
+            f"({self.ratio:.0%})"
+        )
+        if self.missing:
+            text += "\n  not covered: " + ", ".join(self.missing)
+        return text
+
+
+def render_test_file(
+    rule_files: Sequence[str], groups: Iterable[RuleGroup], tests: Iterable[RuleTest],
+    evaluation_interval: str = "1m",
+) -> dict[str, Any]:
+    alerts = {r.alert: r for g in groups for r in g.rules if isinstance(r, AlertingRule)}
+    return {
+        "rule_files": list(rule_files),
+        "evaluation_interval": evaluation_interval,
+        "tests": [_render_test(test, alerts) for test in tests],
+    }
+
+
+def _render_test(test: RuleTest, alerts: dict[str, AlertingRule]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": test.name,
+        "interval": test.interval,
+        "input_series": [{"series": s.selector, "values": s.values} for s in test.series],
+    }
+    if test.alerts:
+        out["alert_rule_test"] = [_render_alert_at(check, alerts) for check in test.alerts]
+    if test.exprs:
+        out["promql_expr_test"] = [
+            {
+                "expr": check.expr,
+                "eval_time": check.at,
+                "exp_samples": [{"labels": labels, "value": value} for labels, value in check.samples],
+            }
+            for check in test.exprs
+        ]
+    return out
+
+
+def _render_alert_at(check: AlertAt, alerts: dict[str, AlertingRule]) -> dict[str, Any]:
+    rule = alerts.get(check.alert)
+    if rule is None:
+        raise KeyError(f"test expects alert {check.alert!r}, which no rule defines")
+    expected = []
+    for firing in check.firing:
+        annotations = dict(rule.annotations)
+        if firing.description is not None:
+            annotations[DESCRIPTION] = firing.description
+        elif "{{" in annotations.get(DESCRIPTION, ""):
+            raise ValueError(
+                f"test of {check.alert}: its description is a template, so the expectation "
+                "must give the rendered text"
+            )
+        expected.append(
+            {
+                "exp_labels": dict(sorted({**rule.labels, **firing.labels}.items())),
+                "exp_annotations": dict(sorted(annotations.items())),
+            }
+        )
+    return {"eval_time": check.at, "alertname": check.alert, "exp_alerts": expected}
+
+
+def coverage(groups: Iterable[RuleGroup], tests: Iterable[RuleTest]) -> Coverage:
+    rules: list[Rule] = [r for g in groups for r in g.rules]
+    tests = list(tests)
+    fires = {c.alert for t in tests for c in t.alerts if c.firing}
+    silent = {c.alert for t in tests for c in t.alerts if not c.firing}
+    evaluated = {name for t in tests for c in t.exprs for name in series_names(c.expr)}
+    missing: list[str] = []
+    alerts_covered = records_covered = 0
+    alert_names = sorted({r.alert for r in rules if isinstance(r, AlertingRule)})
+    for name in alert_names:
+        if name in fires and name in silent:
+            alerts_covered += 1
+        else:
+            lacks = " and ".join(
+                what for what, ok in (("firing", name in fires), ("silent", name in silent)) if not ok
+            )
+            missing.append(f"{name} (no {lacks} case)")
+    record_names = sorted({r.record for r in rules if isinstance(r, RecordingRule)})
+    for name in record_names:
+        if name in evaluated:
+            records_covered += 1
+        else:
+            missing.append(f"{name} (never evaluated)")
+    return Coverage(len(alert_names), alerts_covered, len(record_names), records_covered, tuple(missing))
+
+
+def series_names(expr: str) -> set[str]:
+    """Metric names an expression selects."""
+    return {s.name for s in selectors(parse(expr)) if s.name}
