@@ -116,3 +116,12 @@ def record(name: str, expr: str, labels: dict[str, str] | None = None) -> Record
 def _strip(expr: str) -> str:
     """One PromQL expression per line-joined string: definitions may indent freely."""
     return " ".join(line.strip() for line in expr.strip().splitlines() if line.strip())
+
+
+class RuleFile(_Frozen):
+    """One generated rule file (`prometheus/rules/<name>.yaml`), its groups, and the promtool
+    tests that prove them (`prometheus/tests/<name>.yaml`)."""
+
+    name: str
+    groups: tuple[RuleGroup, ...]
+    tests: tuple[Any, ...] = ()  # rules.testing.RuleTest; Any keeps the model import-light

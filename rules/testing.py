@@ -135,7 +135,8 @@ def _render_alert_at(check: AlertAt, alerts: dict[str, AlertingRule]) -> dict[st
             )
         expected.append(
             {
-                "exp_labels": dict(sorted({**rule.labels, **firing.labels}.items())),
+                # The rule's own labels win over the data's, as in Prometheus.
+                "exp_labels": dict(sorted({**firing.labels, **rule.labels}.items())),
                 "exp_annotations": dict(sorted(annotations.items())),
             }
         )

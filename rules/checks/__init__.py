@@ -42,8 +42,9 @@ def _expression_checks() -> dict[str, ExpressionCheck]:
 
 
 def _rule_checks() -> dict[str, RuleCheck]:
-    from rules.checks import cardinality, conventions, durations, result_type
+    from rules.checks import cardinality, conventions, durations, label_clash, result_type
     return {
+        "label-clash": label_clash.check,
         "result-type": result_type.check,
         "conventions": conventions.check,
         "durations": durations.check,

@@ -1,0 +1,1 @@
+"""MediaNest's monitoring stack: configuration, the bundle builder, targets and the CLI."""

@@ -1,0 +1,141 @@
+"""`python -m stack render | check | test`: exit 0 when fine, 1 when problems were found,
+2 on bad input or usage."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rules.problems import Severity, has_errors
+from stack import tools
+from stack.bundle import Bundle, build
+from stack.config import ROOT, ConfigError, load_stack
+from stack.output import write_tree
+
+STACKS = ("dev", "prod")
+OK, PROBLEMS, BAD_INPUT = 0, 1, 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    render = commands.add_parser("render", help="check, then write every generated file")
+    render.add_argument("--stack", choices=STACKS, default="dev")
+    render.add_argument("--out", type=Path, required=True, help="directory to (re)write")
+    check = commands.add_parser("check", help="static checks and the tools' own validation")
+    check.add_argument("--stack", choices=(*STACKS, "all"), default="all")
+    test = commands.add_parser("test", help="run the generated promtool unit tests")
+    test.add_argument("--stack", choices=(*STACKS, "all"), default="all")
+    test.add_argument("--junit", type=Path, help="write JUnit XML results here")
+    args = parser.parse_args(argv)
+    try:
+        return {"render": cmd_render, "check": cmd_check, "test": cmd_test}[args.command](args)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return BAD_INPUT
+    except tools.ToolMissing as error:
+        print(f"error: {error}", file=sys.stderr)
+        return BAD_INPUT
+
+
+def _stacks(name: str) -> list[str]:
+    return list(STACKS) if name == "all" else [name]
+
+
+def _report(stack: str, bundle: Bundle) -> bool:
+    """Print the bundle's static check problems; True when none is an error."""
+    problems = bundle.problems()
+    for problem in problems:
+        if problem.severity >= Severity.WARNING:
+            print(f"[{stack}] {problem.render()}")
+    return not has_errors(problems)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    bundle = build(load_stack(args.stack, ROOT))
+    if not _report(args.stack, bundle):
+        print(f"render: {args.stack} has errors; nothing written", file=sys.stderr)
+        return PROBLEMS
+    write_tree(bundle.files, args.out)
+    print(f"render: wrote {len(bundle.files)} files for {args.stack} to {args.out}")
+    return OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    ok = True
+    for stack in _stacks(args.stack):
+        bundle = build(load_stack(stack, ROOT))
+        if not _report(stack, bundle):
+            ok = False
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "out"
+            write_tree(bundle.files, out)
+            run = tools.promtool_check_rules([out / p for p in bundle.rule_paths])
+            if not run.ok:
+                print(f"[{stack}] promtool check rules failed:\n{run.output}")
+                ok = False
+        print(f"check: {stack}: {len(bundle.rule_paths)} rule files "
+              f"{'pass' if ok else 'have problems'}")
+    return OK if ok else PROBLEMS
+
+
+@dataclass
+class _Suite:
+    name: str
+    cases: list[tuple[str, str | None]] = field(default_factory=list)  # (test, failure)
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    ok = True
+    suites: list[_Suite] = []
+    for stack in _stacks(args.stack):
+        bundle = build(load_stack(stack, ROOT))
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "out"
+            write_tree(bundle.files, out)
+            for rule_file in bundle.rule_files:
+                if not rule_file.tests:
+                    continue
+                run = tools.promtool_test_rules(out / f"prometheus/tests/{rule_file.name}.yaml")
+                failed = tools.failed_test_names(run.output) if not run.ok else set()
+                if not run.ok and not failed:  # the file itself was rejected
+                    failed = {t.name for t in rule_file.tests}
+                suite = _Suite(f"{stack}.{rule_file.name}")
+                for test in rule_file.tests:
+                    suite.cases.append((test.name, run.output if test.name in failed else None))
+                suites.append(suite)
+                passed = len(rule_file.tests) - len(failed)
+                print(f"test: {stack}: {rule_file.name}: {passed}/{len(rule_file.tests)} passed")
+                if not run.ok:
+                    print(run.output)
+                    ok = False
+        cov = bundle.coverage()
+        print(f"test: {stack}: {cov.render()}")
+        if cov.ratio < 1.0:
+            ok = False
+    if args.junit:
+        _write_junit(args.junit, suites)
+    return OK if ok else PROBLEMS
+
+
+def _write_junit(path: Path, suites: list[_Suite]) -> None:
+    root = ET.Element("testsuites")
+    for suite in suites:
+        failures = sum(1 for _, f in suite.cases if f)
+        node = ET.SubElement(root, "testsuite", name=suite.name, tests=str(len(suite.cases)),
+                             failures=str(failures))
+        for name, failure in suite.cases:
+            case = ET.SubElement(node, "testcase", classname=suite.name, name=name)
+            if failure:
+                ET.SubElement(case, "failure", message="promtool test failed").text = failure
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(root).write(path, encoding="unicode", xml_declaration=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

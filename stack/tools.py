@@ -1,0 +1,57 @@
+"""Running the real tools (promtool, amtool) on rendered files."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ToolMissing(Exception):
+    pass
+
+
+def require(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise ToolMissing(
+            f"{tool} is not installed: `make setup` installs it (Debian: apt-get install "
+            "prometheus prometheus-alertmanager)"
+        )
+    return path
+
+
+@dataclass(frozen=True)
+class ToolRun:
+    command: list[str]
+    returncode: int
+    output: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def run(command: list[str], cwd: Path | None = None) -> ToolRun:
+    require(command[0])
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+    return ToolRun(command, result.returncode, (result.stdout + result.stderr).strip())
+
+
+def promtool_check_rules(paths: list[Path]) -> ToolRun:
+    return run(["promtool", "check", "rules", *map(str, paths)])
+
+
+def promtool_test_rules(path: Path) -> ToolRun:
+    # Relative rule_files paths resolve from the working directory.
+    return run(["promtool", "test", "rules", path.name], cwd=path.parent)
+
+
+_FAILED_TEST = re.compile(r"^\s*name: (?P<name>.+),\s*$", re.MULTILINE)
+
+
+def failed_test_names(output: str) -> set[str]:
+    """Names of the test groups promtool reports as failed."""
+    return {m.group("name") for m in _FAILED_TEST.finditer(output)}
