@@ -71,6 +71,8 @@ class Series:
 class Catalog:
     metrics: dict[str, Metric] = field(default_factory=dict)
     _series: dict[str, Series] = field(default_factory=dict, repr=False)
+    # The stack's scrape job names; a selector on any other job matches nothing. Empty: unknown.
+    jobs: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, *groups: Iterable[Metric]) -> Catalog:
@@ -104,10 +106,13 @@ class Catalog:
 
     def with_metrics(self, extra: Iterable[Metric]) -> Catalog:
         """A copy that also knows `extra` (the series our recording rules produce)."""
-        copy = Catalog(dict(self.metrics), dict(self._series))
+        copy = Catalog(dict(self.metrics), dict(self._series), self.jobs)
         for metric in extra:
             copy.add(metric)
         return copy
+
+    def with_jobs(self, jobs: Iterable[str]) -> Catalog:
+        return Catalog(self.metrics, self._series, frozenset(jobs))
 
     def __len__(self) -> int:
         return len(self.metrics)

@@ -8,8 +8,7 @@ dividing, quantiles sum buckets by `le`, and metrics carry the `medianest_` pref
 from __future__ import annotations
 
 from rules.conventions import AlertSeverity
-from rules.model import RuleFile, RuleGroup, alert, record
-from rules.testing import AlertAt, ExprAt, Firing, RuleTest, Series
+from rules.model import RuleGroup, alert, record
 from stack.config import StackConfig
 
 CRITICAL, WARNING, INFO = AlertSeverity.CRITICAL, AlertSeverity.WARNING, AlertSeverity.INFO

@@ -50,7 +50,7 @@ def _availability(config: StackConfig) -> list[RuleTest]:
             AlertAt("3m", "ApplicationDown", (Firing(_target(config),
                     f"Target {m.INSTANCE} of {job} is down for more than 1 minute."),)),)),
         RuleTest("A backend that vanished from service discovery pages", (
-            Series(f'up{{job="other"}}', "1x10"),), alerts=(
+            Series('up{job="other"}', "1x10"),), alerts=(
             AlertAt("3m", "ApplicationDown", (Firing({"job": job},
                     f"No {job} target is being scraped for more than 1 minute."),)),)),
         RuleTest("One failed scrape of the backend raises nothing", (
@@ -140,7 +140,8 @@ def _latency(config: StackConfig) -> list[RuleTest]:
     slow = _quantile_in_bucket(metric, over, 0.95)
     labels = {"method": "GET", "endpoint": "/api/v1/media", "status_code": "200"}
     exprs = tuple(
-        ExprAt("15m", name.format(q=q), ((name.format(q=q) + _braces(sel), _quantile_in_bucket(metric, over, q / 100)),))
+        ExprAt("15m", name.format(q=q),
+               ((name.format(q=q) + _braces(sel), _quantile_in_bucket(metric, over, q / 100)),))
         for q in (50, 95, 99)
         for name, sel in ((m.LATENCY_P, {"job": job}),
                           (m.ENDPOINT_LATENCY_P, {"job": job, "endpoint": "/api/v1/media"}))
@@ -156,7 +157,8 @@ def _latency(config: StackConfig) -> list[RuleTest]:
                      ExprAt("15m", f"{m.LATENCY_BUCKETS}{{{le}}}", (
                          (f'{m.LATENCY_BUCKETS}{{job="{job}",le="{bound:g}"}}', 10),)),
                      ExprAt("15m", f"{m.ENDPOINT_LATENCY_BUCKETS}{{{le}}}", (
-                         (f'{m.ENDPOINT_LATENCY_BUCKETS}{{job="{job}",endpoint="/api/v1/media",le="{bound:g}"}}', 10),)),
+                         (m.ENDPOINT_LATENCY_BUCKETS
+                          + _braces({"job": job, "endpoint": "/api/v1/media", "le": f"{bound:g}"}), 10),)),
                  )),
         RuleTest("p95 latency just under the threshold raises nothing",
                  _histogram(config, metric, 600, under, **labels),

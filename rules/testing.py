@@ -12,10 +12,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rules.promql import parse, selectors
-
 from rules.conventions import DESCRIPTION
 from rules.model import AlertingRule, RecordingRule, Rule, RuleGroup
+from rules.promql import parse, selectors
 
 
 @dataclass(frozen=True)

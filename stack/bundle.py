@@ -35,8 +35,9 @@ class Bundle:
     files: dict[str, str]  # relative path -> content
 
     def problems(self, catalog: Catalog = CATALOG) -> list[Problem]:
+        jobs = self.config.jobs.model_dump().values()
         return check_groups(
-            {rule_path(f.name): list(f.groups) for f in self.rule_files}, catalog
+            {rules_path(f.name): list(f.groups) for f in self.rule_files}, catalog.with_jobs(jobs)
         )
 
     def coverage(self):  # noqa: ANN201 - rules.testing.Coverage
@@ -54,11 +55,11 @@ class Bundle:
         return sorted(p for p in self.files if p.startswith(RULES_DIR + "/"))
 
 
-def rule_path(name: str) -> str:
+def rules_path(name: str) -> str:
     return f"{RULES_DIR}/{name}.yaml"
 
 
-def test_path(name: str) -> str:
+def unit_tests_path(name: str) -> str:
     return f"{TESTS_DIR}/{name}.yaml"
 
 
@@ -77,13 +78,13 @@ def build(config: StackConfig) -> Bundle:
     files: dict[str, str] = {}
     generated = rule_files(config)
     for rule_file in generated:
-        files[rule_path(rule_file.name)] = dump_yaml({"groups": [g.to_dict() for g in rule_file.groups]})
+        files[rules_path(rule_file.name)] = dump_yaml({"groups": [g.to_dict() for g in rule_file.groups]})
         if rule_file.tests:
             test = render_test_file(
                 [f"../rules/{rule_file.name}.yaml"], rule_file.groups, rule_file.tests,
                 evaluation_interval=config.evaluation_interval,
             )
-            files[test_path(rule_file.name)] = dump_yaml(test)
+            files[unit_tests_path(rule_file.name)] = dump_yaml(test)
     return Bundle(config, generated, dict(sorted(files.items())))
 
 

@@ -29,7 +29,12 @@ RuleCheck = Callable[[Rule, Analysis | None], Iterator[Finding]]
 
 def _expression_checks() -> dict[str, ExpressionCheck]:
     from rules.checks import (
-        counters, histogram_quantile, labels, le_selector, metrics, vector_matching,
+        counters,
+        histogram_quantile,
+        labels,
+        le_selector,
+        metrics,
+        vector_matching,
     )
     return {
         "metrics": metrics.check,

@@ -6,8 +6,16 @@ from collections.abc import Iterator
 
 from rules.checks import Finding
 from rules.conventions import (
-    ALERT_NAME, DESCRIPTION, RECORD_NAME, REQUIRED_ANNOTATIONS, RUNBOOK_URL, SERVICE_LABEL,
-    SERVICES, SEVERITY_LABEL, SUMMARY, AlertSeverity,
+    ALERT_NAME,
+    DESCRIPTION,
+    RECORD_NAME,
+    REQUIRED_ANNOTATIONS,
+    RUNBOOK_URL,
+    SERVICE_LABEL,
+    SERVICES,
+    SEVERITY_LABEL,
+    SUMMARY,
+    AlertSeverity,
 )
 from rules.model import AlertingRule, Rule
 from rules.problems import Severity

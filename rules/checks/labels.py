@@ -26,6 +26,11 @@ def check(analysis: Analysis) -> Iterator[Finding]:
 
 
 def _selector(analysis: Analysis, node: pp.VectorSelector) -> Iterator[Finding]:
+    jobs = analysis.catalog.jobs
+    for matcher in matchers_of(node):
+        if matcher.name == "job" and matcher.op == pp.MatchOp.Equal and jobs and matcher.value not in jobs:
+            yield Finding(Severity.ERROR, f'job="{matcher.value}" is not a scrape job of this stack '
+                          f"(jobs: {', '.join(sorted(jobs))}), so {node} never matches")
     shape = analysis.shape(node)
     if shape.series is None or shape.open:
         return

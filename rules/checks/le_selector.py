@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-
 from rules.checks import Finding
 from rules.problems import Severity
 from rules.promql import Analysis, matchers_of, selectors
@@ -28,21 +27,22 @@ def portable_le(bound: float) -> str:
 def check(analysis: Analysis) -> Iterator[Finding]:
     for selector in selectors(analysis.root):
         series = analysis.shape(selector).series
+        buckets = series.metric.buckets if series is not None else ()
         for matcher in matchers_of(selector):
             if matcher.name != "le":
                 continue
             op = str(matcher.op).rsplit(".", 1)[-1]
             value = matcher.value
             if op in ("Equal", "NotEqual") and _INTEGER.match(value):
-                yield Finding(Severity.ERROR, f'le="{value}" matches only on Prometheus '
-                              f'{"2" if op == "Equal" else "3"} (Prometheus 3 writes "{value}.0"): '
-                              f'write {portable_le(float(value))}')
+                portable = portable_le(float(value))
+                if op == "NotEqual":
+                    portable = portable.replace("=~", "!~")
+                yield Finding(Severity.ERROR, f'le{"=" if op == "Equal" else "!="}"{value}" behaves differently '
+                              f'on Prometheus 2 ("{value}") and 3 ("{value}.0"): write {portable}')
             bound = _bound(op, value)
-            if bound is not None and series is not None and series.metric.buckets:
-                if bound not in series.metric.buckets and bound != float("inf"):
-                    buckets = ", ".join(f"{b:g}" for b in series.metric.buckets)
-                    yield Finding(Severity.ERROR, f"le {value!r} is not a bucket of {series.metric.name} "
-                                  f"(buckets: {buckets}, +Inf)")
+            if bound is not None and buckets and bound not in buckets and bound != float("inf"):
+                yield Finding(Severity.ERROR, f"le {value!r} is not a bucket of {series.metric.name} "
+                              f"(buckets: {', '.join(f'{b:g}' for b in buckets)}, +Inf)")
 
 
 def _bound(op: str, value: str) -> float | None:

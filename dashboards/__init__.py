@@ -1,0 +1,1 @@
+"""Grafana dashboards as typed Python, checked against the same metric catalog as the rules."""

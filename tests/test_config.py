@@ -1,0 +1,78 @@
+"""Stack config: both stacks load; bad files fail with the file, the key and what is valid."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from stack.cli import main
+from stack.config import ROOT, ConfigError, load_stack
+
+
+def test_both_stacks_load_with_their_own_values() -> None:
+    dev, prod = load_stack("dev"), load_stack("prod")
+    assert (dev.environment, prod.environment) == ("dev", "prod")
+    assert dev.jobs.backend == prod.jobs.backend == "medianest-backend"
+    assert prod.runbook_base_url.startswith("https://")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    shutil.copy(ROOT / "Pulumi.dev.yaml", tmp_path / "Pulumi.dev.yaml")
+    return tmp_path
+
+
+BAD_FILES = [
+    ("malformed YAML", "config: [unclosed\n", "Pulumi.dev.yaml: not valid YAML"),
+    ("an unknown top-level key",
+     "config:\n  medianest-observability:environment: dev\n"
+     "  medianest-observability:runbookBaseUrl: https://r\n  medianest-observability:colour: red\n",
+     "medianest-observability:colour: unknown key; valid keys here: environment, evaluationInterval, "
+     "jobs, runbookBaseUrl, thresholds"),
+    ("a wrong type", "config:\n  medianest-observability:environment: dev\n"
+     "  medianest-observability:runbookBaseUrl: https://r\n"
+     "  medianest-observability:thresholds: {errorRatio: lots}\n",
+     "medianest-observability:thresholds.errorRatio: Input should be a valid number"),
+    ("a ratio given as a percentage", "config:\n  medianest-observability:environment: dev\n"
+     "  medianest-observability:runbookBaseUrl: https://r\n"
+     "  medianest-observability:thresholds: {errorRatio: 5}\n",
+     "thresholds.errorRatio: Input should be less than 1 (got 5)"),
+    ("a missing required key", "config:\n  medianest-observability:environment: dev\n",
+     "medianest-observability:runbookBaseUrl: Field required"),
+    ("a bad duration", "config:\n  medianest-observability:environment: dev\n"
+     "  medianest-observability:runbookBaseUrl: https://r\n"
+     "  medianest-observability:evaluationInterval: 1 minute\n",
+     "medianest-observability:evaluationInterval: Value error, invalid duration '1 minute'"),
+    ("not a mapping", "- a\n- b\n", "expected a mapping"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), [r[1:] for r in BAD_FILES], ids=[r[0] for r in BAD_FILES])
+def test_bad_stack_file_names_the_file_and_key(project: Path, text: str, message: str) -> None:
+    (project / "Pulumi.dev.yaml").write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_stack("dev", project)
+    assert message in str(error.value)
+    assert str(error.value).startswith("Pulumi.dev.yaml")
+
+
+def test_a_missing_stack_lists_the_stacks() -> None:
+    with pytest.raises(ConfigError, match=r"Pulumi.staging.yaml: no such stack file \(stacks: dev, prod\)"):
+        load_stack("staging")
+
+
+def test_other_namespaces_belong_to_providers(project: Path) -> None:
+    text = (ROOT / "Pulumi.dev.yaml").read_text() + "  docker:host: unix:///var/run/docker.sock\n"
+    (project / "Pulumi.dev.yaml").write_text(text)
+    assert load_stack("dev", project).environment == "dev"
+
+
+def test_cli_exits_2_on_bad_config(project: Path, monkeypatch, capsys) -> None:
+    (project / "Pulumi.dev.yaml").write_text("config:\n  medianest-observability:environment: Dev!\n")
+    monkeypatch.setattr("stack.cli.ROOT", project)
+    assert main(["render", "--stack", "dev", "--out", str(project / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "Pulumi.dev.yaml" in err and "medianest-observability:environment" in err
+    assert not (project / "out").exists()
