@@ -55,3 +55,10 @@ def duration_seconds(text: str) -> float:
     if all(v is None for v in values):
         raise ValueError(f"invalid duration {text!r}: use Prometheus units such as 30s, 5m, 1h, 1d")
     return sum(int(v) * unit for v, unit in zip(values, units, strict=True) if v is not None)
+
+
+def number(value: float) -> str:
+    """A number as PromQL and promtool read it: `2` rather than `2.0`, all digits of a byte
+    count kept, no float noise (60 * 0.1 -> 6)."""
+    value = round(float(value), 6)
+    return str(int(value)) if value.is_integer() else repr(value)

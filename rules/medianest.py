@@ -7,7 +7,7 @@ dividing, quantiles sum buckets by `le`, and metrics carry the `medianest_` pref
 
 from __future__ import annotations
 
-from rules.conventions import AlertSeverity
+from rules.conventions import AlertSeverity, number
 from rules.model import RuleGroup, alert, record
 from stack.config import StackConfig
 
@@ -66,42 +66,42 @@ def alerts(config: StackConfig) -> RuleGroup:
               description="{{ if $labels.instance }}Target {{ $labels.instance }} of {{ $labels.job }} "
                           "is down{{ else }}No {{ $labels.job }} target is being scraped{{ end }} "
                           "for more than 1 minute.", **common),
-        alert("HighErrorRate", f"{ERROR_RATIO}{{{sel}}} > {t.error_ratio}", for_="5m",
+        alert("HighErrorRate", f"{ERROR_RATIO}{{{sel}}} > {number(t.error_ratio)}", for_="5m",
               severity=CRITICAL, service="medianest",
               summary="MediaNest backend is failing requests",
               description="{{ $value | humanizePercentage }} of {{ $labels.job }} requests failed "
                           "with a 5xx over the last 5 minutes.", **common),
-        alert("HighResponseTime", f"{LATENCY_P.format(q=95)}{{{sel}}} > {t.response_time_p95_seconds}",
+        alert("HighResponseTime", f"{LATENCY_P.format(q=95)}{{{sel}}} > {number(t.response_time_p95_seconds)}",
               for_="10m", severity=WARNING, service="medianest",
               summary="MediaNest backend responds slowly",
               description="95th percentile latency of {{ $labels.job }} is "
                           "{{ $value | humanizeDuration }} over all endpoints.", **common),
-        alert("SlowDatabaseQueries", f"{DB_QUERY_P95}{{{sel}}} > {t.database_query_p95_seconds}",
+        alert("SlowDatabaseQueries", f"{DB_QUERY_P95}{{{sel}}} > {number(t.database_query_p95_seconds)}",
               for_="10m", severity=WARNING, service="medianest",
               summary="MediaNest database queries are slow",
               description="95th percentile database query time of {{ $labels.job }} is "
                           "{{ $value | humanizeDuration }}.", **common),
         alert("DatabaseConnectionHigh",
-              f"medianest_database_connections_active{{{sel}}} > {t.database_connections}",
+              f"medianest_database_connections_active{{{sel}}} > {number(t.database_connections)}",
               for_="5m", severity=WARNING, service="medianest",
               summary="MediaNest holds many database connections",
               description="{{ $labels.instance }} holds {{ $value }} active database connections.",
               **common),
         alert("HighMemoryUsage",
-              f"medianest_process_resident_memory_bytes{{{sel}}} > {t.resident_memory_bytes}",
+              f"medianest_process_resident_memory_bytes{{{sel}}} > {number(t.resident_memory_bytes)}",
               for_="15m", severity=WARNING, service="medianest",
               summary="MediaNest backend uses a lot of memory",
               description="{{ $labels.instance }} resident memory is {{ $value | humanize1024 }}B.",
               **common),
         alert("MemoryLeakSuspected",
               f"deriv(medianest_nodejs_heap_size_used_bytes{{{sel}}}[15m]) * 60 "
-              f"> {t.heap_growth_bytes_per_minute}",
+              f"> {number(t.heap_growth_bytes_per_minute)}",
               for_="30m", severity=WARNING, service="medianest",
               summary="MediaNest heap keeps growing",
               description="The heap of {{ $labels.instance }} has grown by "
                           "{{ $value | humanize1024 }}B per minute for 30 minutes.", **common),
         alert("EventLoopLagHigh",
-              f"medianest_nodejs_eventloop_lag_seconds{{{sel}}} > {t.event_loop_lag_seconds}",
+              f"medianest_nodejs_eventloop_lag_seconds{{{sel}}} > {number(t.event_loop_lag_seconds)}",
               for_="5m", severity=WARNING, service="medianest",
               summary="MediaNest event loop is lagging",
               description="Event loop lag on {{ $labels.instance }} is "
@@ -122,7 +122,7 @@ def alerts(config: StackConfig) -> RuleGroup:
               summary="Background jobs are queued faster than they finish",
               description="Queue {{ $labels.queue }} receives {{ $value | humanize }} jobs/s, "
                           "more than it finishes.", **common),
-        alert("QueueBacklog", f"medianest_queue_size{{{sel}}} > {t.queue_backlog_items}",
+        alert("QueueBacklog", f"medianest_queue_size{{{sel}}} > {number(t.queue_backlog_items)}",
               for_="15m", severity=WARNING, service="business",
               summary="A processing queue has a backlog",
               description="Queue {{ $labels.queue_name }} has {{ $value }} items pending.",
@@ -133,8 +133,8 @@ def alerts(config: StackConfig) -> RuleGroup:
               description="No active user sessions on {{ $labels.job }} for 30 minutes.", **common),
         alert("AuthenticationFailuresHigh",
               f'sum by (job) (rate({auth}{{{sel},status="failure"}}[10m])) '
-              f"/ sum by (job) (rate({auth}{{{sel}}}[10m])) > {t.auth_failure_ratio} "
-              f"and sum by (job) (rate({auth}{{{sel}}}[10m])) > {t.auth_min_attempts_per_second}",
+              f"/ sum by (job) (rate({auth}{{{sel}}}[10m])) > {number(t.auth_failure_ratio)} "
+              f"and sum by (job) (rate({auth}{{{sel}}}[10m])) > {number(t.auth_min_attempts_per_second)}",
               for_="10m", severity=WARNING, service="medianest",
               summary="Many authentication attempts fail",
               description="{{ $value | humanizePercentage }} of authentication attempts on "

@@ -83,6 +83,12 @@ class Thresholds(_Section):
     postgres_connections_ratio: Ratio = 0.8
     redis_memory_ratio: Ratio = 0.9
     prometheus_storage_ratio: Ratio = 0.8
+    # Share of alerts (Prometheus) or notifications (Alertmanager) that fail to go out.
+    notification_failure_ratio: Ratio = 0.01
+    # Share of Loki requests answered with a 5xx (the Loki mixin's value).
+    loki_error_ratio: Ratio = 0.1
+    # Share of spans Jaeger refuses or fails to store.
+    span_loss_ratio: Ratio = 0.01
 
 
 class StackConfig(_Section):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rules.model import AlertingRule, RuleFile, RuleGroup
-from rules.testing import RuleTest, coverage
+from rules.testing import AlertAt, Firing, RuleTest, coverage
 from stack import tools
 from stack.bundle import build, unit_tests_path
 from stack.config import StackConfig
@@ -51,11 +51,19 @@ def test_a_lowered_threshold_fails_the_healthy_case(dev_config, tmp_path: Path) 
 
 
 def test_coverage_names_what_is_missing() -> None:
-    rule = AlertingRule(alert="Lonely", expr="vector(1)")
+    rule = AlertingRule(alert="Lonely", expr="up == 0")
     group = RuleGroup(name="g", rules=(rule,))
-    result = coverage([group], [RuleTest("only fires", ())])
+    result = coverage([group], [RuleTest("only fires", (), alerts=(AlertAt("1m", "Lonely", (Firing(),)),))])
     assert result.ratio == 0
-    assert result.missing == ("Lonely (no firing and silent case)",)
+    assert result.missing == ("Lonely (no silent case)",)
+
+
+def test_an_always_firing_alert_needs_no_silent_case() -> None:
+    watchdog = AlertingRule(alert="Watchdog", expr="vector(1)")
+    group = RuleGroup(name="g", rules=(watchdog,))
+    assert coverage([group], [RuleTest("t", ())]).missing == ("Watchdog (no firing case)",)
+    fires = RuleTest("t", (), alerts=(AlertAt("1m", "Watchdog", (Firing(),)),))
+    assert coverage([group], [fires]).ratio == 1
 
 
 def test_every_alert_fires_and_stays_silent_somewhere(bundle) -> None:
