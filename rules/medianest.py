@@ -8,6 +8,7 @@ dividing, quantiles sum buckets by `le`, and metrics carry the `medianest_` pref
 from __future__ import annotations
 
 from rules.conventions import AlertSeverity, number
+from rules.expressions import down_description, target_down
 from rules.model import RuleGroup, alert, record
 from stack.config import StackConfig
 
@@ -60,12 +61,10 @@ def alerts(config: StackConfig) -> RuleGroup:
     jobs_total = "medianest_background_jobs_total"
     auth = "medianest_auth_attempts_total"
     return RuleGroup(name="medianest.alerts", rules=(
-        alert("ApplicationDown", f"up{{{sel}}} == 0 or absent(up{{{sel}}})", for_="1m",
+        alert("ApplicationDown", target_down(job), for_="1m",
               severity=CRITICAL, service="medianest",
               summary="MediaNest backend is down",
-              description="{{ if $labels.instance }}Target {{ $labels.instance }} of {{ $labels.job }} "
-                          "is down{{ else }}No {{ $labels.job }} target is being scraped{{ end }} "
-                          "for more than 1 minute.", **common),
+              description=down_description("The MediaNest backend", "1 minute"), **common),
         alert("HighErrorRate", f"{ERROR_RATIO}{{{sel}}} > {number(t.error_ratio)}", for_="5m",
               severity=CRITICAL, service="medianest",
               summary="MediaNest backend is failing requests",

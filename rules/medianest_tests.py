@@ -48,7 +48,7 @@ def _availability(config: StackConfig) -> list[RuleTest]:
         RuleTest("A backend target down for a minute pages", (
             _series(config, up, "1 0 0 0 0"),), alerts=(
             AlertAt("3m", "ApplicationDown", (Firing(_target(config),
-                    f"Target {m.INSTANCE} of {job} is down for more than 1 minute."),)),)),
+                    f"The MediaNest backend cannot be reached through {m.INSTANCE} for more than 1 minute."),)),)),
         RuleTest("A backend that vanished from service discovery pages", (
             Series('up{job="other"}', "1x10"),), alerts=(
             AlertAt("3m", "ApplicationDown", (Firing({"job": job},

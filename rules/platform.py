@@ -9,6 +9,7 @@ stays silent just under it, or over it for less than its `for`.
 from __future__ import annotations
 
 from rules.conventions import AlertSeverity, number
+from rules.expressions import down_description, target_down
 from rules.humanize import humanize_percentage as pct
 from rules.humanize import value
 from rules.model import RuleFile, RuleGroup, alert
@@ -17,7 +18,6 @@ from stack.config import StackConfig
 
 CRITICAL, WARNING, INFO = AlertSeverity.CRITICAL, AlertSeverity.WARNING, AlertSeverity.INFO
 
-# Thresholds the stack config does not carry (yet).
 
 # Instances as the scrape configs name them.
 NODE = "node-exporter:9100"
@@ -31,20 +31,6 @@ GRAFANA = "grafana:3000"
 HEALTH_URL = "https://medianest.example.com/api/health"
 
 GIB = 1024**3
-
-
-def _down(job: str, exporter_up: str | None = None) -> str:
-    """Down when the target's scrape fails, when no target of the job is scraped at all (a renamed
-    job, a broken service discovery) and, for an exporter, when it cannot reach its service."""
-    sel = f'job="{job}"'
-    expr = f"up{{{sel}}} == 0 or absent(up{{{sel}}})"
-    return f"{exporter_up}{{{sel}}} == 0 or {expr}" if exporter_up else expr
-
-
-def _down_description(what: str, duration: str) -> str:
-    return ("{{ if $labels.instance }}" + what + " cannot be reached through {{ $labels.instance }}"
-            "{{ else }}No {{ $labels.job }} target is being scraped{{ end }} for more than "
-            + duration + ".")
 
 
 def _loss_ratio(failed: str, succeeded: str, by: str, sel: str) -> str:
@@ -62,14 +48,14 @@ def exporter_alerts(config: StackConfig) -> RuleGroup:
     redis = f'job="{jobs.redis}"'
     probe = f'job="{jobs.blackbox}"'
     return RuleGroup(name="platform.exporters", rules=(
-        alert("PostgresDown", _down(jobs.postgres, "pg_up"), for_="1m",
+        alert("PostgresDown", target_down(jobs.postgres, "pg_up"), for_="1m",
               severity=CRITICAL, service="database",
               summary="PostgreSQL is down",
-              description=_down_description("PostgreSQL (or its exporter)", "1 minute"), **common),
-        alert("RedisDown", _down(jobs.redis, "redis_up"), for_="1m",
+              description=down_description("PostgreSQL (or its exporter)", "1 minute"), **common),
+        alert("RedisDown", target_down(jobs.redis, "redis_up"), for_="1m",
               severity=CRITICAL, service="cache",
               summary="Redis is down",
-              description=_down_description("Redis (or its exporter)", "1 minute"), **common),
+              description=down_description("Redis (or its exporter)", "1 minute"), **common),
         alert("HostHighCpu",
               f'1 - avg by (job, instance) (rate(node_cpu_seconds_total{{{node},mode="idle"}}[5m])) '
               f"> {t.host_cpu_ratio}",
@@ -229,13 +215,13 @@ def meta_alerts(config: StackConfig) -> RuleGroup:
               description="{{ $value | humanizePercentage }} of the {{ $labels.route }} requests to "
                           "{{ $labels.job }} failed with a 5xx over the last 5 minutes.", **common),
         # Critical: Alloy buffers logs for a while only, then they are lost.
-        alert("LokiDown", _down(jobs.loki), for_="2m", severity=CRITICAL, service="platform",
+        alert("LokiDown", target_down(jobs.loki), for_="2m", severity=CRITICAL, service="platform",
               summary="Loki is down",
-              description=_down_description("Loki", "2 minutes"), **common),
+              description=down_description("Loki", "2 minutes"), **common),
         # Warning: traces are sampled and best effort; nothing else depends on them.
-        alert("JaegerDown", _down(jobs.jaeger), for_="5m", severity=WARNING, service="platform",
+        alert("JaegerDown", target_down(jobs.jaeger), for_="5m", severity=WARNING, service="platform",
               summary="Jaeger is down",
-              description=_down_description("Jaeger", "5 minutes"), **common),
+              description=down_description("Jaeger", "5 minutes"), **common),
         alert("JaegerSpansRefused",
               _loss_ratio("otelcol_receiver_refused_spans_total", "otelcol_receiver_accepted_spans_total",
                           "job, instance, receiver", jaeger) + f" > {number(t.span_loss_ratio)}",

@@ -1,0 +1,17 @@
+"""PromQL building blocks shared by the rule definitions."""
+
+from __future__ import annotations
+
+
+def target_down(job: str, exporter_up: str | None = None) -> str:
+    """Down when the target's scrape fails, when no target of the job is scraped at all (a renamed
+    job, a broken service discovery) and, for an exporter, when it cannot reach its service."""
+    sel = f'job="{job}"'
+    expr = f"up{{{sel}}} == 0 or absent(up{{{sel}}})"
+    return f"{exporter_up}{{{sel}}} == 0 or {expr}" if exporter_up else expr
+
+
+def down_description(what: str, duration: str) -> str:
+    return ("{{ if $labels.instance }}" + what + " cannot be reached through {{ $labels.instance }}"
+            "{{ else }}No {{ $labels.job }} target is being scraped{{ end }} for more than "
+            + duration + ".")
