@@ -62,3 +62,16 @@ def number(value: float) -> str:
     count kept, no float noise (60 * 0.1 -> 6)."""
     value = round(float(value), 6)
     return str(int(value)) if value.is_integer() else repr(value)
+
+
+# SLO rules (level:metric:operations, Sloth's names). Every series carries `slo="<name>"`.
+TIER_LABEL = "tier"
+SLO_ERROR_RATIO = "slo:sli_error:ratio_rate{window}"
+SLO_EVENTS_RATE = "slo:sli_events:rate5m"
+SLO_ERROR_EVENTS_RATE = "slo:sli_error_events:rate5m"
+SLO_OBJECTIVE = "slo:objective:ratio"
+SLO_ERROR_BUDGET = "slo:error_budget:ratio"
+SLO_BUDGET_REMAINING = "slo:period_error_budget_remaining:ratio"
+SLO_BURN_RATE = "slo:current_burn_rate:ratio"
+SLO_BURN_ALERT = "SLOErrorBudgetBurn"
+SLO_NO_DATA_ALERT = "SLONoData"

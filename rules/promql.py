@@ -222,7 +222,8 @@ class Analysis:
         families = lhs.families | rhs.families
         if op in _SET_OPS:
             if op == "or":
-                return Shape("vector", lhs.labels | rhs.labels, lhs.open or rhs.open, {}, families)
+                agreed = {k: v for k, v in lhs.pinned.items() if rhs.pinned.get(k) == v}
+                return Shape("vector", lhs.labels | rhs.labels, lhs.open or rhs.open, agreed, families)
             return replace(lhs, series=None)
         modifier = node.modifier
         kind, labels = modifier_labels(modifier)

@@ -90,7 +90,9 @@ def render_test_file(
     rule_files: Sequence[str], groups: Iterable[RuleGroup], tests: Iterable[RuleTest],
     evaluation_interval: str = "1m",
 ) -> dict[str, Any]:
-    alerts = {r.alert: r for g in groups for r in g.rules if isinstance(r, AlertingRule)}
+    alerts: dict[str, list[AlertingRule]] = {}
+    for rule in (r for g in groups for r in g.rules if isinstance(r, AlertingRule)):
+        alerts.setdefault(rule.alert, []).append(rule)
     return {
         "rule_files": list(rule_files),
         "evaluation_interval": evaluation_interval,
@@ -98,7 +100,7 @@ def render_test_file(
     }
 
 
-def _render_test(test: RuleTest, alerts: dict[str, AlertingRule]) -> dict[str, Any]:
+def _render_test(test: RuleTest, alerts: dict[str, list[AlertingRule]]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "name": test.name,
         "interval": test.interval,
@@ -118,12 +120,23 @@ def _render_test(test: RuleTest, alerts: dict[str, AlertingRule]) -> dict[str, A
     return out
 
 
-def _render_alert_at(check: AlertAt, alerts: dict[str, AlertingRule]) -> dict[str, Any]:
-    rule = alerts.get(check.alert)
-    if rule is None:
+def _rule_for(check: AlertAt, firing: Firing, alerts: dict[str, list[AlertingRule]]) -> AlertingRule:
+    """The rule an expected instance comes from; rules sharing a name (an SLO's page and
+    ticket) are told apart by the static labels the expectation names."""
+    rules = alerts.get(check.alert)
+    if not rules:
         raise KeyError(f"test expects alert {check.alert!r}, which no rule defines")
+    matching = [r for r in rules if all(firing.labels.get(k, v) == v for k, v in r.labels.items())]
+    if len(matching) != 1:
+        raise ValueError(f"test of {check.alert}: labels {firing.labels} match {len(matching)} rules; "
+                         "name the label that tells them apart")
+    return matching[0]
+
+
+def _render_alert_at(check: AlertAt, alerts: dict[str, list[AlertingRule]]) -> dict[str, Any]:
     expected = []
     for firing in check.firing:
+        rule = _rule_for(check, firing, alerts)
         annotations = dict(rule.annotations)
         if firing.description is not None:
             annotations[DESCRIPTION] = firing.description

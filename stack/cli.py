@@ -4,15 +4,17 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rules.problems import Severity, has_errors
 from stack import tools
-from stack.bundle import Bundle, build
+from stack.bundle import ALERTMANAGER_CONFIG, Bundle, build, unit_tests_path
 from stack.config import ROOT, ConfigError, load_stack
 from stack.output import write_tree
 
@@ -28,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     render.add_argument("--out", type=Path, required=True, help="directory to (re)write")
     check = commands.add_parser("check", help="static checks and the tools' own validation")
     check.add_argument("--stack", choices=(*STACKS, "all"), default="all")
-    test = commands.add_parser("test", help="run the generated promtool unit tests")
+    test = commands.add_parser("test", help="run the generated promtool unit tests and amtool route tests")
     test.add_argument("--stack", choices=(*STACKS, "all"), default="all")
     test.add_argument("--junit", type=Path, help="write JUnit XML results here")
     args = parser.parse_args(argv)
@@ -79,8 +81,13 @@ def cmd_check(args: argparse.Namespace) -> int:
             if not run.ok:
                 print(f"[{stack}] promtool check rules failed:\n{run.output}")
                 ok = False
+            amtool = tools.amtool_check_config(out / ALERTMANAGER_CONFIG)
+            if not amtool.ok:
+                print(f"[{stack}] amtool check-config failed:\n{amtool.output}")
+                ok = False
         print(f"check: {stack}: {len(bundle.rule_paths)} rule files "
               f"{'pass' if ok else 'have problems'}")
+        print(f"check: {stack}: {ALERTMANAGER_CONFIG} {'passes' if amtool.ok else 'fails'} amtool check-config")
     return OK if ok else PROBLEMS
 
 
@@ -88,6 +95,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 class _Suite:
     name: str
     cases: list[tuple[str, str | None]] = field(default_factory=list)  # (test, failure)
+    tool: str = "promtool"
 
 
 def cmd_test(args: argparse.Namespace) -> int:
@@ -98,10 +106,11 @@ def cmd_test(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "out"
             write_tree(bundle.files, out)
-            for rule_file in bundle.rule_files:
-                if not rule_file.tests:
-                    continue
-                run = tools.promtool_test_rules(out / f"prometheus/tests/{rule_file.name}.yaml")
+            tested = [f for f in bundle.rule_files if f.tests]
+            # One promtool per file, side by side: the SLO scenarios simulate days.
+            with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+                runs = pool.map(lambda f: tools.promtool_test_rules(out / unit_tests_path(f.name)), tested)
+            for rule_file, run in zip(tested, runs, strict=True):
                 failed = tools.failed_test_names(run.output) if not run.ok else set()
                 if not run.ok and not failed:  # the file itself was rejected
                     failed = {t.name for t in rule_file.tests}
@@ -114,6 +123,8 @@ def cmd_test(args: argparse.Namespace) -> int:
                 if not run.ok:
                     print(run.output)
                     ok = False
+            suites.append(_route_tests(stack, bundle, out))
+            ok = ok and not any(failure for _, failure in suites[-1].cases)
         cov = bundle.coverage()
         print(f"test: {stack}: {cov.render()}")
         if cov.ratio < 1.0:
@@ -121,6 +132,20 @@ def cmd_test(args: argparse.Namespace) -> int:
     if args.junit:
         _write_junit(args.junit, suites)
     return OK if ok else PROBLEMS
+
+
+def _route_tests(stack: str, bundle: Bundle, out: Path) -> _Suite:
+    """amtool on the rendered Alertmanager config: every alert reaches its receivers."""
+    suite = _Suite(f"{stack}.alertmanager-routes", tool="amtool")
+    for case in bundle.route_cases:
+        run = tools.amtool_test_route(out / ALERTMANAGER_CONFIG, case.labels, case.receivers)
+        failure = None if run.ok else f"reached {run.output}"
+        suite.cases.append((case.name, failure))
+        if failure:
+            print(f"test: {stack}: FAILED {case.name}: {failure}")
+    passed = sum(1 for _, failure in suite.cases if not failure)
+    print(f"test: {stack}: alertmanager routes: {passed}/{len(suite.cases)} passed")
+    return suite
 
 
 def _write_junit(path: Path, suites: list[_Suite]) -> None:
@@ -132,7 +157,7 @@ def _write_junit(path: Path, suites: list[_Suite]) -> None:
         for name, failure in suite.cases:
             case = ET.SubElement(node, "testcase", classname=suite.name, name=name)
             if failure:
-                ET.SubElement(case, "failure", message="promtool test failed").text = failure
+                ET.SubElement(case, "failure", message=f"{suite.tool} test failed").text = failure
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(root).write(path, encoding="unicode", xml_declaration=True)
 

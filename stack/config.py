@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 from rules.conventions import duration_seconds
@@ -32,7 +33,25 @@ def _https(value: str) -> str:
     return value
 
 
+def _secret_file(value: str) -> str:
+    if not value.startswith("/") or value.endswith("/"):
+        raise ValueError("must be the absolute path of a mounted secret file, e.g. "
+                         "/etc/alertmanager/secrets/<name> (the secret itself never goes in config)")
+    return value
+
+
+def _webhook_url(value: str) -> str:
+    _https(value)
+    parts = urlsplit(value)
+    if parts.username or parts.password or parts.query:
+        raise ValueError("must not carry credentials (user:password@ or a query string): "
+                         "put the token in a file named by credentialsFile")
+    return value
+
+
 Duration = Annotated[str, AfterValidator(_duration)]
+SecretFile = Annotated[str, AfterValidator(_secret_file)]
+WebhookUrl = Annotated[str, AfterValidator(_webhook_url)]
 Ratio = Annotated[float, Field(gt=0, lt=1)]
 Positive = Annotated[float, Field(gt=0)]
 
@@ -91,6 +110,77 @@ class Thresholds(_Section):
     span_loss_ratio: Ratio = 0.01
 
 
+class SlackChannel(_Section):
+    """A Slack incoming webhook; its URL is the secret, read from a mounted file."""
+
+    api_url_file: SecretFile
+    channel: str = Field(pattern=r"^[#@][a-z0-9._-]+$")
+
+
+class PagerDuty(_Section):
+    """A PagerDuty Events API v2 integration; its routing key is read from a mounted file."""
+
+    routing_key_file: SecretFile
+
+
+class Email(_Section):
+    to: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    from_: str = Field(alias="from", pattern=r"^[^@\s]+@[^@\s]+$")
+    smarthost: str = Field(pattern=r"^[A-Za-z0-9.-]+:[0-9]+$")
+    auth_username: str | None = None
+    auth_password_file: SecretFile | None = None
+    require_tls: bool = True
+
+
+class Webhook(_Section):
+    """A webhook; when it needs a secret, a bearer token read from `credentialsFile`."""
+
+    url: WebhookUrl
+    credentials_file: SecretFile | None = None
+
+
+class Integrations(_Section):
+    pagerduty: tuple[PagerDuty, ...] = ()
+    slack: tuple[SlackChannel, ...] = ()
+    email: tuple[Email, ...] = ()
+    webhook: tuple[Webhook, ...] = ()
+
+    @model_validator(mode="after")
+    def _some(self) -> Integrations:
+        if not (self.pagerduty or self.slack or self.email or self.webhook):
+            raise ValueError("configure at least one of pagerduty, slack, email, webhook "
+                             "(or leave the receiver out to use localWebhookUrl)")
+        return self
+
+
+class Receivers(_Section):
+    """Where each receiver of the routing policy (rules/alerting_policy.py) notifies."""
+
+    critical_alerts: Integrations | None = None
+    business_team: Integrations | None = None
+    tickets: Integrations | None = None
+    default: Integrations | None = None
+    deadman: Integrations | None = None
+
+
+class Alerting(_Section):
+    # A receiver not configured in `receivers` posts to <localWebhookUrl>/<receiver>, so a stack
+    # without real receivers (dev) still delivers every alert somewhere. Null: every receiver
+    # must be configured.
+    local_webhook_url: WebhookUrl | None = "http://127.0.0.1:9099"
+    receivers: Receivers = Receivers()
+
+    @model_validator(mode="after")
+    def _nothing_dropped(self) -> Alerting:
+        if self.local_webhook_url is None:
+            missing = [f.alias or n for n, f in Receivers.model_fields.items()
+                       if getattr(self.receivers, n) is None]
+            if missing:
+                raise ValueError(f"receivers {', '.join(missing)} are not configured and "
+                                 "localWebhookUrl is null: their alerts would be dropped")
+        return self
+
+
 class StackConfig(_Section):
     environment: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
     runbook_base_url: Annotated[str, AfterValidator(_https)]
@@ -98,6 +188,8 @@ class StackConfig(_Section):
     thresholds: Thresholds = Thresholds()
     # The rule evaluation interval of Prometheus; promtool tests evaluate at the same pace.
     evaluation_interval: Duration = "1m"
+    # Alertmanager receivers: where notifications go (routing itself is rules/alerting_policy.py).
+    alerting: Alerting = Alerting()
 
 
 def stack_file(stack: str, root: Path = ROOT) -> Path:
@@ -166,11 +258,19 @@ def _describe(error: ValidationError, source: str) -> str:
 
 
 def _valid_keys(loc: tuple[Any, ...]) -> list[str]:
-    model: type[BaseModel] = StackConfig
+    model: type[BaseModel] | None = StackConfig
     for part in loc:
+        if isinstance(part, int):  # an item of a list
+            continue
         field = next((f for n, f in model.model_fields.items() if f.alias == part or n == part), None)
-        annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        model = _model_in(getattr(field, "annotation", None))
+        if model is None:
             return []
-        model = annotation
     return sorted(f.alias or n for n, f in model.model_fields.items())
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds, through `X | None` and `tuple[X, ...]`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next((m for m in map(_model_in, get_args(annotation)) if m is not None), None)

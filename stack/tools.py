@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,3 +57,20 @@ _FAILED_TEST = re.compile(r"^\s*name: (?P<name>.+),\s*$", re.MULTILINE)
 def failed_test_names(output: str) -> set[str]:
     """Names of the test groups promtool reports as failed."""
     return {m.group("name") for m in _FAILED_TEST.finditer(output)}
+
+
+def amtool_check_config(path: Path) -> ToolRun:
+    """Alertmanager's own validation of a config file and the templates it loads."""
+    return run(["amtool", "check-config", str(path)])
+
+
+# amtool warns on every offline call that --config.file overrides --alertmanager.url.
+_URL_WARNING = re.compile(r"^Warning: --config.file flag overrides the --alertmanager.url.\n?", re.MULTILINE)
+
+
+def amtool_test_route(config: Path, labels: Mapping[str, str], receivers: Sequence[str]) -> ToolRun:
+    """Whether an alert with these labels reaches exactly these receivers (exit 1 when not)."""
+    run_ = run(["amtool", "config", "routes", "test", f"--config.file={config}",
+                f"--verify.receivers={','.join(receivers)}",
+                *(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in sorted(labels.items()))])
+    return ToolRun(run_.command, run_.returncode, _URL_WARNING.sub("", run_.output).strip())

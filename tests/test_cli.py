@@ -49,7 +49,8 @@ def broken_rules(monkeypatch):
         bad = alert("bad_alert", 'rate(medianest_queue_size{queue="x"}[5m]) > 1', for_="5 min",
                     severity="page", service="medianest", summary="s", description="d",
                     runbook_base_url=config.runbook_base_url)
-        return (*real(config), RuleFile(name="broken", groups=(RuleGroup(name="broken", rules=(bad,)),)))
+        files, problems = real(config)
+        return (*files, RuleFile(name="broken", groups=(RuleGroup(name="broken", rules=(bad,)),))), problems
 
     monkeypatch.setattr(bundle_module, "rule_files", with_bad_rule)
 

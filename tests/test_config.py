@@ -24,13 +24,16 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
+_ALERTING = ("config:\n  medianest-observability:environment: dev\n"
+             "  medianest-observability:runbookBaseUrl: https://r\n")
+
 BAD_FILES = [
     ("malformed YAML", "config: [unclosed\n", "Pulumi.dev.yaml: not valid YAML"),
     ("an unknown top-level key",
      "config:\n  medianest-observability:environment: dev\n"
      "  medianest-observability:runbookBaseUrl: https://r\n  medianest-observability:colour: red\n",
-     "medianest-observability:colour: unknown key; valid keys here: environment, evaluationInterval, "
-     "jobs, runbookBaseUrl, thresholds"),
+     "medianest-observability:colour: unknown key; valid keys here: alerting, environment, "
+     "evaluationInterval, jobs, runbookBaseUrl, thresholds"),
     ("a wrong type", "config:\n  medianest-observability:environment: dev\n"
      "  medianest-observability:runbookBaseUrl: https://r\n"
      "  medianest-observability:thresholds: {errorRatio: lots}\n",
@@ -46,6 +49,37 @@ BAD_FILES = [
      "  medianest-observability:evaluationInterval: 1 minute\n",
      "medianest-observability:evaluationInterval: Value error, invalid duration '1 minute'"),
     ("not a mapping", "- a\n- b\n", "expected a mapping"),
+    *(  # Alertmanager receivers: secrets only as mounted files, nothing left unrouted.
+        (name, _ALERTING + "  medianest-observability:alerting: " + alerting + "\n", message)
+        for name, alerting, message in [
+            ("an inline Slack webhook URL is not a key",
+             "{receivers: {criticalAlerts: {slack: [{apiUrl: 'https://hooks.slack.com/x', channel: '#a'}]}}}",
+             "medianest-observability:alerting.receivers.criticalAlerts.slack.0.apiUrl: unknown key; "
+             "valid keys here: apiUrlFile, channel"),
+            ("an inline PagerDuty key is not a key",
+             "{receivers: {criticalAlerts: {pagerduty: [{routingKey: abc123}]}}}",
+             "alerting.receivers.criticalAlerts.pagerduty.0.routingKey: unknown key; "
+             "valid keys here: routingKeyFile"),
+            ("a receiver the policy does not have",
+             "{receivers: {pager: {slack: [{apiUrlFile: /s/x, channel: '#a'}]}}}",
+             "medianest-observability:alerting.receivers.pager: unknown key; valid keys here: "
+             "businessTeam, criticalAlerts, deadman, default, tickets"),
+            ("a secret file given as a relative path",
+             "{receivers: {tickets: {email: [{to: t@m.com, from: a@m.com, smarthost: 'smtp:587', "
+             "authPasswordFile: smtp-password}]}}}",
+             "alerting.receivers.tickets.email.0.authPasswordFile: Value error, must be the absolute "
+             "path of a mounted secret file"),
+            ("a webhook URL carrying a token",
+             "{receivers: {deadman: {webhook: [{url: 'https://hb.example/ping?token=abc'}]}}}",
+             "alerting.receivers.deadman.webhook.0.url: Value error, must not carry credentials"),
+            ("a receiver with no integration", "{receivers: {default: {}}}",
+             "alerting.receivers.default: Value error, configure at least one of pagerduty, slack"),
+            ("receivers left out with no local webhook to fall back on",
+             "{localWebhookUrl: null, receivers: {default: {slack: [{apiUrlFile: /s/x, channel: '#a'}]}}}",
+             "medianest-observability:alerting: Value error, receivers criticalAlerts, businessTeam, "
+             "tickets, deadman are not configured and localWebhookUrl is null"),
+        ]
+    ),
 ]
 
 
@@ -61,6 +95,17 @@ def test_bad_stack_file_names_the_file_and_key(project: Path, text: str, message
 def test_a_missing_stack_lists_the_stacks() -> None:
     with pytest.raises(ConfigError, match=r"Pulumi.staging.yaml: no such stack file \(stacks: dev, prod\)"):
         load_stack("staging")
+
+
+def test_cli_exits_2_on_bad_receiver_config(project: Path, monkeypatch, capsys) -> None:
+    text = (ROOT / "Pulumi.dev.yaml").read_text().replace(
+        "localWebhookUrl: http://127.0.0.1:9099",
+        "localWebhookUrl: http://127.0.0.1:9099\n    receivers: {default: {slack: [{apiUrl: https://hooks/x}]}}")
+    (project / "Pulumi.dev.yaml").write_text(text)
+    monkeypatch.setattr("stack.cli.ROOT", project)
+    assert main(["check", "--stack", "dev"]) == 2
+    err = capsys.readouterr().err
+    assert "Pulumi.dev.yaml" in err and "medianest-observability:alerting.receivers.default.slack.0.apiUrl" in err
 
 
 def test_other_namespaces_belong_to_providers(project: Path) -> None:

@@ -1,0 +1,129 @@
+"""When a burn-rate alert fires: the closed form for a report, and a minute-by-minute model of
+what Prometheus computes, for the expectations of generated promtool scenarios.
+
+The model follows Prometheus: `rate(x[w])` at time t uses the samples in (t-w, t] (Prometheus
+3; 2.x also takes a sample at exactly t-w), so with one sample a minute the error ratio is the
+traffic-weighted share of bad events over the last w/1m - 1 (or w/1m) one-minute intervals,
+fewer while the series is younger than the window; `avg_over_time` averages those samples.
+Scenario checkpoints are only placed where both readings agree.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cached_property
+from itertools import accumulate
+
+from rules.conventions import duration_seconds
+from rules.slo.windows import BurnWindow
+
+STEP = 60  # seconds between samples and between rule evaluations in the scenarios
+
+
+def closed_form(window: BurnWindow, budget: Decimal, error_ratio: float) -> float | None:
+    """Seconds from the start of a constant error ratio (after a clean history at least as
+    long as the window) until both windows of this path exceed the factor; None: never."""
+    threshold = float(window.factor * budget)
+    if error_ratio <= threshold:
+        return None
+    return threshold * window.long / error_ratio
+
+
+def tier_detection(windows: Sequence[BurnWindow], tier: str, budget: Decimal, error_ratio: float,
+                   for_seconds: float = 0) -> float | None:
+    times = [t for w in windows if w.tier == tier if (t := closed_form(w, budget, error_ratio)) is not None]
+    return min(times) + for_seconds if times else None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Error ratio for each one-minute interval k (from minute k-1 to k), constant traffic."""
+
+    errors: tuple[float, ...]
+
+    @classmethod
+    def of(cls, *segments: tuple[float, int]) -> Schedule:
+        out: list[float] = []
+        for ratio, minutes in segments:
+            out += [ratio] * minutes
+        return cls(tuple(out))
+
+    @property
+    def minutes(self) -> int:
+        return len(self.errors)
+
+    @cached_property
+    def _prefix(self) -> list[float]:
+        """_prefix[k] = sum of the first k intervals' error ratios (window sums in O(1))."""
+        return [0.0, *accumulate(self.errors)]
+
+    def ratio(self, minute: int, window_seconds: int, gauge: bool = False, closed: bool = False) -> float | None:
+        samples = window_seconds // STEP + (1 if closed else 0)
+        if gauge:
+            # avg_over_time of a 0/1 gauge sampled each minute; minute 0 holds interval 1's value.
+            first = max(0, minute - samples + 1)
+            at_zero = self.errors[0] if first == 0 else 0.0
+            first_interval = max(1, first)
+            total = self._prefix[minute] - self._prefix[first_interval - 1] + at_zero
+            return total / (minute - first + 1)
+        first = max(1, minute - samples + 2)  # intervals whose both ends are in the window
+        if minute < 1 or first > minute:
+            return None
+        return (self._prefix[minute] - self._prefix[first - 1]) / (minute - first + 1)
+
+
+def tiers_firing(schedule: Schedule, windows: Sequence[BurnWindow], budget: Decimal, minute: int,
+                 gauge: bool = False, closed: bool = False) -> set[str]:
+    """Tiers whose condition holds at this evaluation (before any `for`)."""
+    firing = set()
+    for window in windows:
+        threshold = float(window.factor * budget)
+        long = schedule.ratio(minute, window.long, gauge, closed)
+        short = schedule.ratio(minute, window.short, gauge, closed)
+        if long is not None and short is not None and long > threshold and short > threshold:
+            firing.add(window.tier)
+    return firing
+
+
+def timeline(schedule: Schedule, windows: Sequence[BurnWindow], budget: Decimal, for_: str | None = None,
+             gauge: bool = False, closed: bool = False) -> list[set[str]]:
+    """The tiers firing at each minute 0..N, honouring `for` as Prometheus does."""
+    wait = math.ceil(duration_seconds(for_) / STEP) if for_ else 0
+    active_since: dict[str, int] = {}
+    out = []
+    for minute in range(schedule.minutes + 1):
+        now = tiers_firing(schedule, windows, budget, minute, gauge, closed)
+        active_since = {t: active_since.get(t, minute) for t in now}
+        out.append({t for t, since in active_since.items() if minute - since >= wait})
+    return out
+
+
+def certain_minutes(schedule: Schedule, windows: Sequence[BurnWindow], budget: Decimal,
+                    for_: str | None = None, gauge: bool = False) -> tuple[list[set[str]], set[int]]:
+    """The timeline, and the minutes where it is certain: both window readings agree there and
+    nothing changes within a minute either side (rate extrapolation stays well inside that)."""
+    open_ = timeline(schedule, windows, budget, for_, gauge, closed=False)
+    closed = timeline(schedule, windows, budget, for_, gauge, closed=True)
+    unsure = {m + d for m in transitions(open_) + transitions(closed) for d in (-1, 0, 1)}
+    unsure |= {m for m in range(len(open_)) if open_[m] != closed[m]}
+    return open_, {m for m in range(len(open_)) if m not in unsure}
+
+
+def transitions(states: Sequence[set[str]]) -> list[int]:
+    """Minutes at which the set of firing tiers changes."""
+    return [m for m in range(1, len(states)) if states[m] != states[m - 1]]
+
+
+def human(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}m"
+    if seconds < 3 * 86400:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"

@@ -1,0 +1,173 @@
+"""SLO -> rule group: SLI error ratios per window, budget series and burn-rate alerts.
+
+Pure functions of a validated SLO; `validate.py` has already rejected what would not work.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import promql_parser as pp
+
+from rules.checks.le_selector import portable_le
+from rules.conventions import (
+    SLO_BUDGET_REMAINING,
+    SLO_BURN_ALERT,
+    SLO_BURN_RATE,
+    SLO_ERROR_BUDGET,
+    SLO_ERROR_EVENTS_RATE,
+    SLO_ERROR_RATIO,
+    SLO_EVENTS_RATE,
+    SLO_LABEL,
+    SLO_NO_DATA_ALERT,
+    SLO_OBJECTIVE,
+    TIER_LABEL,
+    AlertSeverity,
+)
+from rules.model import AlertingRule, RecordingRule, RuleGroup, alert, record
+from rules.slo.spec import SLO, GaugeSLI, LatencySLI, RatioSLI
+from rules.slo.windows import BurnWindow, burn_windows, window_name
+
+NO_DATA_DESCRIPTION = ("SLO {slo} has had no SLI data for 15 minutes: its burn-rate alerts cannot fire. "
+                       "Check the scrape target and the SLI's metric names.")
+SEVERITY = {"page": AlertSeverity.CRITICAL, "ticket": AlertSeverity.WARNING}
+
+
+def decimal_text(value: Decimal) -> str:
+    """0.001 rather than 1E-3 or 0.0010: exact and readable."""
+    text = format(value.normalize(), "f")
+    return text
+
+
+def rule_group(slo: SLO, runbook_base_url: str) -> RuleGroup:
+    windows = burn_windows(slo.period)
+    return RuleGroup(name=f"slo.{slo.name}", rules=(
+        *recording_rules(slo, windows), *alerting_rules(slo, windows, runbook_base_url),
+    ))
+
+
+def sli_windows(windows: tuple[BurnWindow, ...]) -> list[int]:
+    return sorted({w.long for w in windows} | {w.short for w in windows} | {300})
+
+
+def _by(slo: SLO) -> str:
+    return f"sum by ({', '.join(slo.grouping)})" if slo.grouping else "sum"
+
+
+def _with_range(selector: str, window: str) -> str:
+    return f"{selector}[{window}]"
+
+
+def _total_selector(sli: RatioSLI | LatencySLI) -> str:
+    if isinstance(sli, RatioSLI):
+        return sli.total
+    return f"{sli.histogram}_count{{{sli.matchers}}}"
+
+
+def _good_selector(sli: LatencySLI) -> str:
+    le = portable_le(sli.threshold_seconds)
+    matchers = f"{sli.matchers},{le}" if sli.matchers else le
+    return f"{sli.histogram}_bucket{{{matchers}}}"
+
+
+def error_ratio_expr(slo: SLO, window: str) -> str:
+    """The share of bad events over `window`. A numerator with no series (no error ever
+    happened) counts as zero, not as no data."""
+    sli, by = slo.sli, _by(slo)
+    if isinstance(sli, GaugeSLI):
+        return f"1 - avg by ({', '.join(slo.grouping)}) (avg_over_time({sli.selector}[{window}]))" \
+            if slo.grouping else f"1 - avg(avg_over_time({sli.selector}[{window}]))"
+    total = f"{by} (rate({_total_selector(sli)}[{window}]))"
+    if isinstance(sli, RatioSLI) and sli.errors:
+        return f"({by} (rate({sli.errors}[{window}])) or {total} * 0) / {total}"
+    good = sli.good if isinstance(sli, RatioSLI) else _good_selector(sli)
+    return f"1 - ({by} (rate({good}[{window}])) or {total} * 0) / {total}"
+
+
+def _error_events_expr(slo: SLO) -> str:
+    sli, by = slo.sli, _by(slo)
+    total = f"{by} (rate({_total_selector(sli)}[5m]))"
+    if isinstance(sli, RatioSLI) and sli.errors:
+        return f"{by} (rate({sli.errors}[5m])) or {total} * 0"
+    good = sli.good if isinstance(sli, RatioSLI) else _good_selector(sli)
+    return f"{total} - ({by} (rate({good}[5m])) or {total} * 0)"
+
+
+def recording_rules(slo: SLO, windows: tuple[BurnWindow, ...]) -> list[RecordingRule]:
+    labels = {"slo": slo.name}
+    sel = f'{{slo="{slo.name}"}}'
+    budget = decimal_text(slo.error_budget)
+    period = slo.period
+    rules = [
+        record(SLO_ERROR_RATIO.format(window=window_name(w)), error_ratio_expr(slo, window_name(w)), labels)
+        for w in sli_windows(windows)
+    ]
+    ratio_5m = SLO_ERROR_RATIO.format(window="5m")
+    period_ratio = SLO_ERROR_RATIO.format(window=period)
+    if isinstance(slo.sli, GaugeSLI):
+        rules.append(record(period_ratio, f"avg_over_time({ratio_5m}{sel}[{period}])", labels))
+    else:
+        rules += [
+            record(SLO_EVENTS_RATE, f"{_by(slo)} (rate({_total_selector(slo.sli)}[5m]))", labels),
+            record(SLO_ERROR_EVENTS_RATE, _error_events_expr(slo), labels),
+            # Traffic-weighted over the period, from the 5m rates: cheap to evaluate, and
+            # unlike an average of ratios a quiet night weighs less than a busy day.
+            record(period_ratio, f"sum_over_time({SLO_ERROR_EVENTS_RATE}{sel}[{period}]) "
+                                 f"/ sum_over_time({SLO_EVENTS_RATE}{sel}[{period}])", labels),
+        ]
+    rules += [
+        record(SLO_OBJECTIVE, f"vector({decimal_text(slo.objective_ratio)})", labels),
+        record(SLO_ERROR_BUDGET, f"vector({budget})", labels),
+        record(SLO_BUDGET_REMAINING, f"1 - {period_ratio}{sel} / {budget}", labels),
+        record(SLO_BURN_RATE, f"{ratio_5m}{sel} / {budget}", labels),
+    ]
+    return rules
+
+
+def burn_condition(slo: SLO, window: BurnWindow) -> str:
+    sel = f'{{slo="{slo.name}"}}'
+    budget = decimal_text(slo.error_budget)
+    factor = decimal_text(window.factor)
+    long, short = window_name(window.long), window_name(window.short)
+    condition = (f"{SLO_ERROR_RATIO.format(window=long)}{sel} / {budget} > {factor} "
+                 f"and {SLO_ERROR_RATIO.format(window=short)}{sel} / {budget} > {factor}")
+    if slo.min_events_per_second is not None and not isinstance(slo.sli, GaugeSLI):
+        on = ", ".join(slo.grouping)
+        condition += (f" and on ({on}) {_by(slo)} (rate({_total_selector(slo.sli)}[{long}])) "
+                      f"> {slo.min_events_per_second:g}")
+    return condition
+
+
+def alerting_rules(slo: SLO, windows: tuple[BurnWindow, ...], runbook_base_url: str) -> list[AlertingRule]:
+    rules = []
+    where = "".join(f" for {label} {{{{ $labels.{label} }}}}" for label in slo.grouping)
+    for tier, enabled in (("page", slo.page), ("ticket", slo.ticket)):
+        tier_windows = [w for w in windows if w.tier == tier]
+        if not enabled or not tier_windows:
+            continue
+        expr = " or ".join(f"({burn_condition(slo, w)})" for w in tier_windows)
+        paths = ", or ".join(
+            f"{decimal_text(w.factor)}x over {window_name(w.long)} (and {window_name(w.short)})"
+            for w in tier_windows
+        )
+        rules.append(alert(
+            SLO_BURN_ALERT, expr, for_=slo.for_, severity=SEVERITY[tier], service=slo.service,
+            labels={SLO_LABEL: slo.name, TIER_LABEL: tier},
+            summary="An SLO burns its error budget fast" if tier == "page" else "An SLO burns its error budget",
+            description=f"SLO {slo.name}{where} ({slo.objective}% {slo.description} over {slo.period}) "
+                        f"burns its error budget at {paths} the sustainable rate.",
+            runbook_base_url=runbook_base_url,
+        ))
+    rules.append(alert(
+        SLO_NO_DATA_ALERT, f'absent({SLO_ERROR_RATIO.format(window="5m")}{{slo="{slo.name}"}})', for_="15m",
+        severity=AlertSeverity.WARNING, service=slo.service, labels={SLO_LABEL: slo.name},
+        summary="An SLO has no data",
+        description=NO_DATA_DESCRIPTION.format(slo="{{ $labels.slo }}"),
+        runbook_base_url=runbook_base_url,
+    ))
+    return rules
+
+
+def selector_metric(selector: str) -> str | None:
+    node = pp.parse(selector)
+    return node.name if isinstance(node, pp.VectorSelector) else None
