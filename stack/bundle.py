@@ -111,7 +111,7 @@ def build(config: StackConfig) -> Bundle:
                   alertmanager=alertmanager, route_cases=cases)
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(yaml.CSafeDumper if yaml.__with_libyaml__ else yaml.SafeDumper):  # type: ignore[misc]
     """Block style, multi-line strings as literal blocks: readable diffs in PR previews."""
 
 

@@ -4,17 +4,19 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rules.metrics import CATALOG
 from rules.problems import Severity, has_errors
+from rules.slo import report as slo_report
+from rules.slos import slos as slo_definitions
+from rules.testing import render_test_file
 from stack import tools
-from stack.bundle import ALERTMANAGER_CONFIG, Bundle, build, unit_tests_path
+from stack.bundle import ALERTMANAGER_CONFIG, Bundle, build, dump_yaml, unit_tests_path
 from stack.config import ROOT, ConfigError, load_stack
 from stack.output import write_tree
 
@@ -33,9 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     test = commands.add_parser("test", help="run the generated promtool unit tests and amtool route tests")
     test.add_argument("--stack", choices=(*STACKS, "all"), default="all")
     test.add_argument("--junit", type=Path, help="write JUnit XML results here")
+    slo = commands.add_parser("slo", help="SLO tools")
+    slo_commands = slo.add_subparsers(dest="slo_command", required=True)
+    report = slo_commands.add_parser("report", help="time to fire per SLO, tier and error ratio")
+    report.add_argument("--stack", choices=STACKS, default="dev")
+    report.add_argument("--no-confirm", action="store_true", help="skip the promtool simulations")
     args = parser.parse_args(argv)
     try:
-        return {"render": cmd_render, "check": cmd_check, "test": cmd_test}[args.command](args)
+        return {"render": cmd_render, "check": cmd_check, "test": cmd_test, "slo": cmd_slo_report}[args.command](args)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return BAD_INPUT
@@ -107,9 +114,7 @@ def cmd_test(args: argparse.Namespace) -> int:
             out = Path(tmp) / "out"
             write_tree(bundle.files, out)
             tested = [f for f in bundle.rule_files if f.tests]
-            # One promtool per file, side by side: the SLO scenarios simulate days.
-            with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-                runs = pool.map(lambda f: tools.promtool_test_rules(out / unit_tests_path(f.name)), tested)
+            runs = tools.promtool_test_many([out / unit_tests_path(f.name) for f in tested])
             for rule_file, run in zip(tested, runs, strict=True):
                 failed = tools.failed_test_names(run.output) if not run.ok else set()
                 if not run.ok and not failed:  # the file itself was rejected
@@ -146,6 +151,43 @@ def _route_tests(stack: str, bundle: Bundle, out: Path) -> _Suite:
     passed = sum(1 for _, failure in suite.cases if not failure)
     print(f"test: {stack}: alertmanager routes: {passed}/{len(suite.cases)} passed")
     return suite
+
+
+def cmd_slo_report(args: argparse.Namespace) -> int:
+    """Print the detection-time table; unless --no-confirm, confirm each figure with promtool."""
+    config = load_stack(args.stack, ROOT)
+    bundle = build(config)
+    built = {f.name for f in bundle.rule_files}
+    slos = [s for s in slo_definitions(config) if f"slo-{s.name}" in built]
+    cells = slo_report.table(slos)
+    if args.no_confirm:
+        print(slo_report.render(cells))
+        return OK
+    confirmed: dict[tuple[str, float], bool] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out"
+        files = dict(bundle.files)
+        keys: dict[str, dict[str, tuple[str, float]]] = {}
+        for slo in slos:
+            tests = slo_report.confirmation_tests(slo, CATALOG)
+            rule_file = next(f for f in bundle.rule_files if f.name == f"slo-{slo.name}")
+            path = f"prometheus/tests/detection-{slo.name}.yaml"
+            files[path] = dump_yaml(render_test_file([f"../rules/{rule_file.name}.yaml"], rule_file.groups, tests))
+            keys[path] = {t.name: (slo.name, r) for t, r in zip(tests, slo_report.ratios(slo), strict=True)}
+        write_tree(files, out)
+        runs = dict(zip(keys, tools.promtool_test_many([out / p for p in keys]), strict=True))
+        for path, names in keys.items():
+            run = runs[path]
+            failed = tools.failed_test_names(run.output) if not run.ok else set()
+            if not run.ok and not failed:
+                print(run.output)
+                failed = set(names)
+            for name, key in names.items():
+                confirmed[key] = name not in failed
+                if name in failed:
+                    print(f"slo report: promtool disagrees: {name}")
+    print(slo_report.render(cells, confirmed))
+    return OK if all(confirmed.values()) else PROBLEMS
 
 
 def _write_junit(path: Path, suites: list[_Suite]) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,3 +76,9 @@ def amtool_test_route(config: Path, labels: Mapping[str, str], receivers: Sequen
                 f"--verify.receivers={','.join(receivers)}",
                 *(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in sorted(labels.items()))])
     return ToolRun(run_.command, run_.returncode, _URL_WARNING.sub("", run_.output).strip())
+
+
+def promtool_test_many(paths: list[Path]) -> list[ToolRun]:
+    """promtool test rules on each file, side by side (SLO scenarios simulate days)."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return list(pool.map(promtool_test_rules, paths))

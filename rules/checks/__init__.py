@@ -73,27 +73,33 @@ def check_expression(expr: str, catalog: Catalog) -> tuple[Analysis | None, list
 
 def recorded_metrics(groups: Sequence[RuleGroup], catalog: Catalog) -> list[Metric]:
     """Catalog entries for the series our recording rules produce, with the labels their
-    expressions keep. Rules may read each other's output, so resolve until nothing changes."""
-    records = [r for g in groups for r in g.rules if isinstance(r, RecordingRule)]
+    expressions keep (the union, when several rules record one name, as each SLO does).
+    Rules may read each other's output, so resolve until nothing changes."""
+    parsed = []
+    for group in groups:
+        for rule in group.rules:
+            if isinstance(rule, RecordingRule):
+                try:
+                    parsed.append((rule, parse(rule.expr)))
+                except ValueError:
+                    continue  # reported by the syntax check
     known: dict[str, Metric] = {}
-    for _ in range(len(records) + 1):
+    for _ in range(len(parsed) + 1):
         current = catalog.with_metrics(known.values())
-        changed = False
-        for rule in records:
-            try:
-                shape = Analysis(parse(rule.expr), current).shape_root()
-            except ValueError:
-                continue
-            metric = Metric(
-                rule.record, MetricType.GAUGE, f"recorded: {rule.expr}",
-                labels=tuple(sorted(shape.labels | set(rule.labels))), target_labels=(),
-                open_labels=shape.open,
-            )
-            if known.get(rule.record) != metric:
-                known[rule.record] = metric
-                changed = True
-        if not changed:
+        labels: dict[str, set[str]] = {}
+        open_labels: dict[str, bool] = {}
+        for rule, root in parsed:
+            shape = Analysis(root, current).shape_root()
+            labels.setdefault(rule.record, set()).update(shape.labels | set(rule.labels))
+            open_labels[rule.record] = open_labels.get(rule.record, False) or shape.open
+        resolved = {
+            name: Metric(name, MetricType.GAUGE, "recorded by our rules", labels=tuple(sorted(names)),
+                         target_labels=(), open_labels=open_labels[name])
+            for name, names in labels.items()
+        }
+        if resolved == known:
             break
+        known = resolved
     return [m for name, m in known.items() if catalog.series(name) is None]
 
 

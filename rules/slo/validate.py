@@ -36,7 +36,7 @@ def _problems(slo: SLO, catalog: Catalog) -> Iterator[tuple[str, Severity, str]]
         yield "objective", error, f"{slo.objective} must be a percentage between 0 and 100 (exclusive)"
     elif slo.objective <= 1:
         yield "objective", error, (f"{slo.objective} looks like a fraction: objectives are percentages "
-                                   f"(write {slo.objective * 100} for {slo.objective})")
+                                   f"(write {format((slo.objective * 100).normalize(), 'f')} for {slo.objective})")
     try:
         burn_windows(slo.period)
     except PeriodError as problem:

@@ -1,0 +1,102 @@
+"""The detection-time report: per SLO and tier, how long a constant error ratio takes to fire
+(after a clean history), from the burn-rate maths; and promtool scenarios that confirm each
+figure within one evaluation interval."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rules.catalog import Catalog
+from rules.conventions import SLO_BURN_ALERT, duration_seconds, number
+from rules.humanize import humanize_percentage
+from rules.slo.detection import STEP, Schedule, human, tier_detection
+from rules.slo.generate import SEVERITY
+from rules.slo.scenarios import _series
+from rules.slo.spec import SLO
+from rules.slo.windows import burn_windows
+from rules.testing import ExprAt, RuleTest
+
+ERROR_RATIOS = (1.0, 0.1, 0.02)  # and the objective's own error ratio (a burn rate of 1)
+
+
+@dataclass(frozen=True)
+class Cell:
+    slo: str
+    tier: str
+    error_ratio: float
+    seconds: float | None  # None: never fires
+
+
+def ratios(slo: SLO) -> tuple[float, ...]:
+    return (*ERROR_RATIOS, float(slo.error_budget))
+
+
+def tiers(slo: SLO) -> list[str]:
+    return [t for t, on in (("page", slo.page), ("ticket", slo.ticket)) if on]
+
+
+def table(slos: Sequence[SLO]) -> list[Cell]:
+    cells = []
+    for slo in slos:
+        windows = burn_windows(slo.period)
+        wait = duration_seconds(slo.for_) if slo.for_ else 0
+        for tier in tiers(slo):
+            for ratio in ratios(slo):
+                cells.append(Cell(slo.name, tier, ratio, tier_detection(windows, tier, slo.error_budget, ratio, wait)))
+    return cells
+
+
+def confirmation_tests(slo: SLO, catalog: Catalog) -> list[RuleTest]:
+    """One scenario per error ratio: a clean history as long as the longest window, then the
+    ratio; each tier must be silent one evaluation before its computed time (rounded down)
+    and firing one evaluation after it (rounded up); a tier that never fires is still silent
+    once the longest window holds nothing but that ratio."""
+    windows = burn_windows(slo.period)
+    wait = duration_seconds(slo.for_) if slo.for_ else 0
+    baseline = max(w.long for w in windows) // STEP
+    tests = []
+    for ratio in ratios(slo):
+        times = {tier: tier_detection(windows, tier, slo.error_budget, ratio, wait) for tier in tiers(slo)}
+        finite = [t for t in times.values() if t is not None]
+        length = math.ceil(max(finite, default=0) / STEP) + 5
+        if len(finite) < len(times):  # "never" holds once the longest window is full of it
+            length = max(length, baseline + 5)
+        schedule = Schedule.of((0.0, baseline), (ratio, length))
+        checks = []
+        for tier, seconds in times.items():
+            alerts = f'ALERTS{{alertname="{SLO_BURN_ALERT}",alertstate="firing",slo="{slo.name}",tier="{tier}"}}'
+            firing = (f'ALERTS{{alertname="{SLO_BURN_ALERT}",alertstate="firing",service="{slo.service}",'
+                      f'severity="{SEVERITY[tier]}",slo="{slo.name}",tier="{tier}"}}', 1.0)
+            if seconds is None:
+                checks.append(ExprAt(f"{baseline + length}m", alerts, ()))
+                continue
+            before = baseline + math.floor(seconds / STEP) - 1
+            if before > baseline:
+                checks.append(ExprAt(f"{before}m", alerts, ()))
+            checks.append(ExprAt(f"{baseline + math.ceil(seconds / STEP) + 1}m", alerts, (firing,)))
+        summary = ", ".join(f"{tier} {human(seconds)}" for tier, seconds in times.items())
+        tests.append(RuleTest(
+            f"SLO {slo.name} at {humanize_percentage(ratio)} errors ({number(ratio / float(slo.error_budget))}x "
+            f"burn): {summary}",
+            _series(slo, schedule, catalog), exprs=tuple(checks),
+        ))
+    return tests
+
+
+def render(cells: Sequence[Cell], confirmed: dict[tuple[str, float], bool] | None = None) -> str:
+    """A Markdown table: one row per SLO and tier, one column per error ratio."""
+    rows = ["| SLO | tier | 100% | 10% | 2% | at objective |", "|---|---|---|---|---|---|"]
+    by_row: dict[tuple[str, str], list[Cell]] = {}
+    for cell in cells:
+        by_row.setdefault((cell.slo, cell.tier), []).append(cell)
+    for (slo, tier), row in by_row.items():
+        texts = []
+        for cell in row:
+            text = human(cell.seconds)
+            if confirmed is not None:
+                text += " ✓" if confirmed.get((slo, cell.error_ratio)) else " ✗"
+            texts.append(text)
+        rows.append(f"| {slo} | {tier} | " + " | ".join(texts) + " |")
+    return "\n".join(rows)
