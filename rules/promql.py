@@ -7,7 +7,8 @@ can carry, which of them a selector pinned, and which metric families feed it.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import promql_parser as pp
@@ -44,9 +45,12 @@ def children(node: Node) -> list[Node]:
 
 
 def walk(node: Node) -> Iterator[Node]:
-    yield node
-    for child in children(node):
-        yield from walk(child)
+    """Every node, parents before children (iterative: deep expressions nest far)."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(reversed(children(current)))
 
 
 def unwrap(node: Node) -> Node:
@@ -89,7 +93,7 @@ def modifier_labels(modifier: Any) -> tuple[str | None, list[str]]:
     return mapping.get(kind, kind.lower()), list(matching.labels)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Shape:
     """What an expression evaluates to, as far as static analysis can tell."""
 
@@ -103,18 +107,25 @@ class Shape:
     # Set when the expression is a bare selector (or a range of one).
     series: Series | None = None
 
+    def but(self, **changes: Any) -> Shape:
+        """A copy with some fields changed (dataclasses.replace, without its overhead)."""
+        fields = {"kind": self.kind, "labels": self.labels, "open": self.open, "pinned": self.pinned,
+                  "families": self.families, "series": self.series}
+        fields.update(changes)
+        return Shape(**fields)
+
     def has(self, label: str) -> bool:
         return self.open or label in self.labels
 
     def keep(self, labels: frozenset[str]) -> Shape:
-        return replace(
-            self, labels=self.labels & labels if not self.open else labels,
+        return self.but(
+            labels=self.labels & labels if not self.open else labels,
             pinned={k: v for k, v in self.pinned.items() if k in labels}, series=None, open=False,
         )
 
     def drop(self, labels: frozenset[str]) -> Shape:
-        return replace(
-            self, labels=self.labels - labels,
+        return self.but(
+            labels=self.labels - labels,
             pinned={k: v for k, v in self.pinned.items() if k not in labels}, series=None,
         )
 
@@ -135,6 +146,15 @@ class Analysis:
     def shape_root(self) -> Shape:
         return self.shape(self.root)
 
+    @cached_property
+    def nodes(self) -> list[Node]:
+        """Every node of the expression, walked once for all the checks."""
+        return list(walk(self.root))
+
+    @cached_property
+    def selectors(self) -> list[pp.VectorSelector]:
+        return [n for n in self.nodes if isinstance(n, pp.VectorSelector)]
+
     def shape(self, node: Node) -> Shape:
         key = id(node)
         cached = self._shapes.get(key)
@@ -151,9 +171,9 @@ class Analysis:
         if isinstance(node, pp.VectorSelector):
             return self._selector(node)
         if isinstance(node, pp.MatrixSelector):
-            return replace(self.shape(node.vector_selector), kind="matrix")
+            return self.shape(node.vector_selector).but(kind="matrix")
         if isinstance(node, pp.SubqueryExpr):
-            return replace(self.shape(node.expr), kind="matrix", series=None)
+            return self.shape(node.expr).but(kind="matrix", series=None)
         if isinstance(node, (pp.ParenExpr, pp.UnaryExpr)):
             return self.shape(node.expr)
         if isinstance(node, pp.Call):
@@ -186,10 +206,10 @@ class Analysis:
         vectors = [s for s in args if s.kind in ("vector", "matrix")]
         if not vectors:
             return Shape("vector")
-        base = replace(vectors[0], kind="vector", series=None)
+        base = vectors[0].but(kind="vector", series=None)
         if name in ("label_replace", "label_join"):
             target = node.args[1].val if isinstance(node.args[1], pp.StringLiteral) else None
-            return replace(base, labels=base.labels | {target}) if target else base
+            return base.but(labels=base.labels | {target}) if target else base
         if name == "histogram_quantile":
             return base.drop(frozenset(["le"]))
         return base
@@ -198,7 +218,7 @@ class Analysis:
         inner = self.shape(node.expr)
         op = op_name(node)
         if op in _NON_AGGREGATING:
-            return replace(inner, kind="vector", series=None)
+            return inner.but(kind="vector", series=None)
         kind, labels = modifier_labels(node.modifier)
         if kind == "by":
             out = inner.keep(frozenset(labels))
@@ -207,8 +227,8 @@ class Analysis:
         else:
             out = inner.keep(frozenset())
         if op == "count_values" and isinstance(node.param, pp.StringLiteral):
-            out = replace(out, labels=out.labels | {node.param.val})
-        return replace(out, kind="vector")
+            out = out.but(labels=out.labels | {node.param.val})
+        return out.but(kind="vector")
 
     def _binary(self, node: pp.BinaryExpr) -> Shape:
         lhs, rhs = self.shape(node.lhs), self.shape(node.rhs)
@@ -216,30 +236,30 @@ class Analysis:
         if lhs.kind == "scalar" and rhs.kind == "scalar":
             return SCALAR
         if rhs.kind == "scalar":
-            return replace(lhs, series=None)
+            return lhs.but(series=None)
         if lhs.kind == "scalar":
-            return replace(rhs, series=None)
+            return rhs.but(series=None)
         families = lhs.families | rhs.families
         if op in _SET_OPS:
             if op == "or":
                 agreed = {k: v for k, v in lhs.pinned.items() if rhs.pinned.get(k) == v}
                 return Shape("vector", lhs.labels | rhs.labels, lhs.open or rhs.open, agreed, families)
-            return replace(lhs, series=None)
+            return lhs.but(series=None)
         modifier = node.modifier
         kind, labels = modifier_labels(modifier)
         card = str(modifier.card).rsplit(".", 1)[-1] if modifier is not None else "OneToOne"
         include = frozenset(modifier.group_labels or []) if modifier is not None and card != "OneToOne" else frozenset()
         if card == "OneToMany":
-            out = replace(rhs, labels=rhs.labels | include)
+            out = rhs.but(labels=rhs.labels | include)
         elif card == "ManyToOne":
-            out = replace(lhs, labels=lhs.labels | include)
+            out = lhs.but(labels=lhs.labels | include)
         elif kind == "on":
             out = lhs.keep(frozenset(labels))
         elif kind == "ignoring":
             out = lhs.drop(frozenset(labels))
         else:
             out = lhs
-        return replace(out, families=families, series=None, kind="vector")
+        return out.but(families=families, series=None, kind="vector")
 
     def matching_labels(self, node: pp.BinaryExpr) -> frozenset[str] | None:
         """Labels two vectors are matched on; None when unknown (an open side)."""

@@ -53,9 +53,7 @@ class Bundle:
 
     @property
     def alerts(self) -> list[tuple[str, AlertingRule]]:
-        """Every alerting rule, with its file and group."""
-        return [(f"{rules_path(f.name)} group {g.name}", r) for f in self.rule_files
-                for g in f.groups for r in g.rules if isinstance(r, AlertingRule)]
+        return alerts_of(self.rule_files)
 
     def coverage(self):  # noqa: ANN201 - rules.testing.Coverage
         return coverage(
@@ -80,6 +78,12 @@ def unit_tests_path(name: str) -> str:
     return f"{TESTS_DIR}/{name}.yaml"
 
 
+def alerts_of(rule_files: tuple[RuleFile, ...]) -> list[tuple[str, AlertingRule]]:
+    """Every alerting rule, with its file and group."""
+    return [(f"{rules_path(f.name)} group {g.name}", r) for f in rule_files
+            for g in f.groups for r in g.rules if isinstance(r, AlertingRule)]
+
+
 def rule_files(config: StackConfig) -> tuple[tuple[RuleFile, ...], list[Problem]]:
     slo_files, slo_problems = slo_rule_files(slos.slos(config), config.runbook_base_url, CATALOG)
     medianest_file = RuleFile(
@@ -102,8 +106,7 @@ def build(config: StackConfig) -> Bundle:
             )
             files[unit_tests_path(rule_file.name)] = dump_yaml(test)
     alertmanager = alerting_policy.alertmanager_config(config)
-    cases = route_cases((r for f in generated for g in f.groups for r in g.rules if isinstance(r, AlertingRule)),
-                        alerting_policy.expected_receivers)
+    cases = route_cases((r for _, r in alerts_of(generated)), alerting_policy.expected_receivers)
     files[ALERTMANAGER_CONFIG] = dump_yaml(alertmanager.to_dict())
     files[ALERTMANAGER_TEMPLATE] = HEADER + notification_templates.TEMPLATE
     files[ROUTE_TESTS] = dump_yaml([c.to_dict() for c in cases])

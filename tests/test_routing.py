@@ -286,3 +286,20 @@ def test_bad_routing_fails_check_and_render_writes_nothing(monkeypatch, capsys, 
     assert f"[dev] alertmanager/alertmanager.yml: {message}" in capsys.readouterr().out
     assert main(["render", "--stack", "dev", "--out", str(tmp_path / "out")]) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_check_runs_amtool_check_config_on_both_stacks(capsys) -> None:
+    assert main(["check", "--stack", "all"]) == 0
+    out = capsys.readouterr().out
+    for stack in ("dev", "prod"):
+        assert f"check: {stack}: alertmanager/alertmanager.yml passes amtool check-config" in out
+
+
+def test_a_template_amtool_rejects_fails_check(monkeypatch, capsys) -> None:
+    from rules import notification_templates
+
+    monkeypatch.setattr(notification_templates, "TEMPLATE", notification_templates.TEMPLATE + '{{ define "x" }}{{ .\n')
+    assert main(["check", "--stack", "dev"]) == 1
+    out = capsys.readouterr().out
+    assert "[dev] amtool check-config failed:" in out and "medianest.tmpl" in out
+    assert "check: dev: alertmanager/alertmanager.yml fails amtool check-config" in out

@@ -155,6 +155,7 @@ def test_an_inline_secret_is_rejected(document, path: str, fix: str) -> None:
 
 def test_secret_file_references_pass() -> None:
     document = {"global": {"smtp_auth_password_file": "/s/smtp"}, "receivers": [
+        {"name": "v", "victorops_configs": [{"api_key_file": "/s/vo", "routing_key": "ops-route"}]},
         {"name": "a", "slack_configs": [{"api_url_file": "/s/slack", "channel": "#a"}],
          "pagerduty_configs": [{"routing_key_file": "/s/pd"}],
          "email_configs": [{"auth_password_file": "/s/smtp", "auth_username": "am"}],

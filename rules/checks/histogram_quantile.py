@@ -12,7 +12,7 @@ from rules.promql import Analysis, function_name, unwrap, walk
 
 
 def check(analysis: Analysis) -> Iterator[Finding]:
-    for node in walk(analysis.root):
+    for node in analysis.nodes:
         if function_name(node) != "histogram_quantile" or len(node.args) != 2:
             continue
         quantile, buckets = unwrap(node.args[0]), unwrap(node.args[1])

@@ -8,7 +8,7 @@ import promql_parser as pp
 
 from rules.checks import Finding
 from rules.problems import Severity
-from rules.promql import Analysis, matchers_of, modifier_labels, op_name, walk
+from rules.promql import Analysis, matchers_of, modifier_labels, op_name
 
 
 def _known(labels: frozenset[str]) -> str:
@@ -16,7 +16,7 @@ def _known(labels: frozenset[str]) -> str:
 
 
 def check(analysis: Analysis) -> Iterator[Finding]:
-    for node in walk(analysis.root):
+    for node in analysis.nodes:
         if isinstance(node, pp.VectorSelector):
             yield from _selector(analysis, node)
         elif isinstance(node, pp.AggregateExpr):

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from rules.checks import Finding
 from rules.problems import Severity
-from rules.promql import Analysis, matchers_of, selectors
+from rules.promql import Analysis, matchers_of
 
 _INTEGER = re.compile(r"^[+-]?\d+$")
 _PORTABLE = re.compile(r"^(?P<number>[+-]?\d+)\(\\\.0\)\?$")
@@ -25,7 +25,7 @@ def portable_le(bound: float) -> str:
 
 
 def check(analysis: Analysis) -> Iterator[Finding]:
-    for selector in selectors(analysis.root):
+    for selector in analysis.selectors:
         series = analysis.shape(selector).series
         buckets = series.metric.buckets if series is not None else ()
         for matcher in matchers_of(selector):

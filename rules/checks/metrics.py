@@ -7,12 +7,12 @@ from collections.abc import Iterator
 
 from rules.checks import Finding
 from rules.problems import Severity
-from rules.promql import Analysis, selectors
+from rules.promql import Analysis
 
 
 def check(analysis: Analysis) -> Iterator[Finding]:
     catalog = analysis.catalog
-    for selector in selectors(analysis.root):
+    for selector in analysis.selectors:
         name = selector.name
         if not name:
             yield Finding(Severity.WARNING, f"selector {selector} has no metric name: "

@@ -16,14 +16,14 @@ import promql_parser as pp
 
 from rules.checks import Finding
 from rules.problems import Severity
-from rules.promql import Analysis, modifier_labels, op_name, walk
+from rules.promql import Analysis, modifier_labels, op_name
 
 _SET_OPS = {"and", "or", "unless"}
 _ARITHMETIC = {"+", "-", "*", "/", "%", "^", "atan2"}
 
 
 def check(analysis: Analysis) -> Iterator[Finding]:
-    for node in walk(analysis.root):
+    for node in analysis.nodes:
         if isinstance(node, pp.BinaryExpr):
             yield from _binary(analysis, node)
 

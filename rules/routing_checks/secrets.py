@@ -41,6 +41,8 @@ SECRET_KEYS = {
 }
 # A Slack incoming webhook's URL is its secret.
 SECRET_URL_KEYS = {"slack_configs": ("api_url", "api_url_file")}
+# VictorOps's routing key names a route; it is not a secret (PagerDuty's is).
+NOT_SECRET = {"victorops_configs": ("routing_key",)}
 
 
 def check(routing: Routing) -> Iterator[Problem]:
@@ -64,7 +66,7 @@ def inline_secrets(document: Any, path: str = "", parent: str = "") -> Iterator[
             continue
         if not isinstance(value, str) or not value:
             continue
-        if key in SECRET_KEYS:
+        if key in SECRET_KEYS and key not in NOT_SECRET.get(parent, ()):
             twin = SECRET_KEYS[key]
             fix = (f"use {twin} with a mounted secret file" if twin
                    else "Alertmanager has no file form of it: do not use it")
