@@ -77,7 +77,7 @@ def test_render_with_problems_writes_nothing(broken_rules, tmp_path: Path) -> No
 def test_check_passes_for_both_stacks(capsys) -> None:
     assert main(["check", "--stack", "all"]) == 0
     out = capsys.readouterr().out
-    assert "check: dev: 2 rule files pass" in out and "check: prod: 2 rule files pass" in out
+    assert "check: dev: 6 rule files pass" in out and "check: prod: 6 rule files pass" in out
 
 
 def test_test_command_runs_promtool_reports_full_coverage_and_writes_junit(tmp_path: Path, capsys) -> None:

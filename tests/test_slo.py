@@ -32,7 +32,8 @@ GOOD = SLO(
 
 WINDOW_TABLES = [
     ("the SRE workbook's table for 30 days", "30d",
-     [("page", "1h", "5m", "14.4"), ("page", "6h", "30m", "6"), ("ticket", "1d", "2h", "3"), ("ticket", "3d", "6h", "1")]),
+     [("page", "1h", "5m", "14.4"), ("page", "6h", "30m", "6"), ("ticket", "1d", "2h", "3"),
+      ("ticket", "3d", "6h", "1")]),
     ("windows scale with a 28-day period", "28d",
      [("page", "56m", "5m", "14.4"), ("page", "336m", "28m", "6"), ("ticket", "1344m", "112m", "3"),
       ("ticket", "4032m", "336m", "1")]),
