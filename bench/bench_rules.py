@@ -7,16 +7,14 @@ alerts under 10 s, growing linearly.
 
 from __future__ import annotations
 
-import json
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import timed, write_results  # noqa: E402
 from rules.checks import check_groups  # noqa: E402
 from rules.metrics import CATALOG  # noqa: E402
 from rules.model import RuleGroup, alert  # noqa: E402
@@ -42,15 +40,6 @@ def synthetic_groups(count: int) -> list[RuleGroup]:
         for i in range(count)
     ]
     return [RuleGroup(name=f"synthetic.{n}", rules=tuple(rules[n:n + 50])) for n in range(0, count, 50)]
-
-
-def timed(function, repeat: int) -> float:
-    runs = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        runs.append(time.perf_counter() - start)
-    return statistics.median(runs)
 
 
 def full_bundle(stack: str) -> None:
@@ -79,10 +68,7 @@ def main() -> None:
                                          "ms_per_alert": seconds / count * 1000}
         target = "< 10 s" if count == 10_000 else ""
         print(f"{f'synthetic {count} alerts':<28}{seconds:>10.3f}{seconds / count * 1000:>10.3f}  {target}")
-    out = ROOT / "bench" / "results" / "rules.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    print(f"wrote {out.relative_to(ROOT)}")
+    write_results("rules", results)
 
 
 if __name__ == "__main__":

@@ -4,16 +4,14 @@ Prints a table and writes bench/results/slo.json."""
 
 from __future__ import annotations
 
-import json
-import statistics
 import sys
-import time
 from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import timed, write_results  # noqa: E402
 from rules.checks import check_groups  # noqa: E402
 from rules.metrics import CATALOG  # noqa: E402
 from rules.model import RecordingRule  # noqa: E402
@@ -55,12 +53,8 @@ def main() -> None:
     print(f"{'case':<22}{'seconds':>9}{'rules':>8}{'ms/SLO':>9}  target")
     for count in (10, 100, 1_000):
         items = synthetic(count)
-        runs, rules = [], 0
-        for _ in range(3 if count < 1000 else 2):
-            start = time.perf_counter()
-            rules = generate_and_check(items)
-            runs.append(time.perf_counter() - start)
-        seconds = statistics.median(runs)
+        rules = generate_and_check(items)
+        seconds = timed(lambda i=items: generate_and_check(i), repeat=3 if count < 1000 else 2)
         results[f"slos_{count}"] = {"slos": count, "seconds": seconds, "rules": rules,
                                     "ms_per_slo": seconds / count * 1000}
         target = "< 5 s" if count == 1000 else ""
@@ -69,14 +63,12 @@ def main() -> None:
     series = {}
     for slo in medianest:
         group = rule_group(slo, "https://runbooks.example/alerts")
-        # No MediaNest SLO declares grouping: each recording rule yields one series.
-        series[slo.name] = sum(1 for r in group.rules if isinstance(r, RecordingRule)) * max(1, len(slo.grouping))
+        # One series per recording rule: no MediaNest SLO declares grouping (with grouping,
+        # multiply by the number of label values).
+        series[slo.name] = sum(1 for r in group.rules if isinstance(r, RecordingRule))
     results["medianest_recorded_series"] = {"per_slo": series, "total": sum(series.values())}
     print(f"MediaNest SLOs: {sum(series.values())} recorded series per Prometheus ({series})")
-    out = ROOT / "bench" / "results" / "slo.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    print(f"wrote {out.relative_to(ROOT)}")
+    write_results("slo", results)
 
 
 if __name__ == "__main__":

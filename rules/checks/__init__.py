@@ -67,12 +67,11 @@ def check_expression(
         analysis = Analysis(parsed if parsed is not None else parse(expr), catalog)
     except ValueError as error:
         return None, [("syntax", Finding(Severity.ERROR, f"invalid PromQL: {error}"))]
-    findings = [
-        (name, finding)
-        for name, check in _expression_checks().items()
-        for finding in check(analysis)
-    ]
-    return analysis, findings
+    return analysis, _findings(analysis)
+
+
+def _findings(analysis: Analysis) -> list[tuple[str, Finding]]:
+    return [(name, finding) for name, check in _expression_checks().items() for finding in check(analysis)]
 
 
 def _parse_all(groups: Sequence[RuleGroup]) -> dict[str, Any]:
@@ -91,27 +90,34 @@ def _parse_all(groups: Sequence[RuleGroup]) -> dict[str, Any]:
 def recorded_metrics(groups: Sequence[RuleGroup], catalog: Catalog, parsed: dict[str, Any] | None = None
                      ) -> list[Metric]:
     """Catalog entries for the series our recording rules produce, with the labels their
-    expressions keep (the union, when several rules record one name, as each SLO does).
-    Rules may read each other's output: those are resolved again until nothing changes."""
-    parsed = parsed if parsed is not None else _parse_all(groups)
+    expressions keep (the union, when several rules record one name, as each SLO does)."""
+    return _resolve_records(groups, catalog, parsed if parsed is not None else _parse_all(groups))[0]
+
+
+def _resolve_records(groups: Sequence[RuleGroup], catalog: Catalog, parsed: dict[str, Any]
+                     ) -> tuple[list[Metric], dict[int, Analysis]]:
+    """The recorded series, and each recording rule's analysis as it stands once they are all
+    known (keyed by id of the rule), for the checks to reuse. Rules may read each other's
+    output: those are analysed again until nothing changes; the others only once."""
     records = [(r, parsed[r.expr]) for g in groups for r in g.rules
                if isinstance(r, RecordingRule) and parsed.get(r.expr) is not None]
     names = {rule.record for rule, _ in records}
-    shapes: dict[int, tuple[frozenset[str], bool]] = {}
+    analyses: dict[int, Analysis] = {}
     pending = list(range(len(records)))
+    readers: list[int] = []
     known: dict[str, Metric] = {}
-    for _ in range(len(records) + 1):
+    for attempt in range(len(records) + 1):
         current = catalog.with_metrics(known.values())
         for index in pending:
-            rule, root = records[index]
-            shape = Analysis(root, current).shape_root()
-            shapes[index] = (shape.labels | frozenset(rule.labels), shape.open)
+            analyses[index] = Analysis(records[index][1], current)
+        if attempt == 0:
+            readers = [i for i in pending if any(s.name in names for s in analyses[i].selectors)]
         labels: dict[str, set[str]] = {}
         open_labels: dict[str, bool] = {}
         for index, (rule, _) in enumerate(records):
-            kept, is_open = shapes[index]
-            labels.setdefault(rule.record, set()).update(kept)
-            open_labels[rule.record] = open_labels.get(rule.record, False) or is_open
+            shape = analyses[index].shape_root()
+            labels.setdefault(rule.record, set()).update(shape.labels | set(rule.labels))
+            open_labels[rule.record] = open_labels.get(rule.record, False) or shape.open
         resolved = {
             name: Metric(name, MetricType.GAUGE, "recorded by our rules", labels=tuple(sorted(found)),
                          target_labels=(), open_labels=open_labels[name])
@@ -120,10 +126,9 @@ def recorded_metrics(groups: Sequence[RuleGroup], catalog: Catalog, parsed: dict
         if resolved == known:
             break
         known = resolved
-        # Only rules that read recorded series can change on the next pass.
-        pending = [i for i, (_, root) in enumerate(records)
-                   if any(s.name in names for s in Analysis(root, current).selectors)]
-    return [m for name, m in known.items() if catalog.series(name) is None]
+        pending = readers  # only rules that read recorded series can change
+    metrics = [m for name, m in known.items() if catalog.series(name) is None]
+    return metrics, {id(records[i][0]): a for i, a in analyses.items()}
 
 
 def check_groups(files: Mapping[str, Sequence[RuleGroup]], catalog: Catalog) -> list[Problem]:
@@ -132,20 +137,28 @@ def check_groups(files: Mapping[str, Sequence[RuleGroup]], catalog: Catalog) -> 
 
     every_group = [g for groups in files.values() for g in groups]
     parsed = _parse_all(every_group)
-    full = catalog.with_metrics(recorded_metrics(every_group, catalog, parsed))
+    metrics, analyses = _resolve_records(every_group, catalog, parsed)
+    full = catalog.with_metrics(metrics)
     problems: list[Problem] = []
     for file, groups in files.items():
         for group in groups:
             source = f"{file} group {group.name}"
             for rule in group.rules:
-                problems.extend(_check_rule(source, rule, full, parsed.get(rule.expr)))
+                analysis = analyses.get(id(rule))
+                if analysis is not None:
+                    # Its shapes hold under the full catalog; give it that for the checks' look-ups.
+                    analysis.catalog = full
+                    found = (analysis, _findings(analysis))
+                else:
+                    found = check_expression(rule.expr, full, parsed.get(rule.expr))
+                problems.extend(_check_rule(source, rule, *found))
     for file, group, rule, finding in duplicates.check(files):
         problems.append(Problem(f"{file} group {group}", rule, "duplicates", finding.severity, finding.message))
     return sorted(problems)
 
 
-def _check_rule(source: str, rule: Rule, catalog: Catalog, parsed: Any) -> Iterable[Problem]:
-    analysis, findings = check_expression(rule.expr, catalog, parsed)
+def _check_rule(source: str, rule: Rule, analysis: Analysis | None,
+                findings: list[tuple[str, Finding]]) -> Iterable[Problem]:
     for name, check in _rule_checks().items():
         findings.extend((name, f) for f in check(rule, analysis))
     kind = "alert" if isinstance(rule, AlertingRule) else "record"
