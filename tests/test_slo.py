@@ -166,3 +166,50 @@ def test_detection_report_is_confirmed_by_promtool(capsys) -> None:
     out = capsys.readouterr().out
     assert "| api-availability | page | 52s ✓ | 8.6m ✓ | 43.2m ✓ | never ✓ |" in out
     assert "✗" not in out
+
+
+def _scenario_run(slo: SLO, tmp_path: Path) -> tools.ToolRun:
+    """Render one SLO's rules and scenarios and run promtool on them."""
+    from rules.testing import render_test_file
+    from stack.bundle import dump_yaml
+
+    files, problems = slo_rule_files([slo], "https://r", CATALOG)
+    assert problems == []
+    rule_file = files[0]
+    write_tree({
+        f"prometheus/rules/{rule_file.name}.yaml": dump_yaml({"groups": [g.to_dict() for g in rule_file.groups]}),
+        f"prometheus/tests/{rule_file.name}.yaml": dump_yaml(render_test_file(
+            [f"../rules/{rule_file.name}.yaml"], rule_file.groups, rule_file.tests)),
+    }, tmp_path / "out")
+    return tools.promtool_test_rules(tmp_path / "out" / unit_tests_path(rule_file.name))
+
+
+def test_a_gauge_slo_passes_its_generated_scenarios(tmp_path: Path) -> None:
+    probe = SLO(name="health-probe", service="probe", objective=Decimal("99"), description="of probes succeed",
+                period="7d", sli=GaugeSLI(selector='probe_success{job="blackbox"}', example={"instance": "https://x"}))
+    run = _scenario_run(probe, tmp_path)
+    assert run.ok, run.output
+
+
+def test_a_for_delays_the_page_and_the_scenarios_know_it(tmp_path: Path) -> None:
+    slo = GOOD.model_copy(update={"for_": "5m"})
+    assert {r.for_ for r in rule_group(slo, "https://r").rules if hasattr(r, "alert")} == {"5m", "15m"}
+    run = _scenario_run(slo, tmp_path)
+    assert run.ok, run.output
+
+
+def test_the_traffic_guard_keeps_a_quiet_service_from_paging(tmp_path: Path) -> None:
+    # The scenarios send 10 events/s; a guard of 20/s must stop the outage from paging.
+    guarded = GOOD.model_copy(update={"min_events_per_second": 20.0})
+    page = next(r for r in rule_group(guarded, "https://r").rules if getattr(r, "labels", {}).get("tier") == "page")
+    assert "and on () sum (rate(medianest_http_requests_total" in page.expr and "[5m])) > 20" in page.expr
+    run = _scenario_run(guarded, tmp_path)
+    assert any("a full outage pages" in name for name in tools.failed_test_names(run.output))
+    assert _scenario_run(GOOD.model_copy(update={"min_events_per_second": 5.0}), tmp_path / "low").ok
+
+
+def test_a_disabled_tier_gets_no_alert_and_no_scenario() -> None:
+    files, _ = slo_rule_files([GOOD.model_copy(update={"page": False})], "https://r", CATALOG)
+    tiers = {r.labels.get("tier") for r in files[0].groups[0].rules if hasattr(r, "alert")}
+    assert tiers == {"ticket", None}  # None: SLONoData
+    assert not any("full outage" in t.name for t in files[0].tests)

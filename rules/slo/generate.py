@@ -133,7 +133,8 @@ def burn_condition(slo: SLO, window: BurnWindow) -> str:
                  f"and {SLO_ERROR_RATIO.format(window=short)}{sel} / {budget} > {factor}")
     if slo.min_events_per_second is not None and not isinstance(slo.sli, GaugeSLI):
         on = ", ".join(slo.grouping)
-        condition += (f" and on ({on}) {_by(slo)} (rate({_total_selector(slo.sli)}[{long}])) "
+        # Over the short window: a long one underestimates the rate of a series younger than it.
+        condition += (f" and on ({on}) {_by(slo)} (rate({_total_selector(slo.sli)}[{short}])) "
                       f"> {slo.min_events_per_second:g}")
     return condition
 
