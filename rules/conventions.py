@@ -75,3 +75,7 @@ SLO_BUDGET_REMAINING = "slo:period_error_budget_remaining:ratio"
 SLO_BURN_RATE = "slo:current_burn_rate:ratio"
 SLO_BURN_ALERT = "SLOErrorBudgetBurn"
 SLO_NO_DATA_ALERT = "SLONoData"
+
+# Loki stream labels: bounded sets only (tens of values). Ids stay in the log line or in
+# structured metadata, never in a stream label.
+LOKI_STREAM_LABELS = ("service", "level", "environment", "job")

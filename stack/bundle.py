@@ -13,9 +13,16 @@ from typing import Any
 
 import yaml
 
+from dashboards import dashboards as dashboard_definitions
+from dashboards import datasources as grafana_datasources
+from dashboards import provisioning
+from dashboards.checks import Context as DashboardContext
+from dashboards.checks import check_dashboards
+from dashboards.checks.recorded import recorded_aggregations
+from dashboards.model import GeneratedDashboard
 from rules import alerting_policy, medianest, medianest_tests, notification_templates, platform, slos
 from rules.catalog import Catalog
-from rules.checks import check_groups
+from rules.checks import check_groups, recorded_metrics
 from rules.metrics import CATALOG
 from rules.model import AlertingRule, RuleFile
 from rules.problems import Problem
@@ -32,6 +39,10 @@ TESTS_DIR = "prometheus/tests"
 ALERTMANAGER_CONFIG = "alertmanager/alertmanager.yml"
 ALERTMANAGER_TEMPLATE = f"alertmanager/{alerting_policy.TEMPLATES_DIR}/{notification_templates.FILE_NAME}"
 ROUTE_TESTS = "alertmanager/tests/routes.yaml"
+GRAFANA_DATASOURCES = "grafana/provisioning/datasources/datasources.yaml"
+GRAFANA_DASHBOARD_PROVIDERS = "grafana/provisioning/dashboards/dashboards.yaml"
+GRAFANA_INI = "grafana/grafana.ini"
+GRAFANA_ENVIRONMENT = "grafana/environment.yaml"
 
 
 @dataclass(frozen=True)
@@ -44,12 +55,27 @@ class Bundle:
     # Alertmanager's configuration and the route tests that prove it routes every alert.
     alertmanager: AlertmanagerConfig = field(kw_only=True)
     route_cases: tuple[RouteCase, ...] = field(kw_only=True)
+    dashboards: tuple[GeneratedDashboard, ...] = field(kw_only=True, default=())
 
     def problems(self, catalog: Catalog = CATALOG) -> list[Problem]:
         jobs = self.config.jobs.model_dump().values()
         return sorted([*self.build_problems, *check_groups(
             {rules_path(f.name): list(f.groups) for f in self.rule_files}, catalog.with_jobs(jobs)
-        ), *check_routing(Routing(self.alertmanager, self.alerts, alerting_policy.POLICY, ALERTMANAGER_CONFIG))])
+        ), *check_routing(Routing(self.alertmanager, self.alerts, alerting_policy.POLICY, ALERTMANAGER_CONFIG)),
+            *check_dashboards(self.dashboards, self.dashboard_context(catalog))])
+
+    def dashboard_context(self, catalog: Catalog = CATALOG) -> DashboardContext:
+        """What dashboard queries are checked against: the catalog with our recorded series."""
+        groups = [g for f in self.rule_files for g in f.groups]
+        jobs = self.config.jobs.model_dump().values()
+        return DashboardContext(
+            catalog=catalog.with_metrics(recorded_metrics(groups, catalog)).with_jobs(jobs),
+            datasources=frozenset(d.uid for d in grafana_datasources.ALL),
+            alerts=frozenset(rule.alert for _, rule in self.alerts),
+            runbook_base_url=self.config.runbook_base_url,
+            samples=dashboard_samples(self.config),
+            recorded=recorded_aggregations(groups),
+        )
 
     @property
     def alerts(self) -> list[tuple[str, AlertingRule]]:
@@ -84,6 +110,16 @@ def alerts_of(rule_files: tuple[RuleFile, ...]) -> list[tuple[str, AlertingRule]
             for g in f.groups for r in g.rules if isinstance(r, AlertingRule)]
 
 
+def dashboard_samples(config: StackConfig) -> dict[str, str]:
+    """Values dashboard variables are replaced with before a query is parsed."""
+    return {"environment": config.environment, "job": config.jobs.backend, "instance": medianest.INSTANCE,
+            "endpoint": "/api/v1/media", "level": "error"}
+
+
+def dashboard_path(dashboard: GeneratedDashboard) -> str:
+    return f"grafana/dashboards/{dashboard.folder}/{dashboard.uid}.json"
+
+
 def rule_files(config: StackConfig) -> tuple[tuple[RuleFile, ...], list[Problem]]:
     slo_files, slo_problems = slo_rule_files(slos.slos(config), config.runbook_base_url, CATALOG)
     medianest_file = RuleFile(
@@ -110,8 +146,16 @@ def build(config: StackConfig) -> Bundle:
     files[ALERTMANAGER_CONFIG] = dump_yaml(alertmanager.to_dict())
     files[ALERTMANAGER_TEMPLATE] = HEADER + notification_templates.TEMPLATE
     files[ROUTE_TESTS] = dump_yaml([c.to_dict() for c in cases])
+    generated_dashboards = dashboard_definitions(config)
+    for dashboard in generated_dashboards:
+        files[dashboard_path(dashboard)] = dump_json(dashboard.data)
+    files[GRAFANA_DATASOURCES] = dump_yaml(provisioning.datasources(config))
+    files[GRAFANA_DASHBOARD_PROVIDERS] = dump_yaml(
+        provisioning.dashboard_providers(d.folder for d in generated_dashboards))
+    files[GRAFANA_INI] = HEADER + provisioning.render_ini(provisioning.settings(config))
+    files[GRAFANA_ENVIRONMENT] = dump_yaml(provisioning.environment(config))
     return Bundle(config, generated, dict(sorted(files.items())), tuple(problems),
-                  alertmanager=alertmanager, route_cases=cases)
+                  alertmanager=alertmanager, route_cases=cases, dashboards=generated_dashboards)
 
 
 class _Dumper(yaml.CSafeDumper if yaml.__with_libyaml__ else yaml.SafeDumper):  # type: ignore[misc]

@@ -95,6 +95,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"check: {stack}: {len(bundle.rule_paths)} rule files "
               f"{'pass' if ok else 'have problems'}")
         print(f"check: {stack}: {ALERTMANAGER_CONFIG} {'passes' if amtool.ok else 'fails'} amtool check-config")
+        print(f"check: {stack}: {len(bundle.dashboards)} dashboards and Grafana provisioning pass the static checks")
     return OK if ok else PROBLEMS
 
 

@@ -181,6 +181,26 @@ class Alerting(_Section):
         return self
 
 
+class Endpoints(_Section):
+    """Where Grafana reaches the stack's services (its datasources)."""
+
+    prometheus: Annotated[str, AfterValidator(_https)] = "http://prometheus:9090"
+    loki: Annotated[str, AfterValidator(_https)] = "http://loki:3100"
+    jaeger: Annotated[str, AfterValidator(_https)] = "http://jaeger:16686"
+    alertmanager: Annotated[str, AfterValidator(_https)] = "http://alertmanager:9093"
+
+
+class Grafana(_Section):
+    """Grafana itself: its datasources' URLs and its security settings."""
+
+    endpoints: Endpoints = Endpoints()
+    # The admin password is only ever read from this mounted file (GF_SECURITY_ADMIN_PASSWORD__FILE).
+    admin_password_file: SecretFile = "/run/secrets/grafana-admin-password"
+    # Cookies only over HTTPS; prod serves Grafana behind TLS.
+    cookie_secure: bool = False
+    root_url: Annotated[str, AfterValidator(_https)] = "http://localhost:3000"
+
+
 class StackConfig(_Section):
     environment: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
     runbook_base_url: Annotated[str, AfterValidator(_https)]
@@ -190,6 +210,7 @@ class StackConfig(_Section):
     evaluation_interval: Duration = "1m"
     # Alertmanager receivers: where notifications go (routing itself is rules/alerting_policy.py).
     alerting: Alerting = Alerting()
+    grafana: Grafana = Grafana()
 
 
 def stack_file(stack: str, root: Path = ROOT) -> Path:

@@ -33,7 +33,7 @@ BAD_FILES = [
      "config:\n  medianest-observability:environment: dev\n"
      "  medianest-observability:runbookBaseUrl: https://r\n  medianest-observability:colour: red\n",
      "medianest-observability:colour: unknown key; valid keys here: alerting, environment, "
-     "evaluationInterval, jobs, runbookBaseUrl, thresholds"),
+     "evaluationInterval, grafana, jobs, runbookBaseUrl, thresholds"),
     ("a wrong type", "config:\n  medianest-observability:environment: dev\n"
      "  medianest-observability:runbookBaseUrl: https://r\n"
      "  medianest-observability:thresholds: {errorRatio: lots}\n",
@@ -121,3 +121,13 @@ def test_cli_exits_2_on_bad_config(project: Path, monkeypatch, capsys) -> None:
     err = capsys.readouterr().err
     assert "Pulumi.dev.yaml" in err and "medianest-observability:environment" in err
     assert not (project / "out").exists()
+
+
+def test_grafana_endpoints_must_be_urls(project: Path) -> None:
+    (project / "Pulumi.dev.yaml").write_text(
+        "config:\n  medianest-observability:environment: dev\n"
+        "  medianest-observability:runbookBaseUrl: https://r\n"
+        "  medianest-observability:grafana:\n    endpoints:\n      loki: loki:3100\n")
+    with pytest.raises(ConfigError) as error:
+        load_stack("dev", project)
+    assert "medianest-observability:grafana.endpoints.loki: Value error, must be an http(s) URL" in str(error.value)
