@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dashboards.common import bar_gauge, environment, instance, stat, table, timeseries
 from dashboards.model import DashboardSpec, Row, Unit, prom, steps
+from rules.conventions import IGNORED_FILESYSTEMS
 from stack.config import StackConfig
 
 FOLDER = "infrastructure"
@@ -13,7 +14,7 @@ def dashboard(config: StackConfig) -> DashboardSpec:
     j, t = config.jobs, config.thresholds
     node = f'job="{j.node}", instance=~"$instance"'
     pg, redis, probe = f'job="{j.postgres}"', f'job="{j.redis}"', f'job="{j.blackbox}"'
-    fs = f'{node}, fstype!~"tmpfs|overlay|squashfs"'
+    fs = f"{node}, {IGNORED_FILESYSTEMS}"
     return DashboardSpec(
         uid="infrastructure", title="MediaNest / Infrastructure", folder=FOLDER,
         description="Hosts (node_exporter), PostgreSQL, Redis and blackbox probes.",

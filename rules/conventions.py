@@ -79,3 +79,7 @@ SLO_NO_DATA_ALERT = "SLONoData"
 # Loki stream labels: bounded sets only (tens of values). Ids stay in the log line or in
 # structured metadata, never in a stream label.
 LOKI_STREAM_LABELS = ("service", "level", "environment", "job")
+
+# Filesystems that cannot fill for real (memory-backed, read-only images, container layers):
+# the filesystem alert and the dashboards leave out the same ones.
+IGNORED_FILESYSTEMS = 'fstype!~"tmpfs|ramfs|overlay|squashfs"'

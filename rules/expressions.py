@@ -15,3 +15,9 @@ def down_description(what: str, duration: str) -> str:
     return ("{{ if $labels.instance }}" + what + " cannot be reached through {{ $labels.instance }}"
             "{{ else }}No {{ $labels.job }} target is being scraped{{ end }} for more than "
             + duration + ".")
+
+
+def or_zero(errors: str, total: str) -> str:
+    """Bad events, or 0 where the total has series but no bad event was ever counted: without
+    it, a healthy service with no 5xx yet has no error ratio at all instead of 0."""
+    return f"({errors} or {total} * 0)"

@@ -8,7 +8,7 @@ dividing, quantiles sum buckets by `le`, and metrics carry the `medianest_` pref
 from __future__ import annotations
 
 from rules.conventions import AlertSeverity, number
-from rules.expressions import down_description, target_down
+from rules.expressions import down_description, or_zero, target_down
 from rules.model import RuleGroup, alert, record
 from stack.config import StackConfig
 
@@ -35,12 +35,13 @@ def recording_rules(job: str) -> RuleGroup:
     buckets = "medianest_http_request_duration_seconds_bucket"
     rules = [
         record(REQUESTS_RATE, f"sum by (job) (rate({http}{{{sel}}}[5m]))"),
-        record(ERRORS_RATE, f'sum by (job) (rate({http}{{{sel},status_code=~"5.."}}[5m]))'),
+        record(ERRORS_RATE, or_zero(f'sum by (job) (rate({http}{{{sel},status_code=~"5.."}}[5m]))',
+                                    f"sum by (job) (rate({http}{{{sel}}}[5m]))")),
         record(ERROR_RATIO, f"{ERRORS_RATE} / {REQUESTS_RATE}"),
         record(ENDPOINT_REQUESTS_RATE, f"sum by (job, endpoint) (rate({http}{{{sel}}}[5m]))"),
         record(ENDPOINT_ERROR_RATIO,
-               f'sum by (job, endpoint) (rate({http}{{{sel},status_code=~"5.."}}[5m])) '
-               f"/ {ENDPOINT_REQUESTS_RATE}"),
+               or_zero(f'sum by (job, endpoint) (rate({http}{{{sel},status_code=~"5.."}}[5m]))',
+                       ENDPOINT_REQUESTS_RATE) + f" / {ENDPOINT_REQUESTS_RATE}"),
         record(LATENCY_BUCKETS, f"sum by (job, le) (rate({buckets}{{{sel}}}[5m]))"),
         record(ENDPOINT_LATENCY_BUCKETS, f"sum by (job, endpoint, le) (rate({buckets}{{{sel}}}[5m]))"),
     ]

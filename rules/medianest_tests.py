@@ -86,13 +86,19 @@ def _errors(config: StackConfig) -> list[RuleTest]:
                 (m.ENDPOINT_REQUESTS_RATE + _braces(endpoint), 10),)),
             ExprAt("10m", m.ENDPOINT_ERROR_RATIO, ((m.ENDPOINT_ERROR_RATIO + _braces(endpoint), failing),)),
         )),
+        RuleTest("Traffic without a single 5xx series has an error ratio of 0, not none", (
+            _series(config, "medianest_http_requests_total", _counter(600), method="GET",
+                    endpoint="/api/v1/media", status_code="200"),), exprs=(
+            ExprAt("10m", m.ERROR_RATIO, ((f'{m.ERROR_RATIO}{{job="{job}"}}', 0),)),
+            ExprAt("10m", m.ENDPOINT_ERROR_RATIO, ((m.ENDPOINT_ERROR_RATIO + _braces(endpoint), 0),)),
+        ), alerts=(AlertAt("10m", "HighErrorRate"),)),
         RuleTest("A 5xx share just under the threshold raises nothing", _http(
             config, 600 * (1 - healthy), 600 * healthy), alerts=(AlertAt("20m", "HighErrorRate"),)),
         RuleTest("A burst of 5xx shorter than 5 minutes raises nothing", (
             *_http(config, 600 * (1 - failing), 0)[:1],
             _series(config, "medianest_http_requests_total", f"0x5 0+{600 * failing:g}x3 _x10",
                     method="GET", endpoint="/api/v1/media", status_code="503"),
-        ), alerts=(AlertAt("9m", "HighErrorRate"),)),
+        ), alerts=(AlertAt("12m", "HighErrorRate"), AlertAt("15m", "HighErrorRate"))),
     ]
 
 

@@ -8,7 +8,7 @@ stays silent just under it, or over it for less than its `for`.
 
 from __future__ import annotations
 
-from rules.conventions import AlertSeverity, number
+from rules.conventions import IGNORED_FILESYSTEMS, AlertSeverity, number
 from rules.expressions import down_description, target_down
 from rules.humanize import humanize_percentage as pct
 from rules.humanize import value
@@ -43,7 +43,7 @@ def exporter_alerts(config: StackConfig) -> RuleGroup:
     jobs, t = config.jobs, config.thresholds
     common = {"runbook_base_url": config.runbook_base_url}
     node = f'job="{jobs.node}"'
-    fs = f'{node},fstype!~"tmpfs|ramfs"'
+    fs = f"{node},{IGNORED_FILESYSTEMS}"
     pg = f'job="{jobs.postgres}"'
     redis = f'job="{jobs.redis}"'
     probe = f'job="{jobs.blackbox}"'

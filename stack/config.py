@@ -50,6 +50,12 @@ def _webhook_url(value: str) -> str:
 
 
 Duration = Annotated[str, AfterValidator(_duration)]
+
+
+def _one_minute(value: str) -> str:
+    if duration_seconds(value) != 60:
+        raise ValueError("must be 1m: the generated promtool tests and SLO scenarios evaluate once a minute")
+    return value
 SecretFile = Annotated[str, AfterValidator(_secret_file)]
 WebhookUrl = Annotated[str, AfterValidator(_webhook_url)]
 Ratio = Annotated[float, Field(gt=0, lt=1)]
@@ -207,7 +213,7 @@ class StackConfig(_Section):
     jobs: Jobs = Jobs()
     thresholds: Thresholds = Thresholds()
     # The rule evaluation interval of Prometheus; promtool tests evaluate at the same pace.
-    evaluation_interval: Duration = "1m"
+    evaluation_interval: Annotated[Duration, AfterValidator(_one_minute)] = "1m"
     # Alertmanager receivers: where notifications go (routing itself is rules/alerting_policy.py).
     alerting: Alerting = Alerting()
     grafana: Grafana = Grafana()
@@ -274,8 +280,17 @@ def _describe(error: ValidationError, source: str) -> str:
         if item["type"] == "extra_forbidden":
             message = "unknown key; valid keys here: " + ", ".join(_valid_keys(item["loc"][:-1]))
         got = "" if item["type"] in ("missing", "extra_forbidden") else f" (got {item['input']!r})"
+        if _may_hold_a_secret(item["loc"]):
+            got = ""  # a secret pasted into the wrong field must not reach a terminal or CI log
         lines.append(f"  {PROJECT}:{key}: {message}{got}")
     return "\n".join(lines)
+
+
+_SECRET_HINTS = ("file", "url", "credential", "key", "token", "password", "secret", "alerting")
+
+
+def _may_hold_a_secret(loc: tuple[Any, ...]) -> bool:
+    return any(hint in str(part).lower() for part in loc for hint in _SECRET_HINTS)
 
 
 def _valid_keys(loc: tuple[Any, ...]) -> list[str]:

@@ -131,3 +131,22 @@ def test_grafana_endpoints_must_be_urls(project: Path) -> None:
     with pytest.raises(ConfigError) as error:
         load_stack("dev", project)
     assert "medianest-observability:grafana.endpoints.loki: Value error, must be an http(s) URL" in str(error.value)
+
+
+def test_a_secret_in_the_wrong_field_is_not_echoed(project: Path) -> None:
+    (project / "Pulumi.dev.yaml").write_text(
+        "config:\n  medianest-observability:environment: dev\n"
+        "  medianest-observability:runbookBaseUrl: https://r\n"
+        "  medianest-observability:alerting:\n    receivers:\n      criticalAlerts:\n        pagerduty:\n"
+        "          - routingKeyFile: R0ABCDEF1234567890SECRET\n")
+    with pytest.raises(ConfigError) as error:
+        load_stack("dev", project)
+    assert "medianest-observability:alerting.receivers.criticalAlerts.pagerduty.0.routingKeyFile" in str(error.value)
+    assert "R0ABCDEF1234567890SECRET" not in str(error.value)
+
+
+def test_the_evaluation_interval_is_one_minute(project: Path) -> None:
+    text = (ROOT / "Pulumi.dev.yaml").read_text().replace("evaluationInterval: 1m", "evaluationInterval: 30s")
+    (project / "Pulumi.dev.yaml").write_text(text)
+    with pytest.raises(ConfigError, match="evaluationInterval: Value error, must be 1m"):
+        load_stack("dev", project)

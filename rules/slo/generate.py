@@ -24,6 +24,7 @@ from rules.conventions import (
     TIER_LABEL,
     AlertSeverity,
 )
+from rules.expressions import or_zero
 from rules.model import AlertingRule, RecordingRule, RuleGroup, alert, record
 from rules.slo.spec import SLO, GaugeSLI, LatencySLI, RatioSLI
 from rules.slo.windows import BurnWindow, burn_windows, window_name
@@ -79,18 +80,18 @@ def error_ratio_expr(slo: SLO, window: str) -> str:
             if slo.grouping else f"1 - avg(avg_over_time({sli.selector}[{window}]))"
     total = f"{by} (rate({_total_selector(sli)}[{window}]))"
     if isinstance(sli, RatioSLI) and sli.errors:
-        return f"({by} (rate({sli.errors}[{window}])) or {total} * 0) / {total}"
+        return f"{or_zero(f'{by} (rate({sli.errors}[{window}]))', total)} / {total}"
     good = sli.good if isinstance(sli, RatioSLI) else _good_selector(sli)
-    return f"1 - ({by} (rate({good}[{window}])) or {total} * 0) / {total}"
+    return f"1 - {or_zero(f'{by} (rate({good}[{window}]))', total)} / {total}"
 
 
 def _error_events_expr(slo: SLO) -> str:
     sli, by = slo.sli, _by(slo)
     total = f"{by} (rate({_total_selector(sli)}[5m]))"
     if isinstance(sli, RatioSLI) and sli.errors:
-        return f"{by} (rate({sli.errors}[5m])) or {total} * 0"
+        return or_zero(f"{by} (rate({sli.errors}[5m]))", total)
     good = sli.good if isinstance(sli, RatioSLI) else _good_selector(sli)
-    return f"{total} - ({by} (rate({good}[5m])) or {total} * 0)"
+    return f"{total} - {or_zero(f'{by} (rate({good}[5m]))', total)}"
 
 
 def recording_rules(slo: SLO, windows: tuple[BurnWindow, ...]) -> list[RecordingRule]:
