@@ -6,6 +6,7 @@ can carry, which of them a selector pinned, and which metric families feed it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -71,6 +72,27 @@ def matchers_of(selector: pp.VectorSelector) -> list[Any]:
     for alternative in selector.matchers.or_matchers or []:
         found.extend(alternative)
     return [m for m in found if m.name != "__name__"]
+
+
+# promql-parser's MatchOp is not hashable: map by member name.
+_MATCH_OPS = {"Equal": "=", "NotEqual": "!=", "Re": "=~", "NotRe": "!~"}
+
+
+def match_op(matcher: Any) -> str:
+    """A promql-parser matcher's operator as PromQL writes it."""
+    return _MATCH_OPS[str(matcher.op).rsplit(".", 1)[-1]]
+
+
+def label_matches(op: str, expected: str, value: str) -> bool:
+    """One matcher (=, !=, =~, !~) on one label value, as Prometheus and Alertmanager match:
+    regexes are anchored; pass "" for a label the series does not have."""
+    hit = value == expected if op in ("=", "!=") else re.fullmatch(expected, value) is not None
+    return hit if op in ("=", "=~") else not hit
+
+
+def selector_matches(selector: pp.VectorSelector, labels: dict[str, str]) -> bool:
+    """Whether a series with these labels is selected (its metric name aside)."""
+    return all(label_matches(match_op(m), m.value, labels.get(m.name, "")) for m in matchers_of(selector))
 
 
 def function_name(node: Node) -> str | None:

@@ -22,6 +22,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from rules.conventions import duration_seconds
 from rules.model import AlertingRule
+from rules.promql import label_matches
 
 # Alertmanager adds the alert's name as this label.
 ALERTNAME = "alertname"
@@ -65,12 +66,7 @@ class Matcher(_Frozen):
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         """As Alertmanager matches: a missing label is the empty string, regexes are anchored."""
-        value = labels.get(self.label, "")
-        if self.type in (MatchType.EQUAL, MatchType.NOT_EQUAL):
-            hit = value == self.value
-        else:
-            hit = re.fullmatch(self.value, value) is not None
-        return hit if self.type in (MatchType.EQUAL, MatchType.REGEX) else not hit
+        return label_matches(self.type.value, self.value, labels.get(self.label, ""))
 
 
 def eq(label: str, value: str) -> Matcher:

@@ -9,7 +9,6 @@ by their static labels, the only ones routing should depend on. A label the poli
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterator, Sequence
 
 from rules.problems import Problem, Severity
@@ -57,21 +56,15 @@ def _matcher(matcher: Matcher, carried: dict[str, set[str]],
     if matcher.type in (MatchType.NOT_EQUAL, MatchType.NOT_REGEX):
         return
     values = carried[label]
-    if any(_hits(matcher, v) for v in values):
+    if any(matcher.matches({label: v}) for v in values):
         return
     known = declared.get(label)
-    if known is not None and any(_hits(matcher, v) for v in known):
+    if known is not None and any(matcher.matches({label: v}) for v in known):
         yield Severity.WARNING, (f"no alert in the bundle has {shown} yet: it matches nothing "
                                  "until one does")
         return
     yield Severity.ERROR, (f"no alert has {shown}{_suggest(matcher.value, values)}: it matches "
                            f"nothing (values of {label}: {', '.join(sorted(values))})")
-
-
-def _hits(matcher: Matcher, value: str) -> bool:
-    if matcher.type == MatchType.EQUAL:
-        return value == matcher.value
-    return re.fullmatch(matcher.value, value) is not None
 
 
 def _suggest(word: str, candidates: set[str] | dict[str, set[str]]) -> str:

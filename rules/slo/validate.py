@@ -11,7 +11,7 @@ from rules.catalog import Catalog, MetricType
 from rules.checks import check_expression
 from rules.conventions import SERVICES, duration_seconds
 from rules.problems import Problem, Severity
-from rules.promql import matchers_of
+from rules.promql import selector_matches
 from rules.slo.events import latency_labels, ratio_events
 from rules.slo.spec import SLO, GaugeSLI, LatencySLI, RatioSLI
 from rules.slo.windows import PeriodError, burn_windows
@@ -131,19 +131,3 @@ def _example_matches(field: str, labels: dict[str, str], selector: str, expected
     if selector_matches(node, labels) != expected:
         yield field, Severity.ERROR, (f"the example event {labels} {'does not match' if expected else 'matches'} "
                                       f"{selector}: the scenarios would test the wrong events")
-
-
-def selector_matches(node: pp.VectorSelector, labels: dict[str, str]) -> bool:
-    """Prometheus semantics: a missing label is the empty string; regexes are anchored."""
-    for matcher in matchers_of(node):
-        value = labels.get(matcher.name, "")
-        op = str(matcher.op).rsplit(".", 1)[-1]
-        ok = {
-            "Equal": value == matcher.value,
-            "NotEqual": value != matcher.value,
-            "Re": re.fullmatch(matcher.value, value) is not None,
-            "NotRe": re.fullmatch(matcher.value, value) is None,
-        }[op]
-        if not ok:
-            return False
-    return True
