@@ -5,6 +5,7 @@ from __future__ import annotations
 from dashboards.common import bar_gauge, environment, instance, stat, table, timeseries
 from dashboards.model import DashboardSpec, Row, Unit, prom, steps
 from rules.conventions import IGNORED_FILESYSTEMS
+from rules.expressions import postgres_connections_used
 from stack.config import StackConfig
 
 FOLDER = "infrastructure"
@@ -50,8 +51,7 @@ def dashboard(config: StackConfig) -> DashboardSpec:
                 stat("PostgreSQL up", "Whether the exporter reaches PostgreSQL.", Unit.UP_DOWN,
                      prom(f"min(pg_up{{{pg}}})"), thresholds=steps("red", (1, "green")), alerts=("PostgresDown",)),
                 timeseries("Connections used", "Connections in use over max_connections.", Unit.PERCENT_UNIT,
-                           prom(f"sum by (instance) (pg_stat_activity_count{{{pg}}}) "
-                                f"/ max by (instance) (pg_settings_max_connections{{{pg}}})", "{{instance}}"),
+                           prom(postgres_connections_used(pg), "{{instance}}"),
                            thresholds=steps("green", (t.postgres_connections_ratio, "red")), min=0, max=1,
                            alerts=("PostgresTooManyConnections",), width=6),
                 timeseries("Transactions", "Commits and rollbacks per second.", Unit.OPS_PER_SECOND,

@@ -21,3 +21,10 @@ def or_zero(errors: str, total: str) -> str:
     """Bad events, or 0 where the total has series but no bad event was ever counted: without
     it, a healthy service with no 5xx yet has no error ratio at all instead of 0."""
     return f"({errors} or {total} * 0)"
+
+
+def postgres_connections_used(selector: str) -> str:
+    """Share of max_connections in use, per exporter target. max by: postgres_exporter 0.11
+    labels max_connections with `server`, 0.20 does not."""
+    return (f"sum by (job, instance) (pg_stat_database_numbackends{{{selector}}}) "
+            f"/ max by (job, instance) (pg_settings_max_connections{{{selector}}})")

@@ -9,7 +9,7 @@ stays silent just under it, or over it for less than its `for`.
 from __future__ import annotations
 
 from rules.conventions import IGNORED_FILESYSTEMS, AlertSeverity, number
-from rules.expressions import down_description, target_down
+from rules.expressions import down_description, postgres_connections_used, target_down
 from rules.humanize import humanize_percentage as pct
 from rules.humanize import value
 from rules.model import RuleFile, RuleGroup, alert
@@ -84,11 +84,8 @@ def exporter_alerts(config: StackConfig) -> RuleGroup:
                           "{{ $value | humanizePercentage }} of its space left and will be full "
                           f"within {number(t.filesystem_fill_hours)} hours at the current rate.",
               **common),
-        # max by: postgres_exporter 0.11 labels max_connections with `server`, 0.20 does not.
         alert("PostgresTooManyConnections",
-              f"sum by (job, instance) (pg_stat_database_numbackends{{{pg}}}) "
-              f"/ max by (job, instance) (pg_settings_max_connections{{{pg}}}) "
-              f"> {t.postgres_connections_ratio}",
+              f"{postgres_connections_used(pg)} > {t.postgres_connections_ratio}",
               for_="5m", severity=WARNING, service="database",
               summary="PostgreSQL is close to its connection limit",
               description="PostgreSQL behind {{ $labels.instance }} uses "
