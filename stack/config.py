@@ -4,8 +4,9 @@ and from Pulumi config by the program. Defaults live here and nowhere else."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 import yaml
@@ -207,8 +208,169 @@ class Grafana(_Section):
     root_url: Annotated[str, AfterValidator(_https)] = "http://localhost:3000"
 
 
+_MEMORY_UNITS = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3}
+
+
+def memory_bytes(value: str) -> int:
+    """`512Mi`, `1Gi` (Kubernetes quantities, binary units) as bytes."""
+    number, unit = value[:-2], value[-2:]
+    if unit not in _MEMORY_UNITS or not number.isdigit() or int(number) == 0:
+        raise ValueError("must be a size like 256Mi or 2Gi (units Ki, Mi, Gi)")
+    return int(number) * _MEMORY_UNITS[unit]
+
+
+def _memory(value: str) -> str:
+    memory_bytes(value)
+    return value
+
+
+def _tag(value: str) -> str:
+    if value in ("latest", "main", "master") or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", value):
+        raise ValueError("must be an exact version tag such as v3.13.0 (never latest)")
+    return value
+
+
+Memory = Annotated[str, AfterValidator(_memory)]
+HostPort = Annotated[int, Field(ge=1, le=65535)]
+
+
+class ImageRef(_Section):
+    """An image pinned by exact tag; a digest only when read from a registry."""
+
+    repository: str = Field(pattern=r"^[a-z0-9]+([._/-][a-z0-9]+)*$")
+    tag: Annotated[str, AfterValidator(_tag)]
+    digest: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
+
+
+def _image(repository: str, tag: str) -> Any:
+    return Field(default_factory=lambda: ImageRef(repository=repository, tag=tag))
+
+
+class Component(_Section):
+    """What every component has: its image, a memory limit, an optional CPU limit, and an
+    opt-in port published on the host's loopback (Docker)."""
+
+    memory: Memory = "256Mi"
+    cpus: Annotated[float, Field(gt=0)] | None = None
+    publish: HostPort | None = None
+
+
+class PrometheusService(Component):
+    image: ImageRef = _image("prom/prometheus", "v3.13.0")
+    memory: Memory = "2Gi"
+    retention_time: Duration = "15d"
+    retention_size: str = Field(default="10GB", pattern=r"^[0-9]+(B|KB|MB|GB|TB|PB)$")
+    scrape_interval: Duration = "30s"
+    # Size of the data volume (Kubernetes PVC); keep it above retentionSize.
+    volume_size: str = "20Gi"
+
+
+class AlertmanagerService(Component):
+    image: ImageRef = _image("prom/alertmanager", "v0.34.0")
+    memory: Memory = "128Mi"
+
+
+class GrafanaService(Component):
+    image: ImageRef = _image("grafana/grafana", "13.0.1")
+    memory: Memory = "512Mi"
+    publish: HostPort | None = 3000
+
+
+class LokiService(Component):
+    image: ImageRef = _image("grafana/loki", "3.7.1")
+    memory: Memory = "1Gi"
+    # Deleted by the compactor once older than this.
+    retention_period: Duration = "744h"
+    volume_size: str = "20Gi"
+
+
+class AlloyService(Component):
+    image: ImageRef = _image("grafana/alloy", "v1.11.3")
+    memory: Memory = "256Mi"
+    # `files`: MediaNest's JSON log files under logDirectory (read-only). `docker`: every
+    # container's logs through the Docker socket (read-only, needs dockerSocketGroup).
+    log_source: Literal["files", "docker"] = "files"
+    log_directory: str = Field(default="/var/log/medianest", pattern=r"^/")
+    docker_socket: str = Field(default="/var/run/docker.sock", pattern=r"^/")
+    docker_socket_group: Annotated[int, Field(ge=1)] | None = None
+
+    @model_validator(mode="after")
+    def _socket_group(self) -> AlloyService:
+        if self.log_source == "docker" and self.docker_socket_group is None:
+            raise ValueError("logSource docker needs dockerSocketGroup (the gid owning the Docker "
+                             "socket, `stat -c %g /var/run/docker.sock`): Alloy never runs as root")
+        return self
+
+
+class JaegerService(Component):
+    image: ImageRef = _image("jaegertracing/jaeger", "2.20.0")
+    memory: Memory = "512Mi"
+    # `memory` loses traces on restart (dev); `badger` keeps them on a volume.
+    storage: Literal["memory", "badger"] = "memory"
+    max_traces: Annotated[int, Field(gt=0)] = 100000
+    # How long Badger keeps spans.
+    badger_ttl: Duration = "72h"
+    volume_size: str = "10Gi"
+
+
+class NodeExporterService(Component):
+    image: ImageRef = _image("prom/node-exporter", "v1.12.0")
+    memory: Memory = "64Mi"
+
+
+class PostgresExporterService(Component):
+    image: ImageRef = _image("prometheuscommunity/postgres-exporter", "v0.20.0")
+    memory: Memory = "64Mi"
+    # host:port/database?options; the password comes from the `postgres-password` secret.
+    data_source_uri: str = Field(default="host.docker.internal:5432/medianest?sslmode=disable",
+                                 pattern=r"^[^/@\s]+:[0-9]+/[^\s]*$")
+    user: str = "postgres_exporter"
+
+
+class RedisExporterService(Component):
+    # The -alpine build: the scratch one has no tool to run a health check with.
+    image: ImageRef = _image("oliver006/redis_exporter", "v1.80.0-alpine")
+    memory: Memory = "64Mi"
+    address: str = Field(default="redis://host.docker.internal:6379", pattern=r"^rediss?://[^@\s]+$")
+    # Whether Redis needs a password (the `redis-password` secret).
+    password: bool = False
+
+
+class BlackboxExporterService(Component):
+    image: ImageRef = _image("prom/blackbox-exporter", "v0.28.0")
+    memory: Memory = "64Mi"
+    # MediaNest's health endpoints, probed for a 2xx (and their TLS certificates' expiry).
+    targets: tuple[Annotated[str, AfterValidator(_https)], ...] = ()
+
+
+class Services(_Section):
+    """Each component of the stack: image, resources and its own settings."""
+
+    prometheus: PrometheusService = PrometheusService()
+    alertmanager: AlertmanagerService = AlertmanagerService()
+    grafana: GrafanaService = GrafanaService()
+    loki: LokiService = LokiService()
+    alloy: AlloyService = AlloyService()
+    jaeger: JaegerService = JaegerService()
+    node_exporter: NodeExporterService = NodeExporterService()
+    postgres_exporter: PostgresExporterService = PostgresExporterService()
+    redis_exporter: RedisExporterService = RedisExporterService()
+    blackbox_exporter: BlackboxExporterService = BlackboxExporterService()
+
+
+class Backend(_Section):
+    """MediaNest's backend as Prometheus scrapes it (job `jobs.backend`)."""
+
+    targets: tuple[Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+:[0-9]+$")], ...] = (
+        "host.docker.internal:3001",)
+    metrics_path: str = Field(default="/metrics", pattern=r"^/")
+    scheme: Literal["http", "https"] = "http"
+
+
 class StackConfig(_Section):
     environment: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
+    # Where the stack runs: containers on a Docker engine, or a Kubernetes cluster.
+    target: Literal["docker", "kubernetes"] = "docker"
     runbook_base_url: Annotated[str, AfterValidator(_https)]
     jobs: Jobs = Jobs()
     thresholds: Thresholds = Thresholds()
@@ -217,6 +379,8 @@ class StackConfig(_Section):
     # Alertmanager receivers: where notifications go (routing itself is rules/alerting_policy.py).
     alerting: Alerting = Alerting()
     grafana: Grafana = Grafana()
+    backend: Backend = Backend()
+    services: Services = Services()
 
 
 def stack_file(stack: str, root: Path = ROOT) -> Path:

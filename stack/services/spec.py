@@ -1,0 +1,161 @@
+"""What one component of the stack is, independent of where it runs.
+
+A `ServiceSpec` is plain data: the Docker target turns it into a container, the Kubernetes target
+into a workload. A component module (one per component in this package) builds it from the stack
+config and the generated files; it never knows which target will run it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Image:
+    repository: str
+    tag: str
+    # Only ever a digest read from a registry, set in config; never invented.
+    digest: str | None = None
+
+    @property
+    def reference(self) -> str:
+        """`repository:tag`, pinned to `@digest` when one is configured."""
+        base = f"{self.repository}:{self.tag}"
+        return f"{base}@{self.digest}" if self.digest else base
+
+
+@dataclass(frozen=True)
+class Port:
+    name: str
+    container_port: int
+    protocol: Literal["tcp", "udp"] = "tcp"
+    # Published on the host's loopback (Docker) when set; never on every interface.
+    host_port: int | None = None
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """A generated file: `source` is its path in the bundle (what `render` writes), `path` where
+    the component reads it."""
+
+    source: str
+    path: str
+    content: str
+
+
+@dataclass(frozen=True)
+class SecretFile:
+    """A secret the component reads from a file. Its value never appears in a spec: the target
+    takes it from Pulumi secrets (`medianest-observability:secrets.<name>`) or generates it."""
+
+    name: str
+    path: str
+    # Generated (a random password) when not set in config, instead of failing.
+    generated: bool = False
+
+
+@dataclass(frozen=True)
+class Volume:
+    """Data that must outlive the container: a named volume (Docker) or a PVC (Kubernetes)."""
+
+    name: str
+    path: str
+    size: str = "1Gi"
+
+
+@dataclass(frozen=True)
+class HostMount:
+    """A directory of the host, read-only (node exporter's /proc, Alloy's log files)."""
+
+    name: str
+    host_path: str
+    path: str
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """An HTTP endpoint that answers 200 when the component is ready. Kubernetes probes it
+    directly; Docker runs `command` inside the container, the tool each image has to do so."""
+
+    port: int
+    path: str
+    command: tuple[str, ...]
+    interval_seconds: int = 10
+    timeout_seconds: int = 5
+    retries: int = 6
+    start_period_seconds: int = 30
+
+
+@dataclass(frozen=True)
+class Resources:
+    memory_limit_bytes: int
+    cpu_limit: float | None = None
+
+    @property
+    def memory_request_bytes(self) -> int:
+        # Half the limit: room to burst, but the scheduler reserves a realistic share.
+        return self.memory_limit_bytes // 2
+
+
+@dataclass(frozen=True)
+class MetricsEndpoint:
+    """Where Prometheus scrapes the component's own metrics, under which job name."""
+
+    job: str
+    port: int
+    path: str = "/metrics"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str  # also its DNS name on the stack's network
+    image: Image
+    user: str  # uid:gid, never root
+    resources: Resources
+    args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    ports: tuple[Port, ...] = ()
+    # Every file and secret lives under `config_dir`: the Docker target backs it with one
+    # volume so configs can be delivered into a container whose root filesystem is read-only.
+    config_dir: str = "/etc/medianest"
+    files: tuple[ConfigFile, ...] = ()
+    secrets: tuple[SecretFile, ...] = ()
+    volumes: tuple[Volume, ...] = ()
+    host_mounts: tuple[HostMount, ...] = ()
+    health: HealthCheck | None = None
+    metrics: MetricsEndpoint | None = None
+    # False only where the image must write outside its volumes and /tmp.
+    read_only_root: bool = True
+    # Extra groups (e.g. the Docker socket's group for a log agent reading container logs).
+    groups: tuple[str, ...] = ()
+    # The host's PID namespace (node exporter: per-process metrics of the host).
+    host_pid: bool = False
+    # The name `host.docker.internal` resolves to the host (scraping a backend run outside Docker).
+    reaches_host: bool = False
+
+    def __post_init__(self) -> None:
+        prefix = self.config_dir.rstrip("/") + "/"
+        outside = [f.path for f in (*self.files, *self.secrets) if not f.path.startswith(prefix)]
+        if outside:
+            raise ValueError(f"{self.name}: files must live under {self.config_dir}: {', '.join(outside)}")
+        if self.user.split(":")[0] in ("0", "root"):
+            raise ValueError(f"{self.name}: must not run as root")
+
+    @property
+    def address(self) -> str:
+        """host:port of its metrics endpoint on the stack's network."""
+        assert self.metrics is not None
+        return f"{self.name}:{self.metrics.port}"
+
+    def port(self, name: str) -> Port:
+        return next(p for p in self.ports if p.name == name)
+
+
+def wget(port: int, path: str) -> tuple[str, ...]:
+    """The probe for images built on busybox or alpine (Prometheus', Grafana's, the exporters')."""
+    return ("wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{port}{path}")
+
+
+def http_health(port: int, path: str, **timing: int) -> HealthCheck:
+    return HealthCheck(port=port, path=path, command=wget(port, path), **timing)
