@@ -17,13 +17,20 @@ $(VENV)/.installed: requirements.txt
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
 	touch $@
 
-# promtool and amtool judge every generated rule and route: Debian's packages.
+# promtool and amtool judge every generated rule and route, the blackbox exporter's
+# --config.check its probe modules: Debian's packages.
 tools:
 	@if ! command -v promtool >/dev/null || ! command -v amtool >/dev/null; then \
 	  echo "installing prometheus and prometheus-alertmanager (promtool, amtool)"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
 	    prometheus prometheus-alertmanager >/dev/null; \
+	fi
+	@if ! command -v prometheus-blackbox-exporter >/dev/null; then \
+	  echo "installing prometheus-blackbox-exporter (its --config.check)"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+	    prometheus-blackbox-exporter >/dev/null; \
 	fi
 
 up: setup
@@ -57,3 +64,4 @@ golden: setup
 
 bench: setup
 	$(PY) bench/bench_rules.py
+	$(PY) bench/bench_program.py

@@ -1,13 +1,14 @@
-"""The Pulumi program: read the stack's config, build the bundle, hand it to the target.
-
-Everything generated comes from `stack.bundle.build`; this file only wires it to Pulumi.
-"""
+"""The Pulumi program: read the stack's config, build the bundle, hand its service specs to the
+target the config names. Everything generated comes from `stack.bundle.build`; this file only
+wires it to Pulumi."""
 
 import pulumi
 
 from rules.problems import Severity
+from stack import secrets
 from stack.bundle import build
 from stack.config import from_pulumi
+from stack.services import grafana
 
 config = from_pulumi()
 bundle = build(config)
@@ -16,7 +17,19 @@ if errors:
     # Deploying rules that fail the static checks would ship alerts that never fire.
     raise ValueError("the generated rules have problems:\n" + "\n".join(errors))
 
+stack = pulumi.get_stack()
+if config.target != "docker":
+    raise ValueError(f"Pulumi.{stack}.yaml: medianest-observability:target: {config.target!r} is not "
+                     "deployable yet; valid: docker")
+secret_values = secrets.resolve(stack, bundle.services, secrets.configured(stack))
+from stack.targets import docker  # noqa: E402 - the provider SDK is loaded only for its target
+
+urls = docker.deploy(config, bundle.services, secret_values)
+
 pulumi.export("environment", config.environment)
+for name in ("grafana", "prometheus", "alertmanager", "jaeger"):
+    pulumi.export(f"{name}Url", urls[name])
+pulumi.export("grafanaAdminUser", "admin")
+pulumi.export("grafanaAdminPassword", secret_values[grafana.ADMIN_PASSWORD])
 pulumi.export("ruleFiles", bundle.rule_paths)
-pulumi.export("alerts", sorted({r.name for f in bundle.rule_files for g in f.groups for r in g.rules
-                               if hasattr(r, "alert")}))
+pulumi.export("alerts", sorted(rule.alert for _, rule in bundle.alerts))

@@ -13,7 +13,7 @@ from dashboards.datasources import ALERTMANAGER, JAEGER, LOKI, PROMETHEUS, Datas
 from stack.config import StackConfig
 
 # Where the dashboard JSON is mounted in the Grafana container, one directory per folder.
-DASHBOARDS_DIR = "/var/lib/grafana/dashboards"
+DASHBOARDS_DIR = "/etc/grafana/dashboards"
 PROVISIONING_DIR = "/etc/grafana/provisioning"
 # Folder (directory and folder uid) -> title in Grafana.
 FOLDERS = {
@@ -145,5 +145,7 @@ def environment(config: StackConfig) -> dict[str, str]:
     """The container's environment: the admin password is read from a mounted secret file."""
     return {
         "GF_PATHS_PROVISIONING": PROVISIONING_DIR,
+        # Logs to stdout only: the root filesystem is read-only.
+        "GF_LOG_MODE": "console",
         "GF_SECURITY_ADMIN_PASSWORD__FILE": config.grafana.admin_password_file,
     }

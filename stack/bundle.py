@@ -28,6 +28,8 @@ from rules.slo import slo_rule_files
 from rules.testing import coverage, render_test_file
 from stack.config import StackConfig
 from stack.dump import HEADER, dump_json, dump_yaml  # noqa: F401 - re-exported
+from stack.services import service_specs
+from stack.services.spec import ServiceSpec
 
 RULES_DIR = "prometheus/rules"
 TESTS_DIR = "prometheus/tests"
@@ -51,6 +53,8 @@ class Bundle:
     alertmanager: AlertmanagerConfig = field(kw_only=True)
     route_cases: tuple[RouteCase, ...] = field(kw_only=True)
     dashboards: tuple[GeneratedDashboard, ...] = field(kw_only=True, default=())
+    # Every component of the stack, as the targets deploy it.
+    services: tuple[ServiceSpec, ...] = field(kw_only=True, default=())
 
     def problems(self, catalog: Catalog = CATALOG) -> list[Problem]:
         jobs = self.config.jobs.model_dump().values()
@@ -149,5 +153,11 @@ def build(config: StackConfig) -> Bundle:
         provisioning.dashboard_providers(d.folder for d in generated_dashboards))
     files[GRAFANA_INI] = HEADER + provisioning.render_ini(provisioning.settings(config))
     files[GRAFANA_ENVIRONMENT] = dump_yaml(provisioning.environment(config))
+    services = service_specs(config, files)
+    for spec in services:
+        for file in spec.files:
+            # A component ships either a file generated above or its own config (prometheus.yml...).
+            assert files.setdefault(file.source, file.content) == file.content, file.source
     return Bundle(config, generated, dict(sorted(files.items())), tuple(problems),
-                  alertmanager=alertmanager, route_cases=cases, dashboards=generated_dashboards)
+                  alertmanager=alertmanager, route_cases=cases, dashboards=generated_dashboards,
+                  services=services)

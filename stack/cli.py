@@ -19,6 +19,7 @@ from stack import tools
 from stack.bundle import ALERTMANAGER_CONFIG, Bundle, build, dump_yaml, unit_tests_path
 from stack.config import ROOT, ConfigError, load_stack
 from stack.output import write_tree
+from stack.shipped_checks import check_shipped
 
 STACKS = ("dev", "prod")
 OK, PROBLEMS, BAD_INPUT = 0, 1, 2
@@ -85,16 +86,16 @@ def cmd_check(args: argparse.Namespace) -> int:
             out = Path(tmp) / "out"
             write_tree(bundle.files, out)
             run = tools.promtool_check_rules([out / p for p in bundle.rule_paths])
+            verdict = "pass" if run.ok else "fail"
+            print(f"check: {stack}: {len(bundle.rule_paths)} rule files {verdict} promtool check rules")
             if not run.ok:
-                print(f"[{stack}] promtool check rules failed:\n{run.output}")
+                print(run.output)
                 ok = False
-            amtool = tools.amtool_check_config(out / ALERTMANAGER_CONFIG)
-            if not amtool.ok:
-                print(f"[{stack}] amtool check-config failed:\n{amtool.output}")
-                ok = False
-        print(f"check: {stack}: {len(bundle.rule_paths)} rule files "
-              f"{'pass' if ok else 'have problems'}")
-        print(f"check: {stack}: {ALERTMANAGER_CONFIG} {'passes' if amtool.ok else 'fails'} amtool check-config")
+            for verdict in check_shipped(bundle, out):
+                print(f"check: {stack}: {verdict.path} {'passes' if verdict.ok else 'fails'} {verdict.judge}")
+                if not verdict.ok:
+                    print(verdict.output)
+                    ok = False
         print(f"check: {stack}: {len(bundle.dashboards)} dashboards and Grafana provisioning pass the static checks")
     return OK if ok else PROBLEMS
 

@@ -16,6 +16,8 @@ from pydantic.alias_generators import to_camel
 from rules.conventions import duration_seconds
 
 PROJECT = "medianest-observability"
+# `medianest-observability:secrets`: an object of Pulumi secrets, one per secret file by name.
+SECRETS_KEY = "secrets"
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -170,12 +172,43 @@ class Receivers(_Section):
     deadman: Integrations | None = None
 
 
+ALERTMANAGER_SECRETS_DIR = "/etc/alertmanager/secrets/"
+GRAFANA_SECRETS_DIR = "/etc/grafana/secrets/"
+
+
 class Alerting(_Section):
     # A receiver not configured in `receivers` posts to <localWebhookUrl>/<receiver>, so a stack
     # without real receivers (dev) still delivers every alert somewhere. Null: every receiver
     # must be configured.
     local_webhook_url: WebhookUrl | None = "http://127.0.0.1:9099"
     receivers: Receivers = Receivers()
+
+    def secret_files(self) -> list[str]:
+        """Every file a receiver reads a secret from (routing keys, webhook URLs, passwords)."""
+        paths: set[str] = set()
+        for name in Receivers.model_fields:
+            integrations: Integrations | None = getattr(self.receivers, name)
+            if integrations is None:
+                continue
+            paths.update(p.routing_key_file for p in integrations.pagerduty)
+            paths.update(s.api_url_file for s in integrations.slack)
+            paths.update(e.auth_password_file for e in integrations.email if e.auth_password_file)
+            paths.update(w.credentials_file for w in integrations.webhook if w.credentials_file)
+        return sorted(paths)
+
+    @model_validator(mode="after")
+    def _secrets_mountable(self) -> Alerting:
+        # The stack mounts Alertmanager's secrets under its config directory, one file per
+        # secret named after the file: `secrets.<file name>` holds the value.
+        paths = self.secret_files()
+        outside = [p for p in paths if not p.startswith(ALERTMANAGER_SECRETS_DIR)]
+        if outside:
+            raise ValueError(f"secret files must live under {ALERTMANAGER_SECRETS_DIR}: {', '.join(outside)}")
+        names = [p.rsplit("/", 1)[1] for p in paths]
+        shared = sorted({n for n in names if names.count(n) > 1})
+        if shared:
+            raise ValueError(f"two secret files are named {', '.join(shared)}: each secret is set by its file name")
+        return self
 
     @model_validator(mode="after")
     def _nothing_dropped(self) -> Alerting:
@@ -197,12 +230,18 @@ class Endpoints(_Section):
     alertmanager: Annotated[str, AfterValidator(_https)] = "http://alertmanager:9093"
 
 
+def _grafana_secret(value: str) -> str:
+    if not value.startswith(GRAFANA_SECRETS_DIR):
+        raise ValueError(f"must live under {GRAFANA_SECRETS_DIR} (where the stack mounts Grafana's secrets)")
+    return value
+
+
 class Grafana(_Section):
     """Grafana itself: its datasources' URLs and its security settings."""
 
     endpoints: Endpoints = Endpoints()
     # The admin password is only ever read from this mounted file (GF_SECURITY_ADMIN_PASSWORD__FILE).
-    admin_password_file: SecretFile = "/run/secrets/grafana-admin-password"
+    admin_password_file: Annotated[SecretFile, AfterValidator(_grafana_secret)] = GRAFANA_SECRETS_DIR + "admin-password"
     # Cookies only over HTTPS; prod serves Grafana behind TLS.
     cookie_secure: bool = False
     root_url: Annotated[str, AfterValidator(_https)] = "http://localhost:3000"
@@ -325,6 +364,8 @@ class PostgresExporterService(Component):
     data_source_uri: str = Field(default="host.docker.internal:5432/medianest?sslmode=disable",
                                  pattern=r"^[^/@\s]+:[0-9]+/[^\s]*$")
     user: str = "postgres_exporter"
+    # Whether PostgreSQL needs a password (the `postgres-password` secret).
+    password: bool = True
 
 
 class RedisExporterService(Component):
@@ -408,7 +449,8 @@ def from_mapping(config: dict[str, Any], source: str) -> StackConfig:
     ours: dict[str, Any] = {}
     for key, value in config.items():
         namespace, _, name = str(key).partition(":")
-        if namespace == PROJECT:
+        # Secret values are read by the Pulumi program alone (stack/secrets.py), never modelled.
+        if namespace == PROJECT and name != SECRETS_KEY:
             ours[name] = value
     try:
         return StackConfig.model_validate(ours)

@@ -1,4 +1,4 @@
-"""Running the real tools (promtool, amtool) on rendered files."""
+"""Running the real tools (promtool, amtool, the blackbox exporter) on rendered files."""
 
 from __future__ import annotations
 
@@ -17,12 +17,20 @@ class ToolMissing(Exception):
     pass
 
 
+# The Debian package that ships each tool.
+PACKAGES = {
+    "promtool": "prometheus",
+    "amtool": "prometheus-alertmanager",
+    "prometheus-blackbox-exporter": "prometheus-blackbox-exporter",
+}
+
+
 def require(tool: str) -> str:
     path = shutil.which(tool)
     if path is None:
+        package = PACKAGES.get(tool, tool)
         raise ToolMissing(
-            f"{tool} is not installed: `make setup` installs it (Debian: apt-get install "
-            "prometheus prometheus-alertmanager)"
+            f"{tool} is not installed: `make setup` installs it (Debian: apt-get install {package})"
         )
     return path
 
@@ -78,7 +86,17 @@ def amtool_test_route(config: Path, labels: Mapping[str, str], receivers: Sequen
     return ToolRun(run_.command, run_.returncode, _URL_WARNING.sub("", run_.output).strip())
 
 
+def blackbox_check_config(path: Path) -> ToolRun:
+    """The blackbox exporter's own validation of its config file (exit 1 on an unknown field)."""
+    return run(["prometheus-blackbox-exporter", "--config.check", f"--config.file={path}"])
+
+
 def promtool_test_many(paths: list[Path]) -> list[ToolRun]:
     """promtool test rules on each file, side by side (SLO scenarios simulate days)."""
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         return list(pool.map(promtool_test_rules, paths))
+
+
+def promtool_check_config(path: Path) -> ToolRun:
+    """Prometheus's own validation of prometheus.yml and every rule file it names."""
+    return run(["promtool", "check", "config", path.name], cwd=path.parent)

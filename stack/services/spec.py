@@ -7,6 +7,7 @@ config and the generated files; it never knows which target will run it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -53,6 +54,9 @@ class SecretFile:
     path: str
     # Generated (a random password) when not set in config, instead of failing.
     generated: bool = False
+    # The file's content made from the value, when the component wants more than the bare
+    # secret (redis_exporter reads a JSON map of address to password).
+    content: Callable[[str], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -131,8 +135,6 @@ class ServiceSpec:
     groups: tuple[str, ...] = ()
     # The host's PID namespace (node exporter: per-process metrics of the host).
     host_pid: bool = False
-    # The name `host.docker.internal` resolves to the host (scraping a backend run outside Docker).
-    reaches_host: bool = False
 
     def __post_init__(self) -> None:
         prefix = self.config_dir.rstrip("/") + "/"

@@ -1,0 +1,46 @@
+"""node_exporter: the host's CPU, memory, disks and filesystems, read through the host's /proc,
+/sys and root filesystem mounted read-only (the container's own would describe the container)."""
+
+from __future__ import annotations
+
+from stack.config import StackConfig, memory_bytes
+from stack.services.spec import HostMount, Image, MetricsEndpoint, Port, Resources, ServiceSpec, http_health
+
+NAME = "node-exporter"
+PORT = 9100
+CONFIG_DIR = "/etc/node-exporter"
+HOST_PROC = HostMount("proc", "/proc", "/host/proc")
+HOST_SYS = HostMount("sys", "/sys", "/host/sys")
+HOST_ROOT = HostMount("root", "/", "/host/root")
+
+# node_exporter 1.x's default on Linux (collector/filesystem_linux.go), plus the pods' volumes of a
+# Kubernetes node and containerd's task roots: they would show every container's mounts as disks.
+# Mount points are matched after the --path.rootfs prefix is stripped, so these are host paths.
+MOUNT_POINTS_EXCLUDE = (
+    "^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+"
+    "|var/lib/kubelet/.+|run/containerd/.+)($|/)"
+)
+
+
+def service(config: StackConfig) -> ServiceSpec:
+    settings = config.services.node_exporter
+    return ServiceSpec(
+        name=NAME,
+        image=Image(settings.image.repository, settings.image.tag, settings.image.digest),
+        user="65534:65534",
+        resources=Resources(memory_bytes(settings.memory), settings.cpus),
+        args=(
+            f"--path.procfs={HOST_PROC.path}",
+            f"--path.sysfs={HOST_SYS.path}",
+            f"--path.rootfs={HOST_ROOT.path}",
+            f"--collector.filesystem.mount-points-exclude={MOUNT_POINTS_EXCLUDE}",
+            f"--web.listen-address=:{PORT}",
+        ),
+        ports=(Port("http", PORT, host_port=settings.publish),),
+        config_dir=CONFIG_DIR,
+        host_mounts=(HOST_PROC, HOST_SYS, HOST_ROOT),
+        # The host's processes, so /host/proc/1/mountinfo is the host's mount table.
+        host_pid=True,
+        health=http_health(PORT, "/"),
+        metrics=MetricsEndpoint(job=config.jobs.node, port=PORT),
+    )

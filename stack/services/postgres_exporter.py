@@ -1,0 +1,35 @@
+"""postgres_exporter: PostgreSQL's health (pg_up), connections and activity. It connects with
+DATA_SOURCE_URI (host:port/database?options) and _USER; the password is only ever read from a
+mounted file (DATA_SOURCE_PASS_FILE), never from the environment."""
+
+from __future__ import annotations
+
+from stack.config import StackConfig, memory_bytes
+from stack.services.spec import Image, MetricsEndpoint, Port, Resources, SecretFile, ServiceSpec, http_health
+
+NAME = "postgres-exporter"
+PORT = 9187
+CONFIG_DIR = "/etc/postgres-exporter"
+PASSWORD = SecretFile(name="postgres-password", path=f"{CONFIG_DIR}/secrets/postgres-password")
+
+
+def service(config: StackConfig) -> ServiceSpec:
+    settings = config.services.postgres_exporter
+    env = {"DATA_SOURCE_URI": settings.data_source_uri, "DATA_SOURCE_USER": settings.user}
+    # The exporter reads the file's content as the password (surrounding whitespace trimmed).
+    if settings.password:
+        env["DATA_SOURCE_PASS_FILE"] = PASSWORD.path
+    return ServiceSpec(
+        name=NAME,
+        image=Image(settings.image.repository, settings.image.tag, settings.image.digest),
+        user="65534:65534",
+        resources=Resources(memory_bytes(settings.memory), settings.cpus),
+        args=(f"--web.listen-address=:{PORT}",),
+        env=env,
+        ports=(Port("http", PORT, host_port=settings.publish),),
+        config_dir=CONFIG_DIR,
+        secrets=(PASSWORD,) if settings.password else (),
+        # The landing page: /metrics would open a database connection on every health check.
+        health=http_health(PORT, "/"),
+        metrics=MetricsEndpoint(job=config.jobs.postgres, port=PORT),
+    )

@@ -1,0 +1,49 @@
+"""redis_exporter: Redis's health (redis_up), memory and clients, from REDIS_ADDR.
+
+Its password file (REDIS_PASSWORD_FILE) is not the bare password: the exporter parses it as a
+JSON object from Redis address to password and looks up REDIS_ADDR in it (exporter/pwd_file.go,
+lookupPasswordInPasswordMap). `password_file` writes that object for the password a user sets.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+
+from stack.config import StackConfig, memory_bytes
+from stack.services.spec import Image, MetricsEndpoint, Port, Resources, SecretFile, ServiceSpec, http_health
+
+NAME = "redis-exporter"
+PORT = 9121
+CONFIG_DIR = "/etc/redis-exporter"
+PASSWORD_NAME = "redis-password"
+PASSWORD_PATH = f"{CONFIG_DIR}/secrets/redis-password"
+
+
+def password_file(address: str, password: str) -> str:
+    """The content of REDIS_PASSWORD_FILE: `{"<REDIS_ADDR>": "<password>"}`. The key must be the
+    address exactly as configured (scheme included), or the exporter connects without a password."""
+    return json.dumps({address: password})
+
+
+def service(config: StackConfig) -> ServiceSpec:
+    settings = config.services.redis_exporter
+    env = {"REDIS_ADDR": settings.address}
+    password = SecretFile(PASSWORD_NAME, PASSWORD_PATH, content=partial(password_file, settings.address))
+    if settings.password:
+        env["REDIS_PASSWORD_FILE"] = PASSWORD_PATH
+    return ServiceSpec(
+        name=NAME,
+        image=Image(settings.image.repository, settings.image.tag, settings.image.digest),
+        # The image's own user (USER 59000:59000 in its Dockerfile, alpine build included).
+        user="59000:59000",
+        resources=Resources(memory_bytes(settings.memory), settings.cpus),
+        args=(f"--web.listen-address=:{PORT}",),
+        env=env,
+        ports=(Port("http", PORT, host_port=settings.publish),),
+        config_dir=CONFIG_DIR,
+        secrets=(password,) if settings.password else (),
+        # /health answers without connecting to Redis (/metrics would, on every check).
+        health=http_health(PORT, "/health"),
+        metrics=MetricsEndpoint(job=config.jobs.redis, port=PORT),
+    )

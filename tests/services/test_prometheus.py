@@ -1,0 +1,84 @@
+"""prometheus.yml: every job the alerts select on is scraped, probes go through the blackbox
+exporter, alerts reach Alertmanager without the replica label, the rule files are the bundle's."""
+
+from __future__ import annotations
+
+import yaml
+
+from stack.bundle import build
+from stack.config import StackConfig
+from stack.services import alertmanager, prometheus
+
+
+def _config(config: StackConfig) -> dict:
+    bundle = build(config)
+    spec = next(s for s in bundle.services if s.name == prometheus.NAME)
+    file = next(f for f in spec.files if f.source == prometheus.CONFIG_FILE)
+    assert bundle.files[prometheus.CONFIG_FILE] == file.content
+    return yaml.safe_load(file.content)
+
+
+def test_every_configured_job_is_scraped_exactly_once(dev_config: StackConfig) -> None:
+    jobs = [job["job_name"] for job in _config(dev_config)["scrape_configs"]]
+    assert len(jobs) == len(set(jobs))
+    assert set(jobs) == set(dev_config.jobs.model_dump().values())
+
+
+def test_renamed_jobs_follow_the_config(dev_config: StackConfig) -> None:
+    jobs = dev_config.jobs.model_copy(update={"backend": "api", "node": "hosts"})
+    renamed = dev_config.model_copy(update={"jobs": jobs})
+    jobs = {job["job_name"]: job for job in _config(renamed)["scrape_configs"]}
+    assert jobs["api"]["static_configs"] == [{"targets": ["host.docker.internal:3001"]}]
+    assert jobs["hosts"]["static_configs"] == [{"targets": ["node-exporter:9100"]}]
+
+
+def test_components_are_scraped_where_their_specs_listen(dev_config: StackConfig) -> None:
+    jobs = {job["job_name"]: job for job in _config(dev_config)["scrape_configs"]}
+    for spec in build(dev_config).services:
+        if spec.metrics and spec.name not in (prometheus.NAME, "blackbox"):
+            assert jobs[spec.metrics.job]["static_configs"] == [{"targets": [f"{spec.name}:{spec.metrics.port}"]}]
+            assert any(p.container_port == spec.metrics.port for p in spec.ports), spec.name
+
+
+def test_probes_go_through_the_blackbox_exporter_with_the_url_as_instance(dev_config: StackConfig) -> None:
+    urls = ("https://medianest.example.com/api/health", "http://host.docker.internal:3001/api/health")
+    services = dev_config.services.model_copy(update={
+        "blackbox_exporter": dev_config.services.blackbox_exporter.model_copy(update={"targets": urls})})
+    job = next(j for j in _config(dev_config.model_copy(update={"services": services}))["scrape_configs"]
+               if j["job_name"] == dev_config.jobs.blackbox)
+    assert job["metrics_path"] == "/probe"
+    assert job["static_configs"] == [
+        {"targets": [urls[1]], "labels": {"module": "http_2xx"}},
+        {"targets": [urls[0]], "labels": {"module": "http_2xx_tls"}},
+    ]
+    relabel = job["relabel_configs"]
+    assert {"source_labels": ["__param_target"], "target_label": "instance"} in relabel
+    assert {"target_label": "__address__", "replacement": "blackbox:9115"} in relabel
+    assert relabel[-1] == {"action": "labeldrop", "regex": "module"}
+
+
+def test_alerts_reach_alertmanager_without_the_replica_label(dev_config: StackConfig) -> None:
+    config = _config(dev_config)
+    assert config["global"]["external_labels"] == {"environment": "dev", "replica": "prometheus-0"}
+    assert config["alerting"]["alert_relabel_configs"] == [{"action": "labeldrop", "regex": "replica"}]
+    (manager,) = config["alerting"]["alertmanagers"]
+    assert manager["static_configs"] == [{"targets": [f"{alertmanager.NAME}:{alertmanager.PORT}"]}]
+
+
+def test_rule_files_are_the_bundles_relative_to_the_config(dev_config: StackConfig) -> None:
+    bundle = build(dev_config)
+    assert _config(dev_config)["rule_files"] == [p.removeprefix("prometheus/") for p in bundle.rule_paths]
+    spec = next(s for s in bundle.services if s.name == prometheus.NAME)
+    shipped = {f.path for f in spec.files}
+    assert {f"/etc/prometheus/{p.removeprefix('prometheus/')}" for p in bundle.rule_paths} <= shipped
+    assert not any("/tests/" in path for path in shipped), "promtool tests are not shipped"
+
+
+def test_intervals_and_retention_come_from_config(dev_config: StackConfig) -> None:
+    settings = dev_config.services.prometheus.model_copy(update={"scrape_interval": "15s", "retention_size": "50GB"})
+    config = dev_config.model_copy(update={"services": dev_config.services.model_copy(update={"prometheus": settings})})
+    assert _config(config)["global"]["scrape_interval"] == "15s"
+    assert _config(config)["global"]["evaluation_interval"] == "1m"
+    spec = next(s for s in build(config).services if s.name == prometheus.NAME)
+    assert "--storage.tsdb.retention.size=50GB" in spec.args
+    assert not any("lifecycle" in a or "admin-api" in a for a in spec.args)
