@@ -281,6 +281,12 @@ class ImageRef(_Section):
     digest: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
 
 
+def _at_least_a_day(value: str) -> str:
+    if duration_seconds(value) < 86400:
+        raise ValueError("must be at least 24h (Loki's minimum retention period)")
+    return value
+
+
 def _image(repository: str, tag: str) -> Any:
     return Field(default_factory=lambda: ImageRef(repository=repository, tag=tag))
 
@@ -319,7 +325,7 @@ class LokiService(Component):
     image: ImageRef = _image("grafana/loki", "3.7.1")
     memory: Memory = "1Gi"
     # Deleted by the compactor once older than this.
-    retention_period: Duration = "744h"
+    retention_period: Annotated[Duration, AfterValidator(_at_least_a_day)] = "744h"
     volume_size: str = "20Gi"
 
 

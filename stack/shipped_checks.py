@@ -15,8 +15,6 @@ from stack import tools
 from stack.bundle import ALERTMANAGER_CONFIG, Bundle
 from stack.services import alloy, blackbox_exporter, jaeger, loki, prometheus
 
-ALLOY_CONFIG = "alloy/config.alloy"
-
 
 @dataclass(frozen=True)
 class Verdict:
@@ -45,13 +43,13 @@ def _model(path: str, model: type[BaseModel]) -> Callable[[Bundle, Path], Verdic
 
 def _alloy(bundle: Bundle, out: Path) -> Verdict:
     judge = "the Alloy models (references, bounded stream labels)"
-    text = (out / ALLOY_CONFIG).read_text()
+    text = (out / alloy.CONFIG_FILE).read_text()
     problems = [f"reference to an undefined component or export: {r}" for r in alloy.dangling_references(text)]
     try:
         alloy.check_stream_labels(alloy.alloy_config(bundle.config))
     except ValueError as error:
         problems.append(str(error))
-    return Verdict(ALLOY_CONFIG, judge, not problems, "\n".join(problems))
+    return Verdict(alloy.CONFIG_FILE, judge, not problems, "\n".join(problems))
 
 
 CHECKS: tuple[Callable[[Bundle, Path], Verdict], ...] = (

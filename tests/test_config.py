@@ -32,8 +32,36 @@ BAD_FILES = [
     ("an unknown top-level key",
      "config:\n  medianest-observability:environment: dev\n"
      "  medianest-observability:runbookBaseUrl: https://r\n  medianest-observability:colour: red\n",
-     "medianest-observability:colour: unknown key; valid keys here: alerting, environment, "
-     "evaluationInterval, grafana, jobs, runbookBaseUrl, thresholds"),
+     "medianest-observability:colour: unknown key; valid keys here: alerting, backend, environment, "
+     "evaluationInterval, grafana, jobs, runbookBaseUrl, services, target, thresholds"),
+    *(  # Components: pinned images, sizes, mountable secrets, sane retention.
+        (name, "config:\n  medianest-observability:environment: dev\n"
+               "  medianest-observability:runbookBaseUrl: https://r\n" + line + "\n", message)
+        for name, line, message in [
+            ("an image by latest", "  medianest-observability:services: "
+             "{grafana: {image: {repository: grafana/grafana, tag: latest}}}",
+             "medianest-observability:services.grafana.image.tag: Value error, must be an exact version tag"),
+            ("an invented digest", "  medianest-observability:services: "
+             "{loki: {image: {repository: grafana/loki, tag: 3.7.1, digest: 'sha256:abc'}}}",
+             "medianest-observability:services.loki.image.digest: String should match pattern"),
+            ("a memory size without unit", "  medianest-observability:services: {prometheus: {memory: 2048}}",
+             "medianest-observability:services.prometheus.memory: Input should be a valid string"),
+            ("a memory size in decimal units", "  medianest-observability:services: {prometheus: {memory: 2GB}}",
+             "medianest-observability:services.prometheus.memory: Value error, must be a size like 256Mi"),
+            ("a published port out of range", "  medianest-observability:services: {grafana: {publish: 70000}}",
+             "medianest-observability:services.grafana.publish: Input should be less than or equal to 65535"),
+            ("Loki retention under a day", "  medianest-observability:services: {loki: {retentionPeriod: 12h}}",
+             "medianest-observability:services.loki.retentionPeriod: Value error, must be at least 24h"),
+            ("Docker logs without the socket's group", "  medianest-observability:services: "
+             "{alloy: {logSource: docker}}",
+             "medianest-observability:services.alloy: Value error, logSource docker needs dockerSocketGroup"),
+            ("Grafana's password file where nothing is mounted",
+             "  medianest-observability:grafana: {adminPasswordFile: /run/secrets/admin}",
+             "medianest-observability:grafana.adminPasswordFile: Value error, must live under /etc/grafana/secrets/"),
+            ("an unknown target", "  medianest-observability:target: nomad",
+             "medianest-observability:target: Input should be 'docker' or 'kubernetes'"),
+        ]
+    ),
     ("a wrong type", "config:\n  medianest-observability:environment: dev\n"
      "  medianest-observability:runbookBaseUrl: https://r\n"
      "  medianest-observability:thresholds: {errorRatio: lots}\n",
@@ -75,9 +103,18 @@ BAD_FILES = [
             ("a receiver with no integration", "{receivers: {default: {}}}",
              "alerting.receivers.default: Value error, configure at least one of pagerduty, slack"),
             ("receivers left out with no local webhook to fall back on",
-             "{localWebhookUrl: null, receivers: {default: {slack: [{apiUrlFile: /s/x, channel: '#a'}]}}}",
+             "{localWebhookUrl: null, receivers: {default: {slack: [{apiUrlFile: /etc/alertmanager/secrets/x, "
+             "channel: '#a'}]}}}",
              "medianest-observability:alerting: Value error, receivers criticalAlerts, businessTeam, "
              "tickets, deadman are not configured and localWebhookUrl is null"),
+            ("a secret file Alertmanager is not given",
+             "{receivers: {default: {slack: [{apiUrlFile: /run/secrets/slack, channel: '#a'}]}}}",
+             "medianest-observability:alerting: Value error, secret files must live under "
+             "/etc/alertmanager/secrets/: /run/secrets/slack"),
+            ("two secret files of one name",
+             "{receivers: {default: {slack: [{apiUrlFile: /etc/alertmanager/secrets/url, channel: '#a'}]}, "
+             "tickets: {slack: [{apiUrlFile: /etc/alertmanager/secrets/x/url, channel: '#b'}]}}}",
+             "medianest-observability:alerting: Value error, two secret files are named url"),
         ]
     ),
 ]

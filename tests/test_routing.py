@@ -301,5 +301,5 @@ def test_a_template_amtool_rejects_fails_check(monkeypatch, capsys) -> None:
     monkeypatch.setattr(notification_templates, "TEMPLATE", notification_templates.TEMPLATE + '{{ define "x" }}{{ .\n')
     assert main(["check", "--stack", "dev"]) == 1
     out = capsys.readouterr().out
-    assert "[dev] amtool check-config failed:" in out and "medianest.tmpl" in out
+    assert "medianest.tmpl" in out
     assert "check: dev: alertmanager/alertmanager.yml fails amtool check-config" in out

@@ -1,0 +1,295 @@
+"""Jaeger v2: an OpenTelemetry collector that receives OTLP, stores spans in memory or in Badger,
+and serves the UI and query API.
+
+config.yaml is built from typed models whose field names are those of Jaeger's and the collector's
+config structs (jaeger_storage, jaeger_query, jaeger_storage_exporter, badger's Config, the
+contrib healthcheckv2 extension, service::telemetry); a model refuses any other field.
+
+Its own metrics (port 8888) are the collector's `otelcol_receiver_*` and `otelcol_exporter_*`
+counters, all at the `basic` telemetry level: `normal` exposes them without `detailed`'s
+per-request HTTP/RPC histograms.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from rules.conventions import duration_seconds
+from stack.config import StackConfig, memory_bytes
+from stack.dump import dump_yaml
+from stack.services.spec import ConfigFile, Image, MetricsEndpoint, Port, Resources, ServiceSpec, Volume, http_health
+
+NAME = "jaeger"
+UI_PORT = 16686
+OTLP_GRPC_PORT = 4317
+OTLP_HTTP_PORT = 4318
+METRICS_PORT = 8888
+HEALTH_PORT = 13133
+HEALTH_PATH = "/status"
+CONFIG_DIR = "/etc/jaeger"
+CONFIG_FILE = "jaeger/config.yaml"
+CONFIG_PATH = f"{CONFIG_DIR}/config.yaml"
+USER = "10001:10001"
+LISTEN = "0.0.0.0"
+# The image declares VOLUME /tmp, the only directory its uid 10001 can write: Badger's data volume
+# is mounted there, and Badger creates its directories below it.
+DATA_DIR = "/tmp"
+DATA_VOLUME = "jaeger-data"
+BADGER_DIR = f"{DATA_DIR}/jaeger"
+STORE = "main"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Endpoint(_Model):
+    endpoint: str = Field(pattern=r"^[^:\s]+:[0-9]+$")
+
+    @property
+    def port(self) -> int:
+        return int(self.endpoint.rsplit(":", 1)[1])
+
+
+def _listen(port: int) -> Endpoint:
+    return Endpoint(endpoint=f"{LISTEN}:{port}")
+
+
+class OtlpProtocols(_Model):
+    grpc: Endpoint
+    http: Endpoint
+
+
+class OtlpReceiver(_Model):
+    protocols: OtlpProtocols
+
+
+class Receivers(_Model):
+    otlp: OtlpReceiver
+
+
+class BatchProcessor(_Model):
+    """The collector's defaults (8192 spans or 200ms)."""
+
+
+class Processors(_Model):
+    batch: BatchProcessor = BatchProcessor()
+
+
+class StorageExporter(_Model):
+    trace_storage: str
+
+
+class Exporters(_Model):
+    jaeger_storage_exporter: StorageExporter
+
+
+class MemoryBackend(_Model):
+    max_traces: int = Field(gt=0)
+
+
+class BadgerDirectories(_Model):
+    keys: str
+    values: str
+
+
+class BadgerTTL(_Model):
+    # A Go duration (h, m, s): Badger's config is a time.Duration.
+    spans: str = Field(pattern=r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?$", min_length=2)
+
+
+class BadgerBackend(_Model):
+    directories: BadgerDirectories
+    # False: keep data in `directories` (true would use a throwaway temporary directory).
+    ephemeral: bool = False
+    ttl: BadgerTTL
+
+
+class TraceBackend(_Model):
+    memory: MemoryBackend | None = None
+    badger: BadgerBackend | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> TraceBackend:
+        if (self.memory is None) == (self.badger is None):
+            raise ValueError("a backend is exactly one of memory, badger")
+        return self
+
+
+class JaegerStorage(_Model):
+    backends: dict[str, TraceBackend]
+
+
+class QueryStorage(_Model):
+    traces: str
+
+
+class JaegerQuery(_Model):
+    storage: QueryStorage
+    # Serves the UI and the HTTP query API.
+    http: Endpoint
+
+
+class PathConfig(_Model):
+    enabled: bool
+    path: str = Field(pattern=r"^/")
+
+
+class HealthHttp(_Model):
+    endpoint: str = Field(pattern=r"^[^:\s]+:[0-9]+$")
+    status: PathConfig
+
+    @property
+    def port(self) -> int:
+        return int(self.endpoint.rsplit(":", 1)[1])
+
+
+class HealthCheckV2(_Model):
+    # The v2 behaviour: per-component status at `http.status.path`.
+    use_v2: Literal[True] = True
+    http: HealthHttp
+
+
+class Extensions(_Model):
+    jaeger_storage: JaegerStorage
+    jaeger_query: JaegerQuery
+    healthcheckv2: HealthCheckV2
+
+
+class Pipeline(_Model):
+    receivers: tuple[str, ...]
+    processors: tuple[str, ...]
+    exporters: tuple[str, ...]
+
+
+class PrometheusPull(_Model):
+    host: str
+    port: int
+
+
+class PullExporter(_Model):
+    prometheus: PrometheusPull
+
+
+class PullReader(_Model):
+    exporter: PullExporter
+
+
+class MetricReader(_Model):
+    pull: PullReader
+
+
+class TelemetryMetrics(_Model):
+    level: Literal["none", "basic", "normal", "detailed"] = "normal"
+    readers: tuple[MetricReader, ...] = Field(min_length=1)
+
+
+class Telemetry(_Model):
+    metrics: TelemetryMetrics
+
+
+class Service(_Model):
+    extensions: tuple[str, ...]
+    pipelines: dict[str, Pipeline]
+    telemetry: Telemetry
+
+
+class JaegerConfig(_Model):
+    """Jaeger's `--config` file: what the collector runs and how its extensions are set."""
+
+    service: Service
+    extensions: Extensions
+    receivers: Receivers
+    processors: Processors
+    exporters: Exporters
+
+    @model_validator(mode="after")
+    def _references(self) -> JaegerConfig:
+        # The collector refuses a pipeline or extension naming a component it has no config for.
+        unknown = [e for e in self.service.extensions if e not in Extensions.model_fields]
+        for pipeline in self.service.pipelines.values():
+            unknown += [r for r in pipeline.receivers if r not in Receivers.model_fields]
+            unknown += [p for p in pipeline.processors if p not in Processors.model_fields]
+            unknown += [e for e in pipeline.exporters if e not in Exporters.model_fields]
+        if unknown:
+            raise ValueError(f"service names components that are not configured: {', '.join(unknown)}")
+        backends = self.extensions.jaeger_storage.backends
+        stores = {self.exporters.jaeger_storage_exporter.trace_storage, self.extensions.jaeger_query.storage.traces}
+        missing = sorted(stores - backends.keys())
+        if missing:
+            raise ValueError(f"trace storage {', '.join(missing)} is not a jaeger_storage backend")
+        return self
+
+
+def go_duration(value: str) -> str:
+    """A Prometheus duration (`3d`, `72h`) as Go's time.ParseDuration reads it (no d, w, y)."""
+    seconds = duration_seconds(value)
+    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
+        if seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{round(seconds * 1000)}ms"
+
+
+def _backend(config: StackConfig) -> TraceBackend:
+    settings = config.services.jaeger
+    if settings.storage == "memory":
+        return TraceBackend(memory=MemoryBackend(max_traces=settings.max_traces))
+    return TraceBackend(badger=BadgerBackend(
+        directories=BadgerDirectories(keys=f"{BADGER_DIR}/keys", values=f"{BADGER_DIR}/values"),
+        ttl=BadgerTTL(spans=go_duration(settings.badger_ttl)),
+    ))
+
+
+def jaeger_config(config: StackConfig) -> JaegerConfig:
+    """Jaeger's configuration for this stack (pure)."""
+    return JaegerConfig(
+        service=Service(
+            extensions=("jaeger_storage", "jaeger_query", "healthcheckv2"),
+            pipelines={"traces": Pipeline(
+                receivers=("otlp",), processors=("batch",), exporters=("jaeger_storage_exporter",))},
+            telemetry=Telemetry(metrics=TelemetryMetrics(readers=(MetricReader(pull=PullReader(
+                exporter=PullExporter(prometheus=PrometheusPull(host=LISTEN, port=METRICS_PORT)))),))),
+        ),
+        extensions=Extensions(
+            jaeger_storage=JaegerStorage(backends={STORE: _backend(config)}),
+            jaeger_query=JaegerQuery(storage=QueryStorage(traces=STORE), http=_listen(UI_PORT)),
+            healthcheckv2=HealthCheckV2(http=HealthHttp(
+                endpoint=f"{LISTEN}:{HEALTH_PORT}", status=PathConfig(enabled=True, path=HEALTH_PATH))),
+        ),
+        # Every endpoint explicit: the collector's defaults listen on localhost only.
+        receivers=Receivers(otlp=OtlpReceiver(protocols=OtlpProtocols(
+            grpc=_listen(OTLP_GRPC_PORT), http=_listen(OTLP_HTTP_PORT)))),
+        processors=Processors(),
+        exporters=Exporters(jaeger_storage_exporter=StorageExporter(trace_storage=STORE)),
+    )
+
+
+def render(config: StackConfig) -> str:
+    return dump_yaml(jaeger_config(config).model_dump(mode="json", exclude_none=True, by_alias=True))
+
+
+def service(config: StackConfig) -> ServiceSpec:
+    settings = config.services.jaeger
+    volumes = (Volume(DATA_VOLUME, DATA_DIR, size=settings.volume_size),) if settings.storage == "badger" else ()
+    return ServiceSpec(
+        name=NAME,
+        image=Image(settings.image.repository, settings.image.tag, settings.image.digest),
+        user=USER,
+        resources=Resources(memory_limit_bytes=memory_bytes(settings.memory), cpu_limit=settings.cpus),
+        args=(f"--config={CONFIG_PATH}",),
+        ports=(
+            Port("ui", UI_PORT, host_port=settings.publish),
+            Port("otlp-grpc", OTLP_GRPC_PORT),
+            Port("otlp-http", OTLP_HTTP_PORT),
+            Port("metrics", METRICS_PORT),
+            Port("health", HEALTH_PORT),
+        ),
+        config_dir=CONFIG_DIR,
+        files=(ConfigFile(source=CONFIG_FILE, path=CONFIG_PATH, content=render(config)),),
+        volumes=volumes,
+        # Alpine-based image: busybox wget exists.
+        health=http_health(HEALTH_PORT, HEALTH_PATH),
+        metrics=MetricsEndpoint(job=config.jobs.jaeger, port=METRICS_PORT),
+    )

@@ -1,0 +1,152 @@
+"""Jaeger v2: config.yaml from typed models (memory or Badger storage, OTLP in, metrics and health
+out) and a service spec whose ports, volume and health check agree with that file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from stack.config import JaegerService, StackConfig, memory_bytes
+from stack.services import jaeger
+from stack.services.spec import ServiceSpec
+
+
+def with_jaeger(config: StackConfig, **settings: object) -> StackConfig:
+    """`config` with some of `services.jaeger` changed (and validated)."""
+    changed = JaegerService.model_validate({**config.services.jaeger.model_dump(), **settings})
+    return config.model_copy(update={"services": config.services.model_copy(update={"jaeger": changed})})
+
+
+def badger(config: StackConfig, ttl: str = "72h") -> StackConfig:
+    return with_jaeger(config, storage="badger", badger_ttl=ttl)
+
+
+def rendered(spec: ServiceSpec) -> dict[str, Any]:
+    (file,) = spec.files
+    assert file.content.startswith("# Generated")
+    document = yaml.safe_load(file.content)
+    assert isinstance(document, dict)
+    return document
+
+
+def port_of(endpoint: str) -> int:
+    host, _, port = endpoint.rpartition(":")
+    assert host == "0.0.0.0", f"{endpoint} is not reachable from outside the container"
+    return int(port)
+
+
+@pytest.mark.parametrize("storage", ["memory", "badger"])
+def test_rendered_file_loads_back_into_the_model(dev_config: StackConfig, storage: str) -> None:
+    config = with_jaeger(dev_config, storage=storage)
+    assert jaeger.JaegerConfig.model_validate(rendered(jaeger.service(config))) == jaeger.jaeger_config(config)
+
+
+def test_memory_storage_keeps_the_configured_traces_and_needs_no_volume(dev_config: StackConfig) -> None:
+    config = with_jaeger(dev_config, storage="memory", max_traces=1234)
+    spec = jaeger.service(config)
+    assert spec.volumes == ()
+    backends = rendered(spec)["extensions"]["jaeger_storage"]["backends"]
+    assert backends == {jaeger.STORE: {"memory": {"max_traces": 1234}}}
+
+
+@pytest.mark.parametrize(("ttl", "spans"), [("72h", "72h"), ("3d", "72h"), ("90m", "90m"), ("1w", "168h")])
+def test_badger_storage_lives_on_the_data_volume(dev_config: StackConfig, ttl: str, spans: str) -> None:
+    config = badger(dev_config, ttl)
+    spec = jaeger.service(config)
+    (volume,) = spec.volumes
+    assert (volume.name, volume.path, volume.size) == ("jaeger-data", "/tmp", config.services.jaeger.volume_size)
+    (backend,) = rendered(spec)["extensions"]["jaeger_storage"]["backends"].values()
+    store = backend["badger"]
+    assert set(backend) == {"badger"}
+    assert store["ephemeral"] is False
+    directories = store["directories"]
+    assert directories["keys"] != directories["values"]
+    assert all(d.startswith(f"{volume.path}/jaeger/") for d in directories.values()), directories
+    # Badger's TTL is a Go duration: `3d` would not parse.
+    assert store["ttl"] == {"spans": spans}
+
+
+def test_pipeline_stores_where_the_ui_reads(dev_config: StackConfig) -> None:
+    for config in (dev_config, badger(dev_config)):
+        document = rendered(jaeger.service(config))
+        backends = document["extensions"]["jaeger_storage"]["backends"]
+        trace_storage = document["exporters"]["jaeger_storage_exporter"]["trace_storage"]
+        assert trace_storage == document["extensions"]["jaeger_query"]["storage"]["traces"]
+        assert trace_storage in backends
+        assert document["service"]["pipelines"]["traces"] == {
+            "receivers": ["otlp"], "processors": ["batch"], "exporters": ["jaeger_storage_exporter"]}
+        assert set(document["service"]["extensions"]) == set(document["extensions"])
+
+
+def test_endpoints_match_the_spec_ports(dev_config: StackConfig) -> None:
+    spec = jaeger.service(dev_config)
+    document = rendered(spec)
+    otlp = document["receivers"]["otlp"]["protocols"]
+    assert port_of(otlp["grpc"]["endpoint"]) == spec.port("otlp-grpc").container_port == 4317
+    assert port_of(otlp["http"]["endpoint"]) == spec.port("otlp-http").container_port == 4318
+    assert port_of(document["extensions"]["jaeger_query"]["http"]["endpoint"]) == spec.port("ui").container_port
+
+
+def test_telemetry_exposes_the_catalogued_metrics_where_prometheus_scrapes(dev_config: StackConfig) -> None:
+    spec = jaeger.service(dev_config)
+    metrics = rendered(spec)["service"]["telemetry"]["metrics"]
+    (reader,) = metrics["readers"]
+    prometheus = reader["pull"]["exporter"]["prometheus"]
+    assert spec.metrics is not None
+    assert prometheus == {"host": "0.0.0.0", "port": spec.metrics.port}
+    assert spec.port("metrics").container_port == spec.metrics.port
+    assert spec.metrics.job == dev_config.jobs.jaeger
+    # otelcol_receiver_* and otelcol_exporter_* are `basic`-level metrics: any level above none has them.
+    assert metrics["level"] in ("basic", "normal", "detailed")
+
+
+def test_health_check_probes_healthcheckv2(dev_config: StackConfig) -> None:
+    spec = jaeger.service(dev_config)
+    health = rendered(spec)["extensions"]["healthcheckv2"]
+    assert health["use_v2"] is True
+    assert spec.health is not None
+    assert port_of(health["http"]["endpoint"]) == spec.health.port == spec.port("health").container_port
+    assert health["http"]["status"] == {"enabled": True, "path": spec.health.path}
+    assert spec.health.command[-1] == f"http://127.0.0.1:{spec.health.port}{spec.health.path}"
+
+
+def test_service_spec(dev_config: StackConfig) -> None:
+    config = with_jaeger(dev_config, publish=16686)
+    spec = jaeger.service(config)
+    (file,) = spec.files
+    assert (file.source, file.path) == ("jaeger/config.yaml", "/etc/jaeger/config.yaml")
+    assert spec.args == (f"--config={file.path}",)
+    assert spec.user == "10001:10001"
+    assert spec.port("ui").host_port == 16686
+    assert all(p.host_port is None for p in spec.ports if p.name != "ui")
+    assert spec.resources.memory_limit_bytes == memory_bytes(config.services.jaeger.memory)
+
+
+def test_models_reject_unknown_fields(dev_config: StackConfig) -> None:
+    document = rendered(jaeger.service(dev_config))
+    backend = document["extensions"]["jaeger_storage"]["backends"][jaeger.STORE]
+    backend["memory"]["max_trace"] = backend["memory"].pop("max_traces")
+    with pytest.raises(ValidationError, match="max_trace"):
+        jaeger.JaegerConfig.model_validate(document)
+
+
+def test_models_reject_dangling_references(dev_config: StackConfig) -> None:
+    document = rendered(jaeger.service(dev_config))
+    document["service"]["pipelines"]["traces"]["exporters"] = ["otlp"]
+    with pytest.raises(ValidationError, match="not configured: otlp"):
+        jaeger.JaegerConfig.model_validate(document)
+    document = rendered(jaeger.service(dev_config))
+    document["exporters"]["jaeger_storage_exporter"]["trace_storage"] = "other"
+    with pytest.raises(ValidationError, match="other is not a jaeger_storage backend"):
+        jaeger.JaegerConfig.model_validate(document)
+    with pytest.raises(ValidationError, match="exactly one of memory, badger"):
+        jaeger.TraceBackend.model_validate({})
+
+
+def test_output_is_deterministic(dev_config: StackConfig) -> None:
+    for config in (dev_config, badger(dev_config)):
+        assert jaeger.service(config) == jaeger.service(config)
+        assert jaeger.render(config) == jaeger.render(config)
