@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import PurePosixPath
 
-from stack.config import StackConfig, memory_bytes
-from stack.services.files import mounted
-from stack.services.spec import Image, MetricsEndpoint, Port, Resources, SecretFile, ServiceSpec, Volume, http_health
+from stack.config import StackConfig
+from stack.services.common import image, mounted, resources
+from stack.services.spec import MetricsEndpoint, Port, SecretFile, ServiceSpec, Volume, http_health
 
 NAME = "alertmanager"
 PORT = 9093
@@ -20,9 +20,9 @@ def service(config: StackConfig, files: Mapping[str, str]) -> ServiceSpec:
     settings = config.services.alertmanager
     return ServiceSpec(
         name=NAME,
-        image=Image(settings.image.repository, settings.image.tag, settings.image.digest),
+        image=image(settings.image),
         user="65534:65534",
-        resources=Resources(memory_bytes(settings.memory), settings.cpus),
+        resources=resources(settings),
         args=(
             f"--config.file={CONFIG_DIR}/alertmanager.yml",
             f"--storage.path={DATA_DIR}",

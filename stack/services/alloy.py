@@ -12,17 +12,16 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from rules.conventions import LOKI_STREAM_LABELS
-from stack.config import StackConfig, memory_bytes
+from stack.config import StackConfig
 from stack.services import loki
 from stack.services.alloy_syntax import Block, Expr, defined_components, document, references
+from stack.services.common import image, resources
 from stack.services.spec import (
     ConfigFile,
     HealthCheck,
     HostMount,
-    Image,
     MetricsEndpoint,
     Port,
-    Resources,
     ServiceSpec,
     Volume,
 )
@@ -184,38 +183,31 @@ class StageTimestamp(Stage):
 
 
 @dataclass(frozen=True)
-class StageLabels(Stage):
+class _ValuesStage(Stage):
+    """A stage configured by one `values` map (name -> extracted name, "" meaning the same)."""
+
+    values: Mapping[str, str]
+
+    def block(self) -> Block:
+        return Block(self.NAME, attributes=(("values", dict(self.values)),))
+
+
+@dataclass(frozen=True)
+class StageLabels(_ValuesStage):
     NAME = "stage.labels"
-    # Label -> extracted name ("" means the same name).
-    values: Mapping[str, str]
-
-    def block(self) -> Block:
-        return Block(self.NAME, attributes=(("values", dict(self.values)),))
 
     def apply(self, labels: frozenset[str]) -> frozenset[str]:
         return labels | set(self.values)
 
 
 @dataclass(frozen=True)
-class StageStaticLabels(Stage):
-    NAME = "stage.static_labels"
-    values: Mapping[str, str]
-
-    def block(self) -> Block:
-        return Block(self.NAME, attributes=(("values", dict(self.values)),))
-
-    def apply(self, labels: frozenset[str]) -> frozenset[str]:
-        return labels | set(self.values)
+class StageStaticLabels(StageLabels):
+    NAME = "stage.static_labels"  # values are the labels' values themselves
 
 
 @dataclass(frozen=True)
-class StageStructuredMetadata(Stage):
-    NAME = "stage.structured_metadata"
-    # Metadata name -> extracted name ("" means the same name); not stream labels.
-    values: Mapping[str, str]
-
-    def block(self) -> Block:
-        return Block(self.NAME, attributes=(("values", dict(self.values)),))
+class StageStructuredMetadata(_ValuesStage):
+    NAME = "stage.structured_metadata"  # not stream labels: apply() leaves them alone
 
 
 @dataclass(frozen=True)
@@ -381,9 +373,9 @@ def service(config: StackConfig) -> ServiceSpec:
         groups = (str(settings.docker_socket_group),)
     return ServiceSpec(
         name="alloy",
-        image=Image(settings.image.repository, settings.image.tag, settings.image.digest),
+        image=image(settings.image),
         user=USER,
-        resources=Resources(memory_limit_bytes=memory_bytes(settings.memory), cpu_limit=settings.cpus),
+        resources=resources(settings),
         args=("run", CONFIG_PATH, f"--storage.path={DATA_PATH}",
               # 127.0.0.1 by default: Prometheus could not scrape it, nor Kubernetes probe it.
               f"--server.http.listen-addr=0.0.0.0:{HTTP_PORT}", "--disable-reporting"),

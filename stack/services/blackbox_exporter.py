@@ -14,9 +14,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from stack.config import StackConfig, memory_bytes
+from stack.config import StackConfig
 from stack.dump import dump_yaml
-from stack.services.spec import ConfigFile, Image, MetricsEndpoint, Port, Resources, ServiceSpec, http_health
+from stack.services.common import image, resources
+from stack.services.spec import ConfigFile, MetricsEndpoint, Port, ServiceSpec, http_health
 
 NAME = "blackbox"
 PORT = 9115
@@ -77,9 +78,9 @@ def service(config: StackConfig) -> ServiceSpec:
     generated = ConfigFile(CONFIG_FILE, f"{CONFIG_DIR}/blackbox.yml", render())
     return ServiceSpec(
         name=NAME,
-        image=Image(settings.image.repository, settings.image.tag, settings.image.digest),
+        image=image(settings.image),
         user="65534:65534",
-        resources=Resources(memory_bytes(settings.memory), settings.cpus),
+        resources=resources(settings),
         args=(f"--config.file={generated.path}", f"--web.listen-address=:{PORT}"),
         ports=(Port("http", PORT, host_port=settings.publish),),
         config_dir=CONFIG_DIR,

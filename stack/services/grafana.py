@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from dashboards import provisioning
-from stack.config import StackConfig, memory_bytes
-from stack.services.files import mounted
-from stack.services.spec import Image, MetricsEndpoint, Port, Resources, SecretFile, ServiceSpec, Volume, http_health
+from stack.config import StackConfig
+from stack.services.common import image, mounted, resources
+from stack.services.spec import MetricsEndpoint, Port, SecretFile, ServiceSpec, Volume, http_health
 
 NAME = "grafana"
 PORT = 3000
@@ -21,9 +21,9 @@ def service(config: StackConfig, files: Mapping[str, str]) -> ServiceSpec:
     settings = config.services.grafana
     return ServiceSpec(
         name=NAME,
-        image=Image(settings.image.repository, settings.image.tag, settings.image.digest),
+        image=image(settings.image),
         user="472:472",
-        resources=Resources(memory_bytes(settings.memory), settings.cpus),
+        resources=resources(settings),
         env=provisioning.environment(config),
         ports=(Port("http", PORT, host_port=settings.publish),),
         config_dir=CONFIG_DIR,

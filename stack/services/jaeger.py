@@ -17,9 +17,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rules.conventions import duration_seconds
-from stack.config import StackConfig, memory_bytes
+from stack.config import StackConfig
 from stack.dump import dump_yaml
-from stack.services.spec import ConfigFile, Image, MetricsEndpoint, Port, Resources, ServiceSpec, Volume, http_health
+from stack.services.common import image, resources
+from stack.services.spec import ConfigFile, MetricsEndpoint, Port, ServiceSpec, Volume, http_health
 
 NAME = "jaeger"
 UI_PORT = 16686
@@ -275,9 +276,9 @@ def service(config: StackConfig) -> ServiceSpec:
     volumes = (Volume(DATA_VOLUME, DATA_DIR, size=settings.volume_size),) if settings.storage == "badger" else ()
     return ServiceSpec(
         name=NAME,
-        image=Image(settings.image.repository, settings.image.tag, settings.image.digest),
+        image=image(settings.image),
         user=USER,
-        resources=Resources(memory_limit_bytes=memory_bytes(settings.memory), cpu_limit=settings.cpus),
+        resources=resources(settings),
         args=(f"--config={CONFIG_PATH}",),
         ports=(
             Port("ui", UI_PORT, host_port=settings.publish),

@@ -19,15 +19,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from stack.config import StackConfig, memory_bytes
+from stack.config import StackConfig
 from stack.dump import dump_yaml
+from stack.services.common import image, resources
 from stack.services.spec import (
     ConfigFile,
     HealthCheck,
-    Image,
     MetricsEndpoint,
     Port,
-    Resources,
     ServiceSpec,
     Volume,
 )
@@ -164,9 +163,9 @@ def service(config: StackConfig) -> ServiceSpec:
     settings = config.services.loki
     return ServiceSpec(
         name=NAME,
-        image=Image(settings.image.repository, settings.image.tag, settings.image.digest),
+        image=image(settings.image),
         user=USER,
-        resources=Resources(memory_limit_bytes=memory_bytes(settings.memory), cpu_limit=settings.cpus),
+        resources=resources(settings),
         args=(f"-config.file={CONFIG_PATH}",),
         ports=(
             Port("http", HTTP_PORT, host_port=settings.publish),

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from stack.config import StackConfig, memory_bytes
-from stack.services.spec import HostMount, Image, MetricsEndpoint, Port, Resources, ServiceSpec, http_health
+from stack.config import StackConfig
+from stack.services.common import image, resources
+from stack.services.spec import HostMount, MetricsEndpoint, Port, ServiceSpec, http_health
 
 NAME = "node-exporter"
 PORT = 9100
@@ -26,9 +27,9 @@ def service(config: StackConfig) -> ServiceSpec:
     settings = config.services.node_exporter
     return ServiceSpec(
         name=NAME,
-        image=Image(settings.image.repository, settings.image.tag, settings.image.digest),
+        image=image(settings.image),
         user="65534:65534",
-        resources=Resources(memory_bytes(settings.memory), settings.cpus),
+        resources=resources(settings),
         args=(
             f"--path.procfs={HOST_PROC.path}",
             f"--path.sysfs={HOST_SYS.path}",

@@ -4,8 +4,9 @@ mounted file (DATA_SOURCE_PASS_FILE), never from the environment."""
 
 from __future__ import annotations
 
-from stack.config import StackConfig, memory_bytes
-from stack.services.spec import Image, MetricsEndpoint, Port, Resources, SecretFile, ServiceSpec, http_health
+from stack.config import StackConfig
+from stack.services.common import image, resources
+from stack.services.spec import MetricsEndpoint, Port, SecretFile, ServiceSpec, http_health
 
 NAME = "postgres-exporter"
 PORT = 9187
@@ -21,9 +22,9 @@ def service(config: StackConfig) -> ServiceSpec:
         env["DATA_SOURCE_PASS_FILE"] = PASSWORD.path
     return ServiceSpec(
         name=NAME,
-        image=Image(settings.image.repository, settings.image.tag, settings.image.digest),
+        image=image(settings.image),
         user="65534:65534",
-        resources=Resources(memory_bytes(settings.memory), settings.cpus),
+        resources=resources(settings),
         args=(f"--web.listen-address=:{PORT}",),
         env=env,
         ports=(Port("http", PORT, host_port=settings.publish),),

@@ -8,16 +8,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from stack.config import StackConfig, memory_bytes
+from stack.config import StackConfig
 from stack.dump import dump_yaml
 from stack.services import alertmanager, blackbox_exporter
-from stack.services.files import mounted
+from stack.services.common import image, mounted, resources
 from stack.services.spec import (
     ConfigFile,
-    Image,
     MetricsEndpoint,
     Port,
-    Resources,
     ServiceSpec,
     Volume,
     http_health,
@@ -105,9 +103,9 @@ def service(config: StackConfig, files: Mapping[str, str], targets: Sequence[Ser
                            dump_yaml(prometheus_config(config, rule_paths, targets)))
     return ServiceSpec(
         name=NAME,
-        image=Image(settings.image.repository, settings.image.tag, settings.image.digest),
+        image=image(settings.image),
         user="65534:65534",
-        resources=Resources(memory_bytes(settings.memory), settings.cpus),
+        resources=resources(settings),
         args=(
             f"--config.file={generated.path}",
             f"--storage.tsdb.path={DATA_DIR}",

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 from functools import partial
 
-from stack.config import StackConfig, memory_bytes
-from stack.services.spec import Image, MetricsEndpoint, Port, Resources, SecretFile, ServiceSpec, http_health
+from stack.config import StackConfig
+from stack.services.common import image, resources
+from stack.services.spec import MetricsEndpoint, Port, SecretFile, ServiceSpec, http_health
 
 NAME = "redis-exporter"
 PORT = 9121
@@ -34,10 +35,10 @@ def service(config: StackConfig) -> ServiceSpec:
         env["REDIS_PASSWORD_FILE"] = PASSWORD_PATH
     return ServiceSpec(
         name=NAME,
-        image=Image(settings.image.repository, settings.image.tag, settings.image.digest),
+        image=image(settings.image),
         # The image's own user (USER 59000:59000 in its Dockerfile, alpine build included).
         user="59000:59000",
-        resources=Resources(memory_bytes(settings.memory), settings.cpus),
+        resources=resources(settings),
         args=(f"--web.listen-address=:{PORT}",),
         env=env,
         ports=(Port("http", PORT, host_port=settings.publish),),

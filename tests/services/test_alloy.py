@@ -39,7 +39,7 @@ def processor(model: alloy.AlloyConfig) -> alloy.LokiProcess:
 
 
 def stage(model: alloy.AlloyConfig, kind: type[alloy.Stage]) -> alloy.Stage:
-    (found,) = [s for s in processor(model).stages if isinstance(s, kind)]
+    (found,) = [s for s in processor(model).stages if type(s) is kind]
     return found
 
 

@@ -1,10 +1,20 @@
-"""Mapping generated files (bundle paths) to where a component reads them."""
+"""What every component module needs from its settings: its image, its resources, and the
+generated files it reads (bundle paths mapped to where the component reads them)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from stack.services.spec import ConfigFile
+from stack.config import Component, ImageRef, memory_bytes
+from stack.services.spec import ConfigFile, Image, Resources
+
+
+def image(settings: ImageRef) -> Image:
+    return Image(settings.repository, settings.tag, settings.digest)
+
+
+def resources(settings: Component) -> Resources:
+    return Resources(memory_bytes(settings.memory), settings.cpus)
 
 
 def mounted(files: Mapping[str, str], prefix: str, directory: str,
