@@ -180,7 +180,7 @@ class Alerting(_Section):
     # A receiver not configured in `receivers` posts to <localWebhookUrl>/<receiver>, so a stack
     # without real receivers (dev) still delivers every alert somewhere. Null: every receiver
     # must be configured.
-    local_webhook_url: WebhookUrl | None = "http://127.0.0.1:9099"
+    local_webhook_url: WebhookUrl | None = "http://host.docker.internal:9099"
     receivers: Receivers = Receivers()
 
     def secret_files(self) -> list[str]:

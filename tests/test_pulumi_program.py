@@ -99,6 +99,10 @@ def test_containers_are_hardened(dev, specs) -> None:
         assert container.delete_before_replace, "a fixed container name needs delete-before-replace"
     assert mocks.containers["prometheus"].inputs["memory"] == 2048
     assert mocks.containers["node-exporter"].inputs["pidMode"] == "host"
+    node = mocks.containers["node-exporter"].inputs
+    assert {"hostPath": "/proc", "containerPath": "/host/proc", "readOnly": True} in node["volumes"]
+    assert node["mounts"] == [{"type": "bind", "source": "/", "target": "/host/root", "readOnly": True,
+                               "bindOptions": {"propagation": "rslave"}}]
     assert all("pidMode" not in c.inputs for n, c in mocks.containers.items() if n != "node-exporter")
 
 

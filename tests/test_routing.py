@@ -264,7 +264,9 @@ def test_prod_secrets_are_mounted_files_and_nothing_else(bundle, stack_name: str
 def test_dev_delivers_every_receiver_to_the_local_webhook(dev_config) -> None:
     config = policy.alertmanager_config(dev_config)
     urls = {r.name: [w.url for w in r.webhook_configs] for r in config.receivers}
-    assert urls == {name: [f"http://127.0.0.1:9099/{name}"] for name in policy.CONFIGURED} | {"not-notified": []}
+    assert dev_config.alerting.local_webhook_url == "http://host.docker.internal:9099"
+    assert urls == {name: [f"http://host.docker.internal:9099/{name}"] for name in policy.CONFIGURED} | {
+        "not-notified": []}
 
 
 # Bad routing reaches `check` as problems naming the route: exit 1, and render writes nothing.

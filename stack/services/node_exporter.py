@@ -12,7 +12,8 @@ PORT = 9100
 CONFIG_DIR = "/etc/node-exporter"
 HOST_PROC = HostMount("proc", "/proc", "/host/proc")
 HOST_SYS = HostMount("sys", "/sys", "/host/sys")
-HOST_ROOT = HostMount("root", "/", "/host/root")
+# A filesystem mounted after the exporter started is still seen (node_exporter's Docker example).
+HOST_ROOT = HostMount("root", "/", "/host/root", follow_mounts=True)
 
 # node_exporter 1.x's default on Linux (collector/filesystem_linux.go), plus the pods' volumes of a
 # Kubernetes node and containerd's task roots: they would show every container's mounts as disks.

@@ -75,6 +75,8 @@ class HostMount:
     name: str
     host_path: str
     path: str
+    # Mounts made on the host after the container started appear in it too (rslave propagation).
+    follow_mounts: bool = False
 
 
 @dataclass(frozen=True)

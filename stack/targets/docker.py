@@ -96,7 +96,11 @@ def container(config: StackConfig, spec: ServiceSpec, network: docker.Network,
     mounts = [docker.ContainerVolumeArgs(volume_name=config_volume.name, container_path=spec.config_dir)]
     mounts += [docker.ContainerVolumeArgs(volume_name=v.name, container_path=volume.path) for volume, v in data]
     mounts += [docker.ContainerVolumeArgs(host_path=m.host_path, container_path=m.path, read_only=True)
-               for m in spec.host_mounts]
+               for m in spec.host_mounts if not m.follow_mounts]
+    # Bind mounts with a propagation mode are only expressible as `mounts`.
+    binds = [docker.ContainerMountArgs(type="bind", source=m.host_path, target=m.path, read_only=True,
+                                       bind_options=docker.ContainerMountBindOptionsArgs(propagation="rslave"))
+             for m in spec.host_mounts if m.follow_mounts]
     memory_mib = math.ceil(spec.resources.memory_limit_bytes / MIB)
     return docker.Container(
         spec.name,
@@ -110,6 +114,7 @@ def container(config: StackConfig, spec: ServiceSpec, network: docker.Network,
         # Scratch space that never touches the image: the root filesystem stays read-only.
         tmpfs=None if any(v.path == TMP for v in spec.volumes) else {TMP: "rw,noexec,nosuid,size=64m"},
         volumes=mounts,
+        mounts=binds or None,
         uploads=_uploads(spec, secrets),
         networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network.name, aliases=[spec.name])],
         hosts=[HOST_GATEWAY],
