@@ -306,6 +306,9 @@ class PrometheusService(Component):
     retention_time: Duration = "15d"
     retention_size: str = Field(default="10GB", pattern=r"^[0-9]+(B|KB|MB|GB|TB|PB)$")
     scrape_interval: Duration = "30s"
+    # How often this Prometheus evaluates the rules; evaluationInterval (what the generated
+    # promtool tests assume) when not set. The sandbox shortens it to detect faster.
+    evaluation_interval: Duration | None = None
     # Size of the data volume (Kubernetes PVC); keep it above retentionSize.
     volume_size: str = "20Gi"
 
@@ -414,6 +417,21 @@ class Backend(_Section):
     scheme: Literal["http", "https"] = "http"
 
 
+# Every component of the stack by its name (its DNS name on the stack's network).
+COMPONENTS = ("prometheus", "alertmanager", "grafana", "loki", "alloy", "jaeger", "node-exporter",
+              "postgres-exporter", "redis-exporter", "blackbox")
+Address = Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")]
+
+
+def _known_components(value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    unknown = sorted(set(value) - set(COMPONENTS))
+    if unknown:
+        raise ValueError(f"unknown component {', '.join(unknown)}; valid: {', '.join(COMPONENTS)}")
+    if any(not addresses for addresses in value.values()):
+        raise ValueError("each component needs at least one address")
+    return dict(sorted(value.items()))
+
+
 class StackConfig(_Section):
     environment: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
     # Where the stack runs: containers on a Docker engine, or a Kubernetes cluster.
@@ -428,6 +446,9 @@ class StackConfig(_Section):
     grafana: Grafana = Grafana()
     backend: Backend = Backend()
     services: Services = Services()
+    # Where components are reached when not at `<name>:<port>` on the stack's network (the
+    # sandbox runs each on its own loopback port; several replicas list one address each).
+    addresses: Annotated[dict[str, tuple[Address, ...]], AfterValidator(_known_components)] = {}
 
 
 def stack_file(stack: str, root: Path = ROOT) -> Path:

@@ -32,7 +32,7 @@ BAD_FILES = [
     ("an unknown top-level key",
      "config:\n  medianest-observability:environment: dev\n"
      "  medianest-observability:runbookBaseUrl: https://r\n  medianest-observability:colour: red\n",
-     "medianest-observability:colour: unknown key; valid keys here: alerting, backend, environment, "
+     "medianest-observability:colour: unknown key; valid keys here: addresses, alerting, backend, environment, "
      "evaluationInterval, grafana, jobs, runbookBaseUrl, services, target, thresholds"),
     *(  # Components: pinned images, sizes, mountable secrets, sane retention.
         (name, "config:\n  medianest-observability:environment: dev\n"
@@ -135,9 +135,11 @@ def test_a_missing_stack_lists_the_stacks() -> None:
 
 
 def test_cli_exits_2_on_bad_receiver_config(project: Path, monkeypatch, capsys) -> None:
-    text = (ROOT / "Pulumi.dev.yaml").read_text().replace(
-        "localWebhookUrl: http://127.0.0.1:9099",
-        "localWebhookUrl: http://127.0.0.1:9099\n    receivers: {default: {slack: [{apiUrl: https://hooks/x}]}}")
+    original = (ROOT / "Pulumi.dev.yaml").read_text()
+    text = original.replace(
+        "localWebhookUrl: http://host.docker.internal:9099",
+        "localWebhookUrl: http://host.docker.internal:9099\n    receivers: {default: {slack: [{apiUrl: https://hooks/x}]}}")
+    assert text != original
     (project / "Pulumi.dev.yaml").write_text(text)
     monkeypatch.setattr("stack.cli.ROOT", project)
     assert main(["check", "--stack", "dev"]) == 2

@@ -39,7 +39,7 @@ def prometheus_config(config: StackConfig, rule_files: Sequence[str], targets: S
     return {
         "global": {
             "scrape_interval": settings.scrape_interval,
-            "evaluation_interval": config.evaluation_interval,
+            "evaluation_interval": settings.evaluation_interval or config.evaluation_interval,
             "external_labels": {"environment": config.environment, REPLICA_LABEL: replica},
         },
         "rule_files": [path.removeprefix("prometheus/") for path in rule_files],
@@ -48,13 +48,15 @@ def prometheus_config(config: StackConfig, rule_files: Sequence[str], targets: S
             # two are identical and Alertmanager deduplicates them.
             "alert_relabel_configs": [{"action": "labeldrop", "regex": REPLICA_LABEL}],
             "alertmanagers": [{"api_version": "v2", "static_configs": [
-                {"targets": [f"{alertmanager.NAME}:{alertmanager.PORT}"]}]}],
+                {"targets": addresses(config, alertmanager.NAME, f"{alertmanager.NAME}:{alertmanager.PORT}")}]}],
         },
         "scrape_configs": [
             _backend_job(config),
             *_probe_jobs(config, targets),
-            {"job_name": config.jobs.prometheus, "static_configs": [{"targets": [f"localhost:{PORT}"]}]},
-            *(_component_job(spec) for spec in targets if spec.metrics and spec.name != blackbox_exporter.NAME),
+            {"job_name": config.jobs.prometheus,
+             "static_configs": [{"targets": addresses(config, NAME, f"localhost:{PORT}")}]},
+            *(_component_job(config, spec) for spec in targets
+              if spec.metrics and spec.name != blackbox_exporter.NAME),
         ],
     }
 
@@ -65,10 +67,15 @@ def _backend_job(config: StackConfig) -> dict[str, Any]:
             "static_configs": [{"targets": list(backend.targets)}]}
 
 
-def _component_job(spec: ServiceSpec) -> dict[str, Any]:
+def addresses(config: StackConfig, name: str, default: str) -> list[str]:
+    """Where a component is reached: `addresses.<name>` from config, else its default."""
+    return list(config.addresses.get(name, (default,)))
+
+
+def _component_job(config: StackConfig, spec: ServiceSpec) -> dict[str, Any]:
     assert spec.metrics is not None
     return {"job_name": spec.metrics.job, "metrics_path": spec.metrics.path,
-            "static_configs": [{"targets": [spec.address]}]}
+            "static_configs": [{"targets": addresses(config, spec.name, spec.address)}]}
 
 
 def _probe_jobs(config: StackConfig, targets: Sequence[ServiceSpec]) -> list[dict[str, Any]]:
@@ -90,7 +97,7 @@ def _probe_jobs(config: StackConfig, targets: Sequence[ServiceSpec]) -> list[dic
             {"source_labels": ["module"], "target_label": "__param_module"},
             {"source_labels": ["__address__"], "target_label": "__param_target"},
             {"source_labels": ["__param_target"], "target_label": "instance"},
-            {"target_label": "__address__", "replacement": blackbox.address},
+            {"target_label": "__address__", "replacement": addresses(config, blackbox.name, blackbox.address)[0]},
             {"action": "labeldrop", "regex": "module"},
         ],
     }]

@@ -82,3 +82,37 @@ def test_intervals_and_retention_come_from_config(dev_config: StackConfig) -> No
     spec = next(s for s in build(config).services if s.name == prometheus.NAME)
     assert "--storage.tsdb.retention.size=50GB" in spec.args
     assert not any("lifecycle" in a or "admin-api" in a for a in spec.args)
+
+
+def test_configured_addresses_replace_the_network_names(dev_config: StackConfig) -> None:
+    """The sandbox runs each component on a loopback port; an Alertmanager cluster lists each peer."""
+    peers = ("127.0.0.1:19093", "127.0.0.1:29093", "127.0.0.1:39093")
+    config = StackConfig.model_validate({
+        **dev_config.model_dump(by_alias=True),
+        "addresses": {"alertmanager": peers, "node-exporter": ["127.0.0.1:19100"], "blackbox": ["127.0.0.1:19115"],
+                      "prometheus": ["127.0.0.1:19090"]},
+        "services": {**dev_config.services.model_dump(by_alias=True), "prometheus": {
+            **dev_config.services.prometheus.model_dump(by_alias=True), "evaluationInterval": "5s"}},
+    })
+    document = _config(config)
+    assert document["alerting"]["alertmanagers"][0]["static_configs"] == [{"targets": list(peers)}]
+    jobs = {job["job_name"]: job for job in document["scrape_configs"]}
+    assert jobs["node-exporter"]["static_configs"] == [{"targets": ["127.0.0.1:19100"]}]
+    assert jobs["prometheus"]["static_configs"] == [{"targets": ["127.0.0.1:19090"]}]
+    assert {"target_label": "__address__", "replacement": "127.0.0.1:19115"} in jobs["blackbox"]["relabel_configs"]
+    assert document["global"]["evaluation_interval"] == "5s"
+
+
+def test_addresses_of_unknown_components_are_refused(dev_config: StackConfig) -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="unknown component alertmanger; valid: prometheus, alertmanager"):
+        StackConfig.model_validate({**dev_config.model_dump(by_alias=True),
+                                    "addresses": {"alertmanger": ["127.0.0.1:9093"]}})
+
+
+def test_component_names_are_the_configs(dev_config: StackConfig) -> None:
+    from stack.config import COMPONENTS
+
+    assert sorted(s.name for s in build(dev_config).services) == sorted(COMPONENTS)
