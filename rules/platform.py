@@ -237,9 +237,27 @@ def meta_alerts(config: StackConfig) -> RuleGroup:
     ))
 
 
+# Alerts about one component of the stack, left out where it is not deployed
+# (`services.<component>.enabled: false`, as in the sandbox, which has no Loki or Jaeger binary).
+COMPONENT_ALERTS = {
+    "loki": ("LokiRequestErrors", "LokiDown"),
+    "jaeger": ("JaegerDown", "JaegerSpansRefused", "JaegerExportFailing"),
+}
+
+
+def absent_alerts(config: StackConfig) -> set[str]:
+    """Alerts about components this stack does not deploy."""
+    return {name for component, names in COMPONENT_ALERTS.items()
+            if not getattr(config.services, component).enabled for name in names}
+
+
 def rule_file(config: StackConfig) -> RuleFile:
-    return RuleFile(name="platform", groups=(exporter_alerts(config), meta_alerts(config)),
-                    tests=tests(config))
+    absent = absent_alerts(config)
+    groups = tuple(
+        group.model_copy(update={"rules": tuple(r for r in group.rules if getattr(r, "alert", None) not in absent)})
+        for group in (exporter_alerts(config), meta_alerts(config)))
+    kept = tuple(t for t in tests(config) if not t.alerts or {a.alert for a in t.alerts} - absent)
+    return RuleFile(name="platform", groups=groups, tests=kept)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -145,14 +145,16 @@ def build(config: StackConfig) -> Bundle:
     files[ALERTMANAGER_CONFIG] = dump_yaml(alertmanager.to_dict())
     files[ALERTMANAGER_TEMPLATE] = HEADER + notification_templates.TEMPLATE
     files[ROUTE_TESTS] = dump_yaml([c.to_dict() for c in cases])
-    generated_dashboards = dashboard_definitions(config)
-    for dashboard in generated_dashboards:
-        files[dashboard_path(dashboard)] = dump_json(dashboard.data)
-    files[GRAFANA_DATASOURCES] = dump_yaml(provisioning.datasources(config))
-    files[GRAFANA_DASHBOARD_PROVIDERS] = dump_yaml(
-        provisioning.dashboard_providers(d.folder for d in generated_dashboards))
-    files[GRAFANA_INI] = HEADER + provisioning.render_ini(provisioning.settings(config))
-    files[GRAFANA_ENVIRONMENT] = dump_yaml(provisioning.environment(config))
+    # No Grafana (the sandbox): no dashboards or provisioning to ship.
+    generated_dashboards = dashboard_definitions(config) if config.services.grafana.enabled else ()
+    if config.services.grafana.enabled:
+        for dashboard in generated_dashboards:
+            files[dashboard_path(dashboard)] = dump_json(dashboard.data)
+        files[GRAFANA_DATASOURCES] = dump_yaml(provisioning.datasources(config))
+        files[GRAFANA_DASHBOARD_PROVIDERS] = dump_yaml(
+            provisioning.dashboard_providers(d.folder for d in generated_dashboards))
+        files[GRAFANA_INI] = HEADER + provisioning.render_ini(provisioning.settings(config))
+        files[GRAFANA_ENVIRONMENT] = dump_yaml(provisioning.environment(config))
     services = service_specs(config, files)
     for spec in services:
         for file in spec.files:

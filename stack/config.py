@@ -298,6 +298,9 @@ class Component(_Section):
     memory: Memory = "256Mi"
     cpus: Annotated[float, Field(gt=0)] | None = None
     publish: HostPort | None = None
+    # False: not deployed, not scraped, and alerts about it left out (the sandbox runs no Loki,
+    # Jaeger, Grafana or Alloy: they have no binary there).
+    enabled: bool = True
 
 
 class PrometheusService(Component):
@@ -406,6 +409,12 @@ class Services(_Section):
     postgres_exporter: PostgresExporterService = PostgresExporterService()
     redis_exporter: RedisExporterService = RedisExporterService()
     blackbox_exporter: BlackboxExporterService = BlackboxExporterService()
+
+    @model_validator(mode="after")
+    def _alerting_path(self) -> Services:
+        if not (self.prometheus.enabled and self.alertmanager.enabled):
+            raise ValueError("prometheus and alertmanager cannot be disabled: they are the alerting path")
+        return self
 
 
 class Backend(_Section):

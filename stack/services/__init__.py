@@ -21,16 +21,17 @@ from stack.services.spec import ServiceSpec
 
 
 def service_specs(config: StackConfig, files: Mapping[str, str]) -> tuple[ServiceSpec, ...]:
-    """Every component; Prometheus last built, since it scrapes all the others."""
-    others = (
-        alertmanager.service(config, files),
-        grafana.service(config, files),
-        loki.service(config),
-        alloy.service(config),
-        jaeger.service(config),
-        node_exporter.service(config),
-        postgres_exporter.service(config),
-        redis_exporter.service(config),
-        blackbox_exporter.service(config),
-    )
+    """Every enabled component; Prometheus last built, since it scrapes all the others."""
+    services = config.services
+    others = tuple(make() for settings, make in (
+        (services.alertmanager, lambda: alertmanager.service(config, files)),
+        (services.grafana, lambda: grafana.service(config, files)),
+        (services.loki, lambda: loki.service(config)),
+        (services.alloy, lambda: alloy.service(config)),
+        (services.jaeger, lambda: jaeger.service(config)),
+        (services.node_exporter, lambda: node_exporter.service(config)),
+        (services.postgres_exporter, lambda: postgres_exporter.service(config)),
+        (services.redis_exporter, lambda: redis_exporter.service(config)),
+        (services.blackbox_exporter, lambda: blackbox_exporter.service(config)),
+    ) if settings.enabled)
     return (prometheus.service(config, files, others), *others)

@@ -1,0 +1,44 @@
+"""A component switched off (`services.<x>.enabled: false`) is not deployed, not scraped, and no
+alert watches for it: the sandbox, which has no Loki, Jaeger, Grafana or Alloy, stays quiet."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from stack.bundle import build
+from stack.config import StackConfig
+
+
+def _without(config: StackConfig, *components: str) -> StackConfig:
+    data = config.model_dump(by_alias=True)
+    for component in components:
+        data["services"][component]["enabled"] = False
+    return StackConfig.model_validate(data)
+
+
+def test_a_disabled_component_is_neither_deployed_nor_scraped_nor_alerted_on(dev_config: StackConfig) -> None:
+    bundle = build(_without(dev_config, "loki", "jaeger"))
+    assert {s.name for s in bundle.services} & {"loki", "jaeger"} == set()
+    jobs = {j["job_name"] for j in yaml.safe_load(bundle.files["prometheus/prometheus.yml"])["scrape_configs"]}
+    assert jobs.isdisjoint({"loki", "jaeger"}) and "alertmanager" in jobs
+    alerts = {rule.alert for _, rule in bundle.alerts}
+    assert alerts.isdisjoint({"LokiDown", "LokiRequestErrors", "JaegerDown", "JaegerSpansRefused",
+                              "JaegerExportFailing"})
+    assert "PostgresDown" in alerts
+    platform = next(f for f in bundle.rule_files if f.name == "platform")
+    assert not any("Loki" in t.name or "Jaeger" in t.name for t in platform.tests)
+    assert bundle.coverage().ratio == 1.0
+    assert "loki/loki.yaml" not in bundle.files
+
+
+def test_without_grafana_no_dashboards_are_shipped(dev_config: StackConfig) -> None:
+    bundle = build(_without(dev_config, "grafana", "loki", "jaeger", "alloy"))
+    assert not any(path.startswith("grafana/") for path in bundle.files)
+    assert not bundle.problems()
+
+
+def test_the_alerting_path_cannot_be_disabled(dev_config: StackConfig) -> None:
+    with pytest.raises(ValidationError, match="prometheus and alertmanager cannot be disabled"):
+        _without(dev_config, "alertmanager")
