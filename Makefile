@@ -8,7 +8,7 @@ STACK ?= dev
 OUT ?= build/$(STACK)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup tools up render check promtool-test test lint golden bench
+.PHONY: setup tools up render check promtool-test test lint golden bench bench-sandbox
 
 setup: $(VENV)/.installed tools
 
@@ -18,28 +18,36 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 # promtool and amtool judge every generated rule and route, the blackbox exporter's
-# --config.check its probe modules: Debian's packages.
+# --config.check its probe modules; the sandbox (stack/sandbox) runs every binary for real on
+# loopback: Debian's packages, each checked by one of its binaries (package:binary), installed
+# together with one apt-get update, only when one is missing. PostgreSQL's binaries are not on
+# PATH: /usr/lib/postgresql/<version>/bin.
 tools:
-	@if ! command -v promtool >/dev/null || ! command -v amtool >/dev/null; then \
-	  echo "installing prometheus and prometheus-alertmanager (promtool, amtool)"; \
+	@missing=""; \
+	for pair in prometheus:promtool prometheus-alertmanager:amtool \
+	    prometheus-blackbox-exporter:prometheus-blackbox-exporter \
+	    prometheus-node-exporter:prometheus-node-exporter \
+	    prometheus-postgres-exporter:prometheus-postgres-exporter \
+	    prometheus-redis-exporter:prometheus-redis-exporter redis-server:redis-server; do \
+	  command -v "$${pair#*:}" >/dev/null || missing="$$missing $${pair%%:*}"; \
+	done; \
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
-	    prometheus prometheus-alertmanager >/dev/null; \
-	fi
-	@if ! command -v prometheus-blackbox-exporter >/dev/null; then \
-	  echo "installing prometheus-blackbox-exporter (its --config.check)"; \
-	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
-	    prometheus-blackbox-exporter >/dev/null; \
+	    $$missing >/dev/null; \
 	fi
 
 up: setup
 	@if command -v pulumi >/dev/null && docker info >/dev/null 2>&1; then \
 	  pulumi stack select --create $(STACK) && pulumi up --stack $(STACK); \
 	else \
-	  echo "The Pulumi CLI or a Docker engine is missing: rendering and checking the $(STACK) stack instead."; \
-	  $(PY) -m stack check --stack $(STACK) && $(PY) -m stack test --stack $(STACK) && \
-	  $(PY) -m stack render --stack $(STACK) --out $(OUT); \
+	  echo "The Pulumi CLI or a Docker engine is missing: checking and rendering the $(STACK) stack into $(OUT),"; \
+	  echo "then running the sandbox instead (the same generated config on real Prometheus, Alertmanager"; \
+	  echo "and exporters on loopback; Ctrl-C stops it)."; \
+	  $(PY) -m stack check --stack $(STACK) && $(PY) -m stack render --stack $(STACK) --out $(OUT) && \
+	  $(PY) -m stack sandbox $(SANDBOX_ARGS); \
 	fi
 
 render: setup
@@ -53,7 +61,7 @@ promtool-test: setup
 
 test: setup
 	$(PY) -m ruff check .
-	$(PY) -m pytest -n 2 --junitxml=build/junit-pytest.xml
+	$(PY) -m pytest -n 2 --dist loadgroup --junitxml=build/junit-pytest.xml
 
 lint: setup
 	$(PY) -m ruff check .
@@ -65,3 +73,7 @@ golden: setup
 bench: setup
 	$(PY) bench/bench_rules.py
 	$(PY) bench/bench_program.py
+
+# Time to detect on the sandbox (about 15 minutes).
+bench-sandbox: setup
+	$(PY) bench/bench_sandbox.py

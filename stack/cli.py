@@ -19,6 +19,7 @@ from stack import tools
 from stack.bundle import ALERTMANAGER_CONFIG, Bundle, build, dump_yaml, unit_tests_path
 from stack.config import ROOT, ConfigError, load_stack
 from stack.output import write_tree
+from stack.sandbox import console as sandbox_console
 from stack.shipped_checks import check_shipped
 
 STACKS = ("dev", "prod")
@@ -41,9 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     report = slo_commands.add_parser("report", help="time to fire per SLO, tier and error ratio")
     report.add_argument("--stack", choices=STACKS, default="dev")
     report.add_argument("--no-confirm", action="store_true", help="skip the promtool simulations")
+    sandbox_console.add_parser(commands)
     args = parser.parse_args(argv)
     try:
-        return {"render": cmd_render, "check": cmd_check, "test": cmd_test, "slo": cmd_slo_report}[args.command](args)
+        return {"render": cmd_render, "check": cmd_check, "test": cmd_test, "slo": cmd_slo_report,
+                "sandbox": sandbox_console.run}[args.command](args)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return BAD_INPUT

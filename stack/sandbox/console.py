@@ -1,0 +1,70 @@
+"""`python -m stack sandbox`: start the sandbox, print where everything is, apply a scenario,
+print each notification as it arrives, and stop everything on Ctrl-C or after `--duration`."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import time
+from typing import Any
+
+from rules.conventions import duration_seconds
+from stack.sandbox.scenarios import SCENARIOS, Scenario
+
+
+def add_parser(commands: Any) -> None:
+    sandbox = commands.add_parser("sandbox", help="run the stack on real binaries on loopback (no Docker needed)")
+    sandbox.add_argument("--scenario", choices=sorted(SCENARIOS), default="healthy",
+                         help="the fault to inject once everything is up")
+    sandbox.add_argument("--duration", type=_duration, help="stop after this long (e.g. 15m); default: until Ctrl-C")
+    sandbox.add_argument("--alertmanagers", type=int, choices=(1, 3), default=1,
+                         help="one Alertmanager, or a gossip cluster of three")
+
+
+def _duration(text: str) -> float:
+    try:
+        return duration_seconds(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM ends the sandbox like Ctrl-C: every process stopped
+
+
+def apply(sandbox: Any, scenario: Scenario) -> None:
+    """Inject a scenario's faults into a running `Sandbox`."""
+    if scenario.faults:
+        sandbox.inject(**scenario.faults)
+    for name in scenario.stopped:
+        sandbox.supervisor.stop(name)
+
+
+def run(args: argparse.Namespace) -> int:
+    from stack.sandbox.run import Sandbox  # the sandbox's machinery loads only for this command
+
+    signal.signal(signal.SIGTERM, _stop)
+    scenario = SCENARIOS[args.scenario]
+    try:
+        with Sandbox(alertmanagers=args.alertmanagers) as sandbox:
+            print(f"sandbox: up in {sandbox.started_seconds:.1f} s, files in {sandbox.root}")
+            for name, url in sandbox.urls().items():
+                print(f"  {name:<28} {url}")
+            apply(sandbox, scenario)
+            print(f"sandbox: scenario {scenario.name}: {scenario.description}")
+            print("sandbox: notifications as they arrive (Ctrl-C stops everything):")
+            deadline = time.monotonic() + args.duration if args.duration else None
+            seen = 0
+            while deadline is None or time.monotonic() < deadline:
+                notifications = sandbox.notifications()
+                for note in notifications[seen:]:
+                    for alert in note["payload"].get("alerts", []):
+                        labels = alert.get("labels", {})
+                        print(f"  {time.strftime('%H:%M:%S')} {note['receiver']:<16} {alert.get('status'):<9} "
+                              f"{labels.get('alertname')} {labels.get('severity', '')}")
+                seen = len(notifications)
+                time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    print("sandbox: stopped")
+    return 0
