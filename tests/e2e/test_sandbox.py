@@ -65,7 +65,9 @@ def test_every_target_is_up_and_every_recording_rule_produces_data(single: Sandb
 
 @pytest.mark.xdist_group("sandbox-single")
 def test_watchdog_reaches_the_dead_mans_switch(single: Sandbox) -> None:
-    wait_for(lambda: _notified(single, "Watchdog", "firing", DEADMAN), timeout=60,
+    # Prometheus drops what fires before it has discovered Alertmanager and resends a minute
+    # later (--rules.alert.resend-delay): the first heartbeat can take that long after a start.
+    wait_for(lambda: _notified(single, "Watchdog", "firing", DEADMAN), timeout=120,
              what="Watchdog at the deadman receiver")
     # A heartbeat, never a page.
     assert not _notified(single, "Watchdog", "firing", CRITICAL_ALERTS)
