@@ -11,21 +11,16 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from service_helpers import with_settings
 
 from rules.conventions import LOKI_STREAM_LABELS
-from stack.config import AlloyService, StackConfig, memory_bytes
+from stack.config import StackConfig, memory_bytes
 from stack.services import alloy
 from stack.services.alloy_syntax import Block, Expr, block, defined_components, references, string, value
 
 
-def with_alloy(config: StackConfig, **settings: object) -> StackConfig:
-    """`config` with some of `services.alloy` changed (and validated)."""
-    changed = AlloyService.model_validate({**config.services.alloy.model_dump(), **settings})
-    return config.model_copy(update={"services": config.services.model_copy(update={"alloy": changed})})
-
-
 def docker(config: StackConfig) -> StackConfig:
-    return with_alloy(config, log_source="docker", docker_socket_group=998)
+    return with_settings(config, "alloy", log_source="docker", docker_socket_group=998)
 
 
 def components(model: alloy.AlloyConfig, kind: type[alloy.Component]) -> list[alloy.Component]:
@@ -188,7 +183,7 @@ def test_logs_are_pushed_to_loki(variant: StackConfig) -> None:
 
 
 def test_file_source_reads_the_mounted_log_directory(dev_config: StackConfig) -> None:
-    config = with_alloy(dev_config, log_directory="/srv/medianest/logs")
+    config = with_settings(dev_config, "alloy", log_directory="/srv/medianest/logs")
     model = alloy.alloy_config(config)
     (match,) = components(model, alloy.LocalFileMatch)
     assert isinstance(match, alloy.LocalFileMatch)
@@ -201,7 +196,8 @@ def test_file_source_reads_the_mounted_log_directory(dev_config: StackConfig) ->
 
 
 def test_docker_source_reads_the_socket_with_its_group(dev_config: StackConfig) -> None:
-    config = with_alloy(dev_config, log_source="docker", docker_socket_group=998, docker_socket="/run/docker.sock")
+    config = with_settings(dev_config, "alloy", log_source="docker", docker_socket_group=998,
+                           docker_socket="/run/docker.sock")
     model = alloy.alloy_config(config)
     (discovery,) = components(model, alloy.DiscoveryDocker)
     (source,) = components(model, alloy.LokiSourceDocker)
@@ -240,7 +236,7 @@ def test_guard_sees_the_filename_label_of_file_sources(dev_config: StackConfig) 
 # --- The service -------------------------------------------------------------------------------
 
 def test_service_spec(dev_config: StackConfig) -> None:
-    config = with_alloy(dev_config, publish=12345, cpus=0.5)
+    config = with_settings(dev_config, "alloy", publish=12345, cpus=0.5)
     spec = alloy.service(config)
     settings = config.services.alloy
     assert spec.name == "alloy" and spec.user == "473:473"
@@ -259,7 +255,7 @@ def test_service_spec(dev_config: StackConfig) -> None:
 
 
 def test_port_is_not_published_unless_asked(dev_config: StackConfig) -> None:
-    assert alloy.service(with_alloy(dev_config, publish=None)).port("http").host_port is None
+    assert alloy.service(with_settings(dev_config, "alloy", publish=None)).port("http").host_port is None
 
 
 class _Ready(BaseHTTPRequestHandler):

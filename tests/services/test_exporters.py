@@ -20,6 +20,7 @@ from types import ModuleType
 
 import pytest
 from pydantic import ValidationError
+from service_helpers import with_settings
 
 from stack import tools
 from stack.config import StackConfig, memory_bytes
@@ -35,13 +36,6 @@ EXPORTERS = [
     (blackbox_exporter, "blackbox", "blackbox_exporter", "blackbox"),
 ]
 IDS = [name for _, name, _, _ in EXPORTERS]
-
-
-def _with(config: StackConfig, component: str, **changes: object) -> StackConfig:
-    """`config` with some settings of one component changed."""
-    services = config.services
-    settings = getattr(services, component).model_copy(update=changes)
-    return config.model_copy(update={"services": services.model_copy(update={component: settings})})
 
 
 @pytest.mark.parametrize(("module", "name", "component", "job"), EXPORTERS, ids=IDS)
@@ -62,7 +56,7 @@ def test_port_health_and_metrics_agree(dev_config: StackConfig, module: ModuleTy
 @pytest.mark.parametrize(("module", "name", "component", "job"), EXPORTERS, ids=IDS)
 def test_image_resources_and_published_port_come_from_config(dev_config: StackConfig, module: ModuleType,
                                                              name: str, component: str, job: str) -> None:
-    config = _with(dev_config, component, publish=19000, cpus=0.5, memory="96Mi")
+    config = with_settings(dev_config, component, publish=19000, cpus=0.5, memory="96Mi")
     settings = getattr(config.services, component)
     spec: ServiceSpec = module.service(config)
     assert (spec.image.repository, spec.image.tag) == (settings.image.repository, settings.image.tag)
@@ -98,7 +92,7 @@ def test_node_exporter_skips_pseudo_and_container_filesystems(dev_config: StackC
 
 
 def test_postgres_password_is_a_mounted_file(dev_config: StackConfig) -> None:
-    spec = postgres_exporter.service(_with(dev_config, "postgres_exporter", password=True))
+    spec = postgres_exporter.service(with_settings(dev_config, "postgres_exporter", password=True))
     [secret] = spec.secrets
     settings = dev_config.services.postgres_exporter
     assert spec.env == {"DATA_SOURCE_URI": settings.data_source_uri, "DATA_SOURCE_USER": settings.user,
@@ -108,20 +102,20 @@ def test_postgres_password_is_a_mounted_file(dev_config: StackConfig) -> None:
 
 
 def test_postgres_without_password_mounts_nothing(dev_config: StackConfig) -> None:
-    spec = postgres_exporter.service(_with(dev_config, "postgres_exporter", password=False))
+    spec = postgres_exporter.service(with_settings(dev_config, "postgres_exporter", password=False))
     assert spec.secrets == ()
     assert set(spec.env) == {"DATA_SOURCE_URI", "DATA_SOURCE_USER"}
 
 
 def test_redis_password_is_a_mounted_file(dev_config: StackConfig) -> None:
-    spec = redis_exporter.service(_with(dev_config, "redis_exporter", password=True))
+    spec = redis_exporter.service(with_settings(dev_config, "redis_exporter", password=True))
     [secret] = spec.secrets
     assert spec.env == {"REDIS_ADDR": dev_config.services.redis_exporter.address, "REDIS_PASSWORD_FILE": secret.path}
     assert secret.name == "redis-password" and secret.path.startswith(spec.config_dir + "/")
 
 
 def test_redis_without_password_mounts_nothing(dev_config: StackConfig) -> None:
-    spec = redis_exporter.service(_with(dev_config, "redis_exporter", password=False))
+    spec = redis_exporter.service(with_settings(dev_config, "redis_exporter", password=False))
     assert spec.secrets == ()
     assert spec.env == {"REDIS_ADDR": dev_config.services.redis_exporter.address}
 

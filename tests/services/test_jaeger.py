@@ -3,33 +3,16 @@ out) and a service spec whose ports, volume and health check agree with that fil
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-import yaml
 from pydantic import ValidationError
+from service_helpers import rendered, with_settings
 
-from stack.config import JaegerService, StackConfig, memory_bytes
+from stack.config import StackConfig, memory_bytes
 from stack.services import jaeger
-from stack.services.spec import ServiceSpec
-
-
-def with_jaeger(config: StackConfig, **settings: object) -> StackConfig:
-    """`config` with some of `services.jaeger` changed (and validated)."""
-    changed = JaegerService.model_validate({**config.services.jaeger.model_dump(), **settings})
-    return config.model_copy(update={"services": config.services.model_copy(update={"jaeger": changed})})
 
 
 def badger(config: StackConfig, ttl: str = "72h") -> StackConfig:
-    return with_jaeger(config, storage="badger", badger_ttl=ttl)
-
-
-def rendered(spec: ServiceSpec) -> dict[str, Any]:
-    (file,) = spec.files
-    assert file.content.startswith("# Generated")
-    document = yaml.safe_load(file.content)
-    assert isinstance(document, dict)
-    return document
+    return with_settings(config, "jaeger", storage="badger", badger_ttl=ttl)
 
 
 def port_of(endpoint: str) -> int:
@@ -40,12 +23,12 @@ def port_of(endpoint: str) -> int:
 
 @pytest.mark.parametrize("storage", ["memory", "badger"])
 def test_rendered_file_loads_back_into_the_model(dev_config: StackConfig, storage: str) -> None:
-    config = with_jaeger(dev_config, storage=storage)
+    config = with_settings(dev_config, "jaeger", storage=storage)
     assert jaeger.JaegerConfig.model_validate(rendered(jaeger.service(config))) == jaeger.jaeger_config(config)
 
 
 def test_memory_storage_keeps_the_configured_traces_and_needs_no_volume(dev_config: StackConfig) -> None:
-    config = with_jaeger(dev_config, storage="memory", max_traces=1234)
+    config = with_settings(dev_config, "jaeger", storage="memory", max_traces=1234)
     spec = jaeger.service(config)
     assert spec.volumes == ()
     backends = rendered(spec)["extensions"]["jaeger_storage"]["backends"]
@@ -114,7 +97,7 @@ def test_health_check_probes_healthcheckv2(dev_config: StackConfig) -> None:
 
 
 def test_service_spec(dev_config: StackConfig) -> None:
-    config = with_jaeger(dev_config, publish=16686)
+    config = with_settings(dev_config, "jaeger", publish=16686)
     spec = jaeger.service(config)
     (file,) = spec.files
     assert (file.source, file.path) == ("jaeger/config.yaml", "/etc/jaeger/config.yaml")

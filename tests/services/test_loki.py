@@ -3,29 +3,12 @@ and a service spec whose ports, health check and volume agree with that file."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-import yaml
 from pydantic import ValidationError
+from service_helpers import rendered, with_settings
 
-from stack.config import LokiService, StackConfig, memory_bytes
+from stack.config import StackConfig, memory_bytes
 from stack.services import loki
-from stack.services.spec import ServiceSpec
-
-
-def with_loki(config: StackConfig, **settings: object) -> StackConfig:
-    """`config` with some of `services.loki` changed (and validated)."""
-    changed = LokiService.model_validate({**config.services.loki.model_dump(), **settings})
-    return config.model_copy(update={"services": config.services.model_copy(update={"loki": changed})})
-
-
-def rendered(spec: ServiceSpec) -> dict[str, Any]:
-    (file,) = spec.files
-    assert file.content.startswith("# Generated")
-    document = yaml.safe_load(file.content)
-    assert isinstance(document, dict)
-    return document
 
 
 def test_rendered_file_loads_back_into_the_model(dev_config: StackConfig) -> None:
@@ -35,7 +18,7 @@ def test_rendered_file_loads_back_into_the_model(dev_config: StackConfig) -> Non
 
 @pytest.mark.parametrize("retention", ["168h", "744h", "30d"])
 def test_retention_is_the_configured_one_and_the_compactor_applies_it(dev_config: StackConfig, retention: str) -> None:
-    document = rendered(loki.service(with_loki(dev_config, retention_period=retention)))
+    document = rendered(loki.service(with_settings(dev_config, "loki", retention_period=retention)))
     assert document["limits_config"]["retention_period"] == retention
     compactor = document["compactor"]
     assert compactor["retention_enabled"] is True
@@ -45,7 +28,7 @@ def test_retention_is_the_configured_one_and_the_compactor_applies_it(dev_config
 
 def test_retention_below_loki_minimum_is_refused(dev_config: StackConfig) -> None:
     with pytest.raises(ValidationError, match=r"retention_period\n.*must be at least 24h"):
-        with_loki(dev_config, retention_period="12h")
+        with_settings(dev_config, "loki", retention_period="12h")
 
 
 def test_schema_is_tsdb_v13_with_daily_index(dev_config: StackConfig) -> None:
@@ -90,7 +73,7 @@ def test_every_directory_loki_writes_is_on_the_data_volume(dev_config: StackConf
 
 
 def test_service_spec(dev_config: StackConfig) -> None:
-    config = with_loki(dev_config, publish=3100, cpus=1.5)
+    config = with_settings(dev_config, "loki", publish=3100, cpus=1.5)
     spec = loki.service(config)
     (file,) = spec.files
     assert (file.source, file.path) == ("loki/loki.yaml", "/etc/loki/loki.yaml")
