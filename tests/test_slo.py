@@ -3,6 +3,7 @@ rules, the detection maths, and promtool agreeing with it."""
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from pathlib import Path
 
@@ -141,6 +142,19 @@ def test_the_minute_model_agrees_with_the_closed_form_after_a_clean_history() ->
     states = timeline(schedule, windows, Decimal("0.001"))
     first_page = next(m for m, s in enumerate(states) if "page" in s) - 360
     assert first_page == 9  # 8.6 minutes, at the next evaluation
+
+
+def test_a_young_prometheus_detects_sooner_and_the_minute_model_agrees() -> None:
+    """After only 30 minutes of clean traffic, the 1h and 6h windows average over 30 minutes."""
+    windows, budget = burn_windows("30d"), Decimal("0.001")
+    young = tier_detection(windows, "page", budget, 0.1, history_seconds=1800)
+    # The 6h path's 6x over what history there is: 0.006 * 1800 / (0.1 - 0.006) seconds.
+    assert young == pytest.approx(0.006 * 1800 / 0.094)
+    assert young < tier_detection(windows, "page", budget, 0.1)
+    assert tier_detection(windows, "page", budget, 0.1, history_seconds=6 * 3600) == tier_detection(
+        windows, "page", budget, 0.1)
+    states = timeline(Schedule.of((0.0, 30), (0.1, 10)), windows, budget)
+    assert next(m for m, s in enumerate(states) if "page" in s) - 30 == math.ceil(young / 60)
 
 
 def test_a_gauge_sli_generates_valid_rules() -> None:

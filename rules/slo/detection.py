@@ -23,18 +23,25 @@ from rules.slo.windows import BurnWindow
 STEP = 60  # seconds between samples and between rule evaluations in the scenarios
 
 
-def closed_form(window: BurnWindow, budget: Decimal, error_ratio: float) -> float | None:
-    """Seconds from the start of a constant error ratio (after a clean history at least as
-    long as the window) until both windows of this path exceed the factor; None: never."""
+def closed_form(window: BurnWindow, budget: Decimal, error_ratio: float,
+                history_seconds: float = math.inf) -> float | None:
+    """Seconds from the start of a constant error ratio, after `history_seconds` of clean
+    traffic (by default at least as long as the window), until both windows of this path exceed
+    the factor; None: never. A window longer than the history averages over what there is, as
+    Prometheus's rate() does on a young series: a fresh Prometheus detects sooner."""
     threshold = float(window.factor * budget)
     if error_ratio <= threshold:
         return None
-    return threshold * window.long / error_ratio
+    full = threshold * window.long / error_ratio  # the long window crosses last
+    if history_seconds + full >= window.long:
+        return full
+    return threshold * history_seconds / (error_ratio - threshold)
 
 
 def tier_detection(windows: Sequence[BurnWindow], tier: str, budget: Decimal, error_ratio: float,
-                   for_seconds: float = 0) -> float | None:
-    times = [t for w in windows if w.tier == tier if (t := closed_form(w, budget, error_ratio)) is not None]
+                   for_seconds: float = 0, history_seconds: float = math.inf) -> float | None:
+    times = [t for w in windows if w.tier == tier
+             if (t := closed_form(w, budget, error_ratio, history_seconds)) is not None]
     return min(times) + for_seconds if times else None
 
 
