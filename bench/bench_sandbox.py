@@ -109,9 +109,11 @@ def measure(name: str, warm_up: float) -> tuple[Measured, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--warm-up", default=WARM_UP, help="healthy traffic before each fault (default %(default)s)")
-    warm_up = duration_seconds(parser.parse_args().warm_up)
-    with ThreadPoolExecutor(max_workers=len(BENCHED)) as pool:
-        results = list(pool.map(lambda name: measure(name, warm_up), BENCHED))
+    parser.add_argument("--scenarios", nargs="+", choices=BENCHED, default=BENCHED)
+    args = parser.parse_args()
+    warm_up = duration_seconds(args.warm_up)
+    with ThreadPoolExecutor(max_workers=len(args.scenarios)) as pool:
+        results = list(pool.map(lambda name: measure(name, warm_up), args.scenarios))
     print(f"{'scenario':<16}{'alert':<22}{'detected':>10}{'floor':>10}{'ratio':>8}  target")
     for measured, _ in results:
         target = f"<= {TARGET_RATIO}" if measured.page else ""
@@ -119,7 +121,7 @@ def main() -> None:
               f"{measured.ratio:>8.2f}  {target}")
     startups = [started for _, started in results]
     print(f"sandbox start-up: {min(startups):.1f}-{max(startups):.1f} s ({len(startups)} sandboxes side by side)")
-    write_results("sandbox", {
+    write_results(f"sandbox-{args.warm_up}", {
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
         "target_ratio_for_pages": TARGET_RATIO, "warm_up_seconds": warm_up,
         "scenarios": {m.scenario: {"alert": m.alert, "seconds": m.seconds, "floor_seconds": m.floor,
