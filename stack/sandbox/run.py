@@ -115,7 +115,7 @@ def localize(spec: ServiceSpec, root: Path, secret_values: dict[str, str]) -> tu
         write(file.path, file.content)
     for secret in spec.secrets:
         value = secret_values[secret.name]
-        write(secret.path, secret.content(value) if secret.content else value).chmod(0o600)
+        write(secret.path, secret.file_content(value)).chmod(0o600)
     env = {k: v.replace(spec.config_dir, str(directory)) for k, v in spec.env.items()}
     return directory, env
 

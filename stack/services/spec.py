@@ -58,6 +58,10 @@ class SecretFile:
     # secret (redis_exporter reads a JSON map of address to password).
     content: Callable[[str], str] | None = None
 
+    def file_content(self, value: str) -> str:
+        """What the file holds for this secret value."""
+        return self.content(value) if self.content else value
+
 
 @dataclass(frozen=True)
 class Volume:

@@ -61,8 +61,7 @@ def _uploads(spec: ServiceSpec, secrets: Mapping[str, pulumi.Input[str]]) -> lis
 
 def secret_content(secret: SecretFile, value: pulumi.Input[str]) -> pulumi.Output[str]:
     """The secret file's content, still a Pulumi secret."""
-    output = pulumi.Output.secret(value)
-    return output.apply(secret.content) if secret.content else output
+    return pulumi.Output.secret(value).apply(secret.file_content)
 
 
 def _healthcheck(spec: ServiceSpec) -> docker.ContainerHealthcheckArgs | None:
