@@ -39,9 +39,17 @@ tools:
 	    $$missing >/dev/null; \
 	fi
 
+# dev needs a Docker engine, prod a Kubernetes cluster (the kubeconfig's context, or
+# kubernetes:context in Pulumi.prod.yaml).
+TARGET_READY := $(if $(filter prod,$(STACK)),kubectl version --request-timeout=5s >/dev/null 2>&1,docker info >/dev/null 2>&1)
+
 up: setup
-	@if command -v pulumi >/dev/null && docker info >/dev/null 2>&1; then \
+	@if command -v pulumi >/dev/null && $(TARGET_READY); then \
 	  pulumi stack select --create $(STACK) && pulumi up --stack $(STACK); \
+	elif [ "$(STACK)" = prod ]; then \
+	  echo "The Pulumi CLI or a reachable Kubernetes cluster is missing: checking and rendering the prod"; \
+	  echo "stack into $(OUT); apply $(OUT)/kubernetes with kubectl once its Secrets are set (README)."; \
+	  $(PY) -m stack check --stack $(STACK) && $(PY) -m stack render --stack $(STACK) --out $(OUT); \
 	else \
 	  echo "The Pulumi CLI or a Docker engine is missing: checking and rendering the $(STACK) stack into $(OUT),"; \
 	  echo "then running the sandbox instead (the same generated config on real Prometheus, Alertmanager"; \

@@ -18,17 +18,21 @@ if errors:
     raise ValueError("the generated rules have problems:\n" + "\n".join(errors))
 
 stack = pulumi.get_stack()
-if config.target != "docker":
-    raise ValueError(f"Pulumi.{stack}.yaml: medianest-observability:target: {config.target!r} is not "
-                     "deployable yet; valid: docker")
 secret_values = secrets.resolve(stack, bundle.services, secrets.configured(stack))
-from stack.targets import docker  # noqa: E402 - the provider SDK is loaded only for its target
+# The provider SDK is loaded only for its target.
+if config.target == "kubernetes":
+    from stack.targets.kubernetes import resources
 
-urls = docker.deploy(config, bundle.services, secret_values)
+    urls = resources.deploy(config, bundle.services, bundle.files, secret_values)
+else:
+    from stack.targets import docker
+
+    urls = docker.deploy(config, bundle.services, secret_values)
 
 pulumi.export("environment", config.environment)
 for name in ("grafana", "prometheus", "alertmanager", "jaeger"):
-    pulumi.export(f"{name}Url", urls[name])
+    # Not ours with prometheus-operator (the cluster's own Prometheus and Alertmanager).
+    pulumi.export(f"{name}Url", urls.get(name, "not deployed by this stack"))
 pulumi.export("grafanaAdminUser", "admin")
 pulumi.export("grafanaAdminPassword", secret_values[grafana.ADMIN_PASSWORD])
 pulumi.export("ruleFiles", bundle.rule_paths)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dashboards import infrastructure, logs, medianest, slo, stack_health
 from dashboards.model import DashboardSpec, GeneratedDashboard, generate
+from rules.platform import absent_alerts
 from stack.config import StackConfig
 
 
@@ -18,5 +19,14 @@ def specs(config: StackConfig) -> tuple[DashboardSpec, ...]:
     )
 
 
+def without_runbooks_of(spec: DashboardSpec, absent: set[str]) -> DashboardSpec:
+    """No runbook link to an alert this stack leaves out (a component it does not deploy)."""
+    rows = tuple(row.model_copy(update={"panels": tuple(
+        panel.model_copy(update={"alerts": tuple(a for a in panel.alerts if a not in absent)})
+        for panel in row.panels)}) for row in spec.rows)
+    return spec.model_copy(update={"rows": rows})
+
+
 def dashboards(config: StackConfig) -> tuple[GeneratedDashboard, ...]:
-    return tuple(generate(spec, config.runbook_base_url) for spec in specs(config))
+    absent = absent_alerts(config)
+    return tuple(generate(without_runbooks_of(spec, absent), config.runbook_base_url) for spec in specs(config))

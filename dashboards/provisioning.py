@@ -142,10 +142,26 @@ def render_ini(sections: dict[str, dict[str, str]]) -> str:
 
 
 def environment(config: StackConfig) -> dict[str, str]:
-    """The container's environment: the admin password is read from a mounted secret file."""
-    return {
+    """The container's environment: the admin password is read from a mounted secret file; with an
+    external database (services.grafana.database), where it is, its password read from a file too."""
+    env = {
         "GF_PATHS_PROVISIONING": PROVISIONING_DIR,
         # Logs to stdout only: the root filesystem is read-only.
         "GF_LOG_MODE": "console",
         "GF_SECURITY_ADMIN_PASSWORD__FILE": config.grafana.admin_password_file,
     }
+    database = config.services.grafana.database
+    if database is not None:
+        env |= {
+            "GF_DATABASE_TYPE": database.type,
+            "GF_DATABASE_HOST": database.host,
+            "GF_DATABASE_NAME": database.name,
+            "GF_DATABASE_USER": database.user,
+            "GF_DATABASE_SSL_MODE": database.ssl_mode,
+            # The image's entrypoint sets GF_DATABASE_PASSWORD from this file's content.
+            "GF_DATABASE_PASSWORD__FILE": database.password_file,
+            # No data volume then (the state is in the database): Grafana's scratch files (caches,
+            # search index, renders) go to the writable /tmp, not the image's read-only /var/lib/grafana.
+            "GF_PATHS_DATA": "/tmp",
+        }
+    return env

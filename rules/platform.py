@@ -245,10 +245,22 @@ COMPONENT_ALERTS = {
 }
 
 
+# With prometheus-operator (`kubernetes.prometheusOperator.enabled`) the cluster's Prometheus and
+# Alertmanager evaluate our rules; they are not ours, and kube-prometheus ships their alerts.
+OPERATOR_OWNED_ALERTS = (
+    "PrometheusConfigReloadFailed", "PrometheusRuleEvaluationFailures", "PrometheusNotConnectedToAlertmanagers",
+    "PrometheusNotificationsFailing", "PrometheusTsdbCompactionsFailing", "PrometheusStorageFillingUp",
+    "AlertmanagerConfigReloadFailed", "AlertmanagerNotificationsFailing", "AlertmanagerClusterMembersInconsistent",
+)
+
+
 def absent_alerts(config: StackConfig) -> set[str]:
     """Alerts about components this stack does not deploy."""
-    return {name for component, names in COMPONENT_ALERTS.items()
-            if not getattr(config.services, component).enabled for name in names}
+    absent = {name for component, names in COMPONENT_ALERTS.items()
+              if not getattr(config.services, component).enabled for name in names}
+    if config.target == "kubernetes" and config.kubernetes.prometheus_operator.enabled:
+        absent.update(OPERATOR_OWNED_ALERTS)
+    return absent
 
 
 def rule_file(config: StackConfig) -> RuleFile:

@@ -30,6 +30,7 @@ from stack.config import StackConfig
 from stack.dump import HEADER, dump_json, dump_yaml  # noqa: F401 - re-exported
 from stack.services import service_specs
 from stack.services.spec import ServiceSpec
+from stack.targets.kubernetes import manifests as kubernetes
 
 RULES_DIR = "prometheus/rules"
 TESTS_DIR = "prometheus/tests"
@@ -160,6 +161,9 @@ def build(config: StackConfig) -> Bundle:
         for file in spec.files:
             # A component ships either a file generated above or its own config (prometheus.yml...).
             assert files.setdefault(file.source, file.content) == file.content, file.source
+    if config.target == "kubernetes":
+        # The manifests a user without Pulumi applies (`kubectl apply -f kubernetes/`).
+        files.update(kubernetes.render_files(config, kubernetes.manifests(config, services, files)))
     return Bundle(config, generated, dict(sorted(files.items())), tuple(problems),
                   alertmanager=alertmanager, route_cases=cases, dashboards=generated_dashboards,
                   services=services)

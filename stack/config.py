@@ -270,6 +270,7 @@ def _tag(value: str) -> str:
 
 
 Memory = Annotated[str, AfterValidator(_memory)]
+_DNS_LABEL = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 HostPort = Annotated[int, Field(ge=1, le=65535)]
 
 
@@ -314,17 +315,64 @@ class PrometheusService(Component):
     evaluation_interval: Duration | None = None
     # Size of the data volume (Kubernetes PVC); keep it above retentionSize.
     volume_size: str = "20Gi"
+    # Two make an HA pair (Kubernetes target): both scrape and alert, Alertmanager deduplicates.
+    replicas: Annotated[int, Field(ge=1, le=3)] = 1
 
 
 class AlertmanagerService(Component):
     image: ImageRef = _image("prom/alertmanager", "v0.34.0")
     memory: Memory = "128Mi"
+    # More than one forms a gossip cluster (Kubernetes target): notifications deduplicated, silences shared.
+    replicas: Annotated[int, Field(ge=1, le=7)] = 1
+    volume_size: str = "1Gi"
+
+
+class GrafanaDatabase(_Section):
+    """An external database holding Grafana's state (users, sessions, dashboards, alert state), so
+    several replicas share it. Its password is the secret `grafana-database-password`, read from
+    a mounted file (GF_DATABASE_PASSWORD__FILE)."""
+
+    type: Literal["postgres", "mysql"]
+    # host:port, as Grafana's [database] host takes it.
+    host: str = Field(pattern=r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    user: str = Field(pattern=r"^\S+$")
+    # Grafana's [database] ssl_mode. postgres: disable, require, verify-ca, verify-full (verify-*
+    # check the server's certificate against the image's system CAs). mysql: Grafana's TLS (true,
+    # skip-verify) needs a CA file (ca_cert_path) this stack does not mount: only "false" works.
+    ssl_mode: str = "require"
+
+    @property
+    def password_file(self) -> str:
+        return GRAFANA_SECRETS_DIR + "database-password"
+
+    @model_validator(mode="after")
+    def _ssl_mode_of_type(self) -> GrafanaDatabase:
+        if self.type == "postgres" and self.ssl_mode not in ("disable", "require", "verify-ca", "verify-full"):
+            raise ValueError(f"sslMode {self.ssl_mode!r} is not one of postgres' modes: disable, require, "
+                             "verify-ca, verify-full")
+        if self.type == "mysql" and self.ssl_mode != "false":
+            raise ValueError(f"sslMode {self.ssl_mode!r} does not work for mysql here: Grafana's TLS to MySQL "
+                             "(true, skip-verify) needs a CA certificate file the stack does not mount; set "
+                             "sslMode \"false\" (a trusted network only) or use postgres")
+        return self
 
 
 class GrafanaService(Component):
     image: ImageRef = _image("grafana/grafana", "13.0.1")
     memory: Memory = "512Mi"
     publish: HostPort | None = 3000
+    # More than one needs `database`: SQLite on the grafana-data volume is one replica's alone.
+    replicas: Annotated[int, Field(ge=1, le=5)] = 1
+    # Null: SQLite on the grafana-data volume.
+    database: GrafanaDatabase | None = None
+
+    @model_validator(mode="after")
+    def _replicas_share_a_database(self) -> GrafanaService:
+        if self.replicas > 1 and self.database is None:
+            raise ValueError(f"replicas {self.replicas} needs database (an external postgres or mysql): "
+                             "the default SQLite on the grafana-data volume cannot be shared between replicas")
+        return self
 
 
 class LokiService(Component):
@@ -340,7 +388,8 @@ class AlloyService(Component):
     memory: Memory = "256Mi"
     # `files`: MediaNest's JSON log files under logDirectory (read-only). `docker`: every
     # container's logs through the Docker socket (read-only, needs dockerSocketGroup).
-    log_source: Literal["files", "docker"] = "files"
+    # `kubernetes`: the logs of MediaNest's pods on Alloy's own node, through the Kubernetes API.
+    log_source: Literal["files", "docker", "kubernetes"] = "files"
     log_directory: str = Field(default="/var/log/medianest", pattern=r"^/")
     docker_socket: str = Field(default="/var/run/docker.sock", pattern=r"^/")
     docker_socket_group: Annotated[int, Field(ge=1)] | None = None
@@ -353,15 +402,46 @@ class AlloyService(Component):
         return self
 
 
+class _ClusterUrl:
+    """A URL of an Elasticsearch or OpenSearch cluster: http(s), with no credentials in it."""
+
+    @staticmethod
+    def validate(value: str) -> str:
+        _https(value)
+        parts = urlsplit(value)
+        if parts.username or parts.password:
+            raise ValueError("must not carry credentials (user:password@): set username, and the password "
+                             "as the secret jaeger-storage-password")
+        return value
+
+
 class JaegerService(Component):
     image: ImageRef = _image("jaegertracing/jaeger", "2.20.0")
     memory: Memory = "512Mi"
-    # `memory` loses traces on restart (dev); `badger` keeps them on a volume.
-    storage: Literal["memory", "badger"] = "memory"
+    # `memory` loses traces on restart (dev); `badger` keeps them on a volume; `elasticsearch` and
+    # `opensearch` store them in an external cluster at serverUrls (nothing kept locally; how long
+    # the cluster keeps them is its own ILM/ISM or index cleaner's business, not badgerTtl).
+    storage: Literal["memory", "badger", "elasticsearch", "opensearch"] = "memory"
     max_traces: Annotated[int, Field(gt=0)] = 100000
     # How long Badger keeps spans.
     badger_ttl: Duration = "72h"
     volume_size: str = "10Gi"
+    # Elasticsearch / OpenSearch only: the cluster's URLs, without credentials.
+    server_urls: tuple[Annotated[str, AfterValidator(_ClusterUrl.validate)], ...] = ()
+    # Indices are named <indexPrefix>-jaeger-span-<date> and so on.
+    index_prefix: str = Field(default="medianest", pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    # Basic auth; the password is the secret `jaeger-storage-password`, read from a mounted file.
+    username: str | None = Field(default=None, pattern=r"^\S+$")
+
+    @model_validator(mode="after")
+    def _external_storage(self) -> JaegerService:
+        external = self.storage in ("elasticsearch", "opensearch")
+        if external and not self.server_urls:
+            raise ValueError(f"storage {self.storage} needs serverUrls (the cluster's http(s) URLs)")
+        if not external and (self.server_urls or self.username is not None):
+            raise ValueError(f"serverUrls and username are for storage elasticsearch or opensearch, not "
+                             f"{self.storage}")
+        return self
 
 
 class NodeExporterService(Component):
@@ -394,6 +474,63 @@ class BlackboxExporterService(Component):
     memory: Memory = "64Mi"
     # MediaNest's health endpoints, probed for a 2xx (and their TLS certificates' expiry).
     targets: tuple[Annotated[str, AfterValidator(_https)], ...] = ()
+
+
+class Namespaced(_Section):
+    """Pods of MediaNest in one namespace, selected by their labels (Kubernetes target)."""
+
+    namespace: str = Field(default="medianest", pattern=_DNS_LABEL)
+    pod_labels: dict[str, str] = {"app.kubernetes.io/name": "medianest-backend"}
+    # The container port serving /metrics.
+    port: HostPort = 3001
+
+
+class Ingress(_Section):
+    """Grafana behind the cluster's ingress controller, over TLS."""
+
+    host: str = Field(pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")
+    # A TLS Secret in the stack's namespace (cert-manager or your own); never generated here.
+    tls_secret_name: str = Field(pattern=_DNS_LABEL)
+    class_name: str | None = None
+    annotations: dict[str, str] = {}
+    # Where the ingress controller's pods run: the only ones let through to Grafana.
+    controller_namespace: str = Field(default="ingress-nginx", pattern=_DNS_LABEL)
+
+
+class PrometheusOperator(_Section):
+    """A cluster that already runs prometheus-operator (kube-prometheus-stack): emit
+    PrometheusRule and ServiceMonitor objects instead of deploying Prometheus and Alertmanager."""
+
+    enabled: bool = False
+    # The labels the operator's ruleSelector and serviceMonitorSelector match.
+    labels: dict[str, str] = {"release": "kube-prometheus-stack"}
+    # Where the operator's Prometheus runs: let through to the metrics ports.
+    prometheus_namespace: str = Field(default="monitoring", pattern=_DNS_LABEL)
+
+
+class Kubernetes(_Section):
+    """The cluster the prod stack runs on (target `kubernetes`)."""
+
+    # Pod security `restricted` is enforced here.
+    namespace: str = Field(default="monitoring", pattern=_DNS_LABEL)
+    # node exporter alone needs the host's PID and network namespaces and paths: it runs in a
+    # namespace of its own, where pod security `privileged` is allowed.
+    node_namespace: str = Field(default="monitoring-node", pattern=_DNS_LABEL)
+    # The Kubernetes version the manifests are validated against (kubernetes-validate).
+    version: str = Field(default="1.34", pattern=r"^1\.[0-9]{2}$")
+    # Storage class of every volume claim; the cluster's default when null.
+    storage_class: str | None = None
+    # `required`: replicas never share a node (a pod stays Pending rather than lose HA);
+    # `preferred`: spread when the cluster has room.
+    anti_affinity: Literal["preferred", "required"] = "preferred"
+    # MediaNest's backend pods: scraped, their logs collected, allowed to send logs and traces.
+    backend: Namespaced = Namespaced()
+    # Where the Kubernetes API server is reached from pods (service discovery, Alloy): CIDRs
+    # for the NetworkPolicies' egress; the API server's address is cluster-specific.
+    api_server_cidrs: tuple[str, ...] = ("0.0.0.0/0",)
+    api_server_ports: tuple[HostPort, ...] = (443, 6443)
+    ingress: Ingress | None = None
+    prometheus_operator: PrometheusOperator = PrometheusOperator()
 
 
 class Services(_Section):
@@ -458,6 +595,19 @@ class StackConfig(_Section):
     # Where components are reached when not at `<name>:<port>` on the stack's network (the
     # sandbox runs each on its own loopback port; several replicas list one address each).
     addresses: Annotated[dict[str, tuple[Address, ...]], AfterValidator(_known_components)] = {}
+    kubernetes: Kubernetes = Kubernetes()
+
+    @model_validator(mode="after")
+    def _replicas_need_kubernetes(self) -> StackConfig:
+        services = self.services
+        replicated = [name for name in ("prometheus", "alertmanager", "grafana")
+                      if getattr(services, name).replicas > 1]
+        if self.target == "docker" and replicated:
+            raise ValueError(f"services.<{'|'.join(replicated)}>.replicas above 1 need target kubernetes "
+                             "(one container each on Docker)")
+        if self.target == "docker" and services.alloy.log_source == "kubernetes":
+            raise ValueError("services.alloy.logSource kubernetes needs target kubernetes; valid here: files, docker")
+        return self
 
 
 def stack_file(stack: str, root: Path = ROOT) -> Path:

@@ -56,3 +56,8 @@ def resolve(stack: str, specs: Iterable[ServiceSpec], values: Mapping[str, str])
             password = random.RandomPassword(name, length=32, special=False)
             resolved[name] = pulumi.Output.secret(password.result)
     return resolved
+
+
+def secret_content(secret: SecretFile, value: pulumi.Input[str]) -> pulumi.Output[str]:
+    """The secret file's content, still a Pulumi secret."""
+    return pulumi.Output.secret(value).apply(secret.file_content)

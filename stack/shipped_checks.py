@@ -1,19 +1,24 @@
 """Every config file a component is shipped, checked by the program that will read it where
 its binary runs here (promtool, amtool, the blackbox exporter), else by the typed model it was
-generated from (Loki, Jaeger, Alloy: no binary here)."""
+generated from (Loki, Jaeger, Alloy: no binary here). Kubernetes manifests are validated by
+kubernetes-validate against the OpenAPI schemas of the configured Kubernetes version;
+prometheus-operator's PrometheusRules (not in those schemas) by promtool on their groups."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
+import kubernetes_validate
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from stack import tools
 from stack.bundle import ALERTMANAGER_CONFIG, Bundle
 from stack.services import alloy, blackbox_exporter, jaeger, loki, prometheus
+from stack.targets.kubernetes.manifests import DIRECTORY as KUBERNETES_DIR
 
 
 @dataclass(frozen=True)
@@ -52,9 +57,92 @@ def _alloy(bundle: Bundle, out: Path) -> Verdict:
     return Verdict(alloy.CONFIG_FILE, judge, not problems, "\n".join(problems))
 
 
+# Custom resources kubernetes-validate has no schema for.
+OPERATOR_GROUP = "monitoring.coreos.com/"
+
+
+def _manifest_problems(item: dict, version: str, out: Path) -> list[str]:
+    name = f"{item.get('kind')} {item.get('metadata', {}).get('name')}"
+    if str(item.get("apiVersion", "")).startswith(OPERATOR_GROUP):
+        if item["kind"] != "PrometheusRule":
+            return []
+        rules = out / ".prometheus-rule.yaml"
+        rules.write_text(yaml.safe_dump(item["spec"]))
+        run = tools.promtool_check_rules([rules])
+        rules.unlink()
+        return [] if run.ok else [f"{name}: promtool check rules: {run.output}"]
+    try:
+        kubernetes_validate.validate(item, version, strict=True)
+    except (kubernetes_validate.ValidationError, kubernetes_validate.SchemaNotFoundError,
+            kubernetes_validate.InvalidSchemaError) as error:
+        return [f"{name}: {getattr(error, 'message', error)}"]
+    return []
+
+
+def _kubernetes(bundle: Bundle, out: Path) -> list[Verdict]:
+    version = bundle.config.kubernetes.version
+    verdicts = []
+    for path in sorted(p for p in bundle.files if p.startswith(KUBERNETES_DIR + "/")):
+        documents = [d for d in yaml.safe_load_all((out / path).read_text()) if d]
+        problems = [line for item in documents for line in _manifest_problems(item, version, out)]
+        verdicts.append(Verdict(path, f"kubernetes-validate {version} (strict)", not problems, "\n".join(problems)))
+    return verdicts
+
+
+class KubernetesSelector(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["node", "service", "pod", "endpoints", "endpointslice", "ingress"]
+    label: str | None = None
+    field: str | None = None
+
+
+class KubernetesNamespaces(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    own_namespace: bool = False
+    names: list[str] = []
+
+
+class KubernetesSDConfig(BaseModel):
+    """The fields of Prometheus' kubernetes_sd_config we generate (prometheus.io configuration
+    reference, <kubernetes_sd_config>); anything else is refused."""
+
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["node", "service", "pod", "endpoints", "endpointslice", "ingress"]
+    namespaces: KubernetesNamespaces = KubernetesNamespaces()
+    selectors: list[KubernetesSelector] = []
+
+
+def _prometheus(bundle: Bundle, out: Path) -> Verdict:
+    """promtool check config, which also loads every rule file prometheus.yml names. Debian's
+    promtool is built without Kubernetes service discovery ("field kubernetes_sd_configs not
+    found"): those blocks are checked against KubernetesSDConfig and promtool judges the rest,
+    with each replaced by an empty static_configs."""
+    path = out / prometheus.CONFIG_FILE
+    document = yaml.safe_load(path.read_text())
+    problems: list[str] = []
+    for job in document.get("scrape_configs", []):
+        for sd in job.pop("kubernetes_sd_configs", None) or []:
+            try:
+                KubernetesSDConfig.model_validate(sd)
+            except ValidationError as error:
+                problems.append(f"job {job['job_name']}: kubernetes_sd_configs: {error}")
+            job.setdefault("static_configs", [])
+    judge = "promtool check config"
+    if problems or document != yaml.safe_load(path.read_text()):
+        judge += " (Kubernetes SD by its model)"
+        variant = path.with_name(".prometheus-without-kubernetes-sd.yml")
+        variant.write_text(yaml.safe_dump(document))
+        run = tools.promtool_check_config(variant)
+        variant.unlink()
+    else:
+        run = tools.promtool_check_config(path)
+    if not run.ok:
+        problems.append(run.output)
+    return Verdict(prometheus.CONFIG_FILE, judge, not problems, "\n".join(problems))
+
+
 CHECKS: tuple[Callable[[Bundle, Path], Verdict], ...] = (
-    # promtool loads the rule files prometheus.yml names, as Prometheus would.
-    _tool(prometheus.CONFIG_FILE, "promtool check config", tools.promtool_check_config),
+    _prometheus,
     _tool(ALERTMANAGER_CONFIG, "amtool check-config", tools.amtool_check_config),
     _tool(blackbox_exporter.CONFIG_FILE, "blackbox_exporter --config.check", tools.blackbox_check_config),
     _model(loki.CONFIG_FILE, loki.LokiConfig),
@@ -65,4 +153,4 @@ CHECKS: tuple[Callable[[Bundle, Path], Verdict], ...] = (
 
 def check_shipped(bundle: Bundle, out: Path) -> list[Verdict]:
     """Run every check on a rendered tree `out` of `bundle`."""
-    return [check(bundle, out) for check in CHECKS]
+    return [check(bundle, out) for check in CHECKS] + _kubernetes(bundle, out)

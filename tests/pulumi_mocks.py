@@ -28,17 +28,22 @@ class Resource:
     inputs: dict[str, Any]
     retain_on_delete: bool = False
     delete_before_replace: bool = False
+    protect: bool = False
 
 
 @dataclass
 class Recorded(pulumi.runtime.Mocks):
     resources: dict[str, Resource] = field(default_factory=dict)
-    options: dict[str, pulumi.ResourceOptions] = field(default_factory=dict)
+    # Every resource in order; names repeat across types (a Kubernetes Service and StatefulSet).
+    declared: list[Resource] = field(default_factory=list)
+    options: dict[tuple[str, str], pulumi.ResourceOptions] = field(default_factory=dict)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-        opts = self.options.get(args.name, pulumi.ResourceOptions())
-        self.resources[args.name] = Resource(args.typ, args.name, args.inputs, bool(opts.retain_on_delete),
-                                             bool(opts.delete_before_replace))
+        opts = self.options.get((args.typ, args.name), pulumi.ResourceOptions())
+        resource = Resource(args.typ, args.name, args.inputs, bool(opts.retain_on_delete),
+                            bool(opts.delete_before_replace), bool(opts.protect))
+        self.resources[args.name] = resource
+        self.declared.append(resource)
         outputs = dict(args.inputs)
         if args.typ == "docker:index/remoteImage:RemoteImage":
             outputs["imageId"] = IMAGE_ID
@@ -83,7 +88,7 @@ def run_program(stack: str, overrides: dict[str, Any] | None = None,
     program: dict[str, Any] = {}
 
     def record_options(args: pulumi.ResourceTransformationArgs) -> None:
-        mocks.options[args.name] = args.opts
+        mocks.options[(args.type_, args.name)] = args.opts
 
     @pulumi.runtime.test
     def run() -> None:

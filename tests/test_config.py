@@ -33,7 +33,7 @@ BAD_FILES = [
      "config:\n  medianest-observability:environment: dev\n"
      "  medianest-observability:runbookBaseUrl: https://r\n  medianest-observability:colour: red\n",
      "medianest-observability:colour: unknown key; valid keys here: addresses, alerting, backend, environment, "
-     "evaluationInterval, grafana, jobs, runbookBaseUrl, services, target, thresholds"),
+     "evaluationInterval, grafana, jobs, kubernetes, runbookBaseUrl, services, target, thresholds"),
     *(  # Components: pinned images, sizes, mountable secrets, sane retention.
         (name, "config:\n  medianest-observability:environment: dev\n"
                "  medianest-observability:runbookBaseUrl: https://r\n" + line + "\n", message)

@@ -233,7 +233,3 @@ def test_bad_config_fails_naming_the_key() -> None:
     with pytest.raises(Exception, match=r"medianest-observability:services.grafana.memroy: unknown key"):
         run_program("dev", {"services": {"grafana": {"memroy": "1Gi"}}})
 
-
-def test_prod_asks_for_the_kubernetes_target() -> None:
-    with pytest.raises(Exception, match=r"medianest-observability:target: 'kubernetes' is not deployable yet"):
-        run_program("prod")

@@ -33,6 +33,20 @@ class Expr:
 Value = str | int | float | bool | Expr | Sequence["Value"] | Mapping[str, "Value"]
 
 
+def call(function: str, *args: Value) -> Expr:
+    """A call of a standard library function: `call("sys.env", "NODE_NAME")` is `sys.env("NODE_NAME")`."""
+    if not BLOCK_NAME.fullmatch(function):
+        raise ValueError(f"{function!r} is not a function name (identifiers joined by dots)")
+    return Expr(f"{function}({', '.join(value(a) for a in args)})")
+
+
+def concat(*parts: str | Expr) -> Expr:
+    """Strings and expressions joined with `+` (Alloy concatenates strings so)."""
+    if not parts:
+        raise ValueError("nothing to concatenate")
+    return Expr(" + ".join(value(p) for p in parts))
+
+
 @dataclass(frozen=True)
 class Block:
     """`name "label" { attributes, then nested blocks }`; attributes and blocks keep their order."""

@@ -1,5 +1,7 @@
 """Grafana: the generated provisioning and dashboards, its settings in grafana.ini, the admin
-password from a secret file (generated when not set), its database on a volume."""
+password from a secret file (generated when not set), its database: SQLite on a volume (one
+replica), or an external PostgreSQL / MySQL (services.grafana.database) whose password is a secret
+file, with no volume at all, so that several replicas share one state."""
 
 from __future__ import annotations
 
@@ -15,10 +17,18 @@ PORT = 3000
 CONFIG_DIR = "/etc/grafana"
 DATA_DIR = "/var/lib/grafana"
 ADMIN_PASSWORD = "grafana-admin-password"
+DATABASE_PASSWORD = "grafana-database-password"
+DATA_VOLUME = "grafana-data"
 
 
 def service(config: StackConfig, files: Mapping[str, str]) -> ServiceSpec:
     settings = config.services.grafana
+    secrets = [SecretFile(ADMIN_PASSWORD, config.grafana.admin_password_file, generated=True)]
+    volumes: tuple[Volume, ...] = (Volume(DATA_VOLUME, DATA_DIR, size="5Gi"),)
+    if settings.database is not None:
+        # Users, sessions and dashboards live in the database: nothing local to keep.
+        secrets.append(SecretFile(DATABASE_PASSWORD, settings.database.password_file))
+        volumes = ()
     return ServiceSpec(
         name=NAME,
         image=image(settings.image),
@@ -29,8 +39,9 @@ def service(config: StackConfig, files: Mapping[str, str]) -> ServiceSpec:
         config_dir=CONFIG_DIR,
         # environment.yaml documents the container's environment; it is not a file Grafana reads.
         files=mounted(files, "grafana/", CONFIG_DIR, exclude=("grafana/environment.yaml",)),
-        secrets=(SecretFile(ADMIN_PASSWORD, config.grafana.admin_password_file, generated=True),),
-        volumes=(Volume("grafana-data", DATA_DIR, size="5Gi"),),
+        secrets=tuple(secrets),
+        volumes=volumes,
         health=http_health(PORT, "/api/health", start_period_seconds=60),
         metrics=MetricsEndpoint(job=config.jobs.grafana, port=PORT),
+        replicas=settings.replicas,
     )

@@ -1,9 +1,19 @@
-"""Jaeger v2: an OpenTelemetry collector that receives OTLP, stores spans in memory or in Badger,
-and serves the UI and query API.
+"""Jaeger v2: an OpenTelemetry collector that receives OTLP, stores spans in memory, in Badger or
+in an external Elasticsearch / OpenSearch cluster, and serves the UI and query API.
 
 config.yaml is built from typed models whose field names are those of Jaeger's and the collector's
 config structs (jaeger_storage, jaeger_query, jaeger_storage_exporter, badger's Config, the
-contrib healthcheckv2 extension, service::telemetry); a model refuses any other field.
+Elasticsearch/OpenSearch Configuration, the contrib healthcheckv2 extension, service::telemetry);
+a model refuses any other field.
+
+The Elasticsearch and OpenSearch backends, from jaegertracing/jaeger:
+- cmd/jaeger/internal/extension/jaegerstorage/config.go: TraceBackend's `elasticsearch` and
+  `opensearch` keys, both an elasticsearch `config.Configuration`;
+- internal/storage/elasticsearch/config/config.go: Configuration's `server_urls` (required, URLs),
+  `indices.index_prefix` (indices named `<prefix>-jaeger-span-<date>`...), `auth.basic.username`
+  and `auth.basic.password_file` (password and password_file exclude each other;
+  internal/storage/elasticsearch/config/auth_helper.go reads the file);
+- cmd/jaeger/config-elasticsearch.yaml and cmd/jaeger/config-opensearch.yaml, the examples.
 
 Its own metrics (port 8888) are the collector's `otelcol_receiver_*` and `otelcol_exporter_*`
 counters, all at the `basic` telemetry level: `normal` exposes them without `detailed`'s
@@ -20,7 +30,7 @@ from rules.conventions import duration_seconds
 from stack.config import StackConfig
 from stack.dump import dump_yaml
 from stack.services.common import image, resources
-from stack.services.spec import ConfigFile, MetricsEndpoint, Port, ServiceSpec, Volume, http_health
+from stack.services.spec import ConfigFile, MetricsEndpoint, Port, SecretFile, ServiceSpec, Volume, http_health
 
 NAME = "jaeger"
 UI_PORT = 16686
@@ -40,6 +50,8 @@ DATA_DIR = "/tmp"
 DATA_VOLUME = "jaeger-data"
 BADGER_DIR = f"{DATA_DIR}/jaeger"
 STORE = "main"
+# The external cluster's password (storage elasticsearch or opensearch with a username).
+STORAGE_PASSWORD = SecretFile("jaeger-storage-password", f"{CONFIG_DIR}/secrets/storage-password")
 
 
 class _Model(BaseModel):
@@ -108,14 +120,47 @@ class BadgerBackend(_Model):
     ttl: BadgerTTL
 
 
+class BasicAuth(_Model):
+    username: str = Field(min_length=1)
+    # The password is only ever read from this file (never `password` inline).
+    password_file: str = Field(pattern=r"^/")
+
+
+class ClusterAuth(_Model):
+    basic: BasicAuth
+
+
+class Indices(_Model):
+    index_prefix: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+
+
+class ClusterBackend(_Model):
+    """Elasticsearch or OpenSearch: one Configuration struct serves both."""
+
+    server_urls: tuple[str, ...] = Field(min_length=1)
+    indices: Indices
+    # No auth: a cluster that lets anyone in on its network.
+    auth: ClusterAuth | None = None
+
+    @model_validator(mode="after")
+    def _urls(self) -> ClusterBackend:
+        bad = [u for u in self.server_urls if not u.startswith(("http://", "https://"))]
+        if bad:
+            raise ValueError(f"server_urls must be http(s) URLs: {', '.join(bad)}")
+        return self
+
+
 class TraceBackend(_Model):
     memory: MemoryBackend | None = None
     badger: BadgerBackend | None = None
+    elasticsearch: ClusterBackend | None = None
+    opensearch: ClusterBackend | None = None
 
     @model_validator(mode="after")
     def _one(self) -> TraceBackend:
-        if (self.memory is None) == (self.badger is None):
-            raise ValueError("a backend is exactly one of memory, badger")
+        kinds = (self.memory, self.badger, self.elasticsearch, self.opensearch)
+        if sum(kind is not None for kind in kinds) != 1:
+            raise ValueError("a backend is exactly one of memory, badger, elasticsearch, opensearch")
         return self
 
 
@@ -237,10 +282,26 @@ def _backend(config: StackConfig) -> TraceBackend:
     settings = config.services.jaeger
     if settings.storage == "memory":
         return TraceBackend(memory=MemoryBackend(max_traces=settings.max_traces))
-    return TraceBackend(badger=BadgerBackend(
-        directories=BadgerDirectories(keys=f"{BADGER_DIR}/keys", values=f"{BADGER_DIR}/values"),
-        ttl=BadgerTTL(spans=go_duration(settings.badger_ttl)),
-    ))
+    if settings.storage == "badger":
+        return TraceBackend(badger=BadgerBackend(
+            directories=BadgerDirectories(keys=f"{BADGER_DIR}/keys", values=f"{BADGER_DIR}/values"),
+            ttl=BadgerTTL(spans=go_duration(settings.badger_ttl)),
+        ))
+    auth = None
+    if settings.username is not None:
+        auth = ClusterAuth(basic=BasicAuth(username=settings.username, password_file=STORAGE_PASSWORD.path))
+    cluster = ClusterBackend(server_urls=settings.server_urls, indices=Indices(index_prefix=settings.index_prefix),
+                             auth=auth)
+    if settings.storage == "opensearch":
+        return TraceBackend(opensearch=cluster)
+    return TraceBackend(elasticsearch=cluster)
+
+
+def secrets(config: StackConfig) -> tuple[SecretFile, ...]:
+    """The external cluster's password, when Jaeger logs in to it."""
+    settings = config.services.jaeger
+    external = settings.storage in ("elasticsearch", "opensearch")
+    return (STORAGE_PASSWORD,) if external and settings.username is not None else ()
 
 
 def jaeger_config(config: StackConfig) -> JaegerConfig:
@@ -289,6 +350,8 @@ def service(config: StackConfig) -> ServiceSpec:
         ),
         config_dir=CONFIG_DIR,
         files=(ConfigFile(source=CONFIG_FILE, path=CONFIG_PATH, content=render(config)),),
+        secrets=secrets(config),
+        # Only Badger keeps data here; memory loses it, Elasticsearch / OpenSearch keep it elsewhere.
         volumes=volumes,
         # Alpine-based image: busybox wget exists.
         health=http_health(HEALTH_PORT, HEALTH_PATH),

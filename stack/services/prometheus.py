@@ -10,7 +10,7 @@ from typing import Any
 
 from stack.config import StackConfig
 from stack.dump import dump_yaml
-from stack.services import alertmanager, blackbox_exporter
+from stack.services import alertmanager, blackbox_exporter, node_exporter
 from stack.services.common import image, mounted, resources
 from stack.services.spec import (
     ConfigFile,
@@ -20,6 +20,7 @@ from stack.services.spec import (
     Volume,
     http_health,
 )
+from stack.targets.kubernetes.common import NAME_LABEL, namespace_of
 
 NAME = "prometheus"
 PORT = 9090
@@ -31,11 +32,16 @@ RULES = "prometheus/rules/"
 REPLICA_LABEL = "replica"
 
 
-def prometheus_config(config: StackConfig, rule_files: Sequence[str], targets: Sequence[ServiceSpec],
-                      replica: str = f"{NAME}-0") -> dict[str, Any]:
+def prometheus_config(config: StackConfig, rule_files: Sequence[str], targets: Sequence[ServiceSpec]) -> dict[str, Any]:
     """prometheus.yml. Rule files are relative: Prometheus resolves them from the config file's
     directory, in the container and in a rendered tree alike (so promtool checks them as shipped)."""
     settings = config.services.prometheus
+    kubernetes = config.target == "kubernetes"
+    # Each replica of the StatefulSet names itself: Prometheus 3 expands environment variables in
+    # external labels, and the pod's name arrives as POD_NAME.
+    replica = "${POD_NAME}" if kubernetes else f"{NAME}-0"
+    alertmanagers = (alertmanager.replica_addresses(config, alertmanager.PORT) if kubernetes
+                     else addresses(config, alertmanager.NAME, f"{alertmanager.NAME}:{alertmanager.PORT}"))
     return {
         "global": {
             "scrape_interval": settings.scrape_interval,
@@ -47,16 +53,53 @@ def prometheus_config(config: StackConfig, rule_files: Sequence[str], targets: S
             # Both replicas of an HA pair send the same alert: without their replica label the
             # two are identical and Alertmanager deduplicates them.
             "alert_relabel_configs": [{"action": "labeldrop", "regex": REPLICA_LABEL}],
-            "alertmanagers": [{"api_version": "v2", "static_configs": [
-                {"targets": addresses(config, alertmanager.NAME, f"{alertmanager.NAME}:{alertmanager.PORT}")}]}],
+            # Every replica, not a load-balanced Service: each Alertmanager must get every alert.
+            "alertmanagers": [{"api_version": "v2", "static_configs": [{"targets": alertmanagers}]}],
         },
-        "scrape_configs": [
+        "scrape_configs": _kubernetes_jobs(config, targets) if kubernetes else [
             _backend_job(config),
             *_probe_jobs(config, targets),
             {"job_name": config.jobs.prometheus,
              "static_configs": [{"targets": addresses(config, NAME, f"localhost:{PORT}")}]},
             *(_component_job(config, spec) for spec in targets
               if spec.metrics and spec.name != blackbox_exporter.NAME),
+        ],
+    }
+
+
+def _kubernetes_jobs(config: StackConfig, targets: Sequence[ServiceSpec]) -> list[dict[str, Any]]:
+    """Pods found through the Kubernetes API, one job per component: replicas come and go without
+    a config change. Only pods in the namespaces named here are listed (least-privilege RBAC)."""
+    backend = config.kubernetes.backend
+    pod_labels = ",".join(f"{k}={v}" for k, v in sorted(backend.pod_labels.items()))
+    jobs = [{"job_name": config.jobs.backend, "scheme": config.backend.scheme,
+             "metrics_path": config.backend.metrics_path,
+             **_pods(backend.namespace, pod_labels, backend.port, "__meta_kubernetes_pod_name")}]
+    jobs += _probe_jobs(config, targets)
+    # This Prometheus is one of the components: both replicas of the pair scrape each other.
+    own = [(NAME, config.kubernetes.namespace, PORT, config.jobs.prometheus, "/metrics")]
+    own += [(spec.name, namespace_of(config, spec), spec.metrics.port, spec.metrics.job, spec.metrics.path)
+            for spec in targets if spec.metrics and spec.name != blackbox_exporter.NAME]
+    for name, namespace, port, job, path in own:
+        # node exporter describes its node: the node's name is the meaningful instance.
+        instance = "__meta_kubernetes_pod_node_name" if name == node_exporter.NAME else "__meta_kubernetes_pod_name"
+        jobs.append({"job_name": job, "metrics_path": path,
+                     **_pods(namespace, f"{NAME_LABEL}={name}", port, instance)})
+    return jobs
+
+
+def _pods(namespace: str, label_selector: str, port: int, instance: str) -> dict[str, Any]:
+    """Service discovery of running pods matching `label_selector`, on their container port `port`."""
+    return {
+        "kubernetes_sd_configs": [{"role": "pod", "namespaces": {"names": [namespace]},
+                                   "selectors": [{"role": "pod", "label": label_selector}]}],
+        "relabel_configs": [
+            {"source_labels": ["__meta_kubernetes_pod_container_port_number"], "regex": str(port),
+             "action": "keep"},
+            {"source_labels": ["__meta_kubernetes_pod_phase"], "regex": "Pending|Succeeded|Failed|Unknown",
+             "action": "drop"},
+            {"source_labels": [instance], "target_label": "instance"},
+            {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
         ],
     }
 
@@ -121,9 +164,11 @@ def service(config: StackConfig, files: Mapping[str, str], targets: Sequence[Ser
             f"--web.listen-address=:{PORT}",
         ),
         ports=(Port("http", PORT, host_port=settings.publish),),
+        replicas=settings.replicas,
+        pod_env={"POD_NAME": "metadata.name"} if config.target == "kubernetes" else {},
         config_dir=CONFIG_DIR,
         files=(generated, *mounted(files, RULES, f"{CONFIG_DIR}/rules")),
         volumes=(Volume("prometheus-data", DATA_DIR, size=settings.volume_size),),
-        health=http_health(PORT, "/-/ready", start_period_seconds=60),
+        health=http_health(PORT, "/-/ready", live_path="/-/healthy", start_period_seconds=60),
         metrics=MetricsEndpoint(job=config.jobs.prometheus, port=PORT),
     )

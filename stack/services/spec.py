@@ -95,6 +95,8 @@ class HealthCheck:
     timeout_seconds: int = 5
     retries: int = 6
     start_period_seconds: int = 30
+    # Where liveness is asked (Kubernetes), when it differs from readiness (Prometheus' /-/healthy).
+    live_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -141,12 +143,21 @@ class ServiceSpec:
     groups: tuple[str, ...] = ()
     # The host's PID namespace (node exporter: per-process metrics of the host).
     host_pid: bool = False
+    # How many run side by side (Kubernetes); more than one only where the component is built for it.
+    replicas: int = 1
+    # Environment variables set from the pod itself (Kubernetes downward API: name -> field path,
+    # e.g. POD_NAME -> metadata.name); Docker has no such thing.
+    pod_env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         prefix = self.config_dir.rstrip("/") + "/"
         outside = [f.path for f in (*self.files, *self.secrets) if not f.path.startswith(prefix)]
         if outside:
             raise ValueError(f"{self.name}: files must live under {self.config_dir}: {', '.join(outside)}")
+        paths = [f.path for f in (*self.files, *self.secrets)]
+        shared = sorted({p for p in paths if paths.count(p) > 1})
+        if shared:
+            raise ValueError(f"{self.name}: two files or secrets at {', '.join(shared)}")
         if self.user.split(":")[0] in ("0", "root"):
             raise ValueError(f"{self.name}: must not run as root")
 
@@ -160,10 +171,20 @@ class ServiceSpec:
         return next(p for p in self.ports if p.name == name)
 
 
+def headless_service(name: str) -> str:
+    """The headless Service governing a StatefulSet (Kubernetes): gives each replica a DNS name."""
+    return f"{name}-headless"
+
+
+def replica_address(name: str, index: int, namespace: str, port: int) -> str:
+    """host:port of one replica of a StatefulSet, through its headless Service."""
+    return f"{name}-{index}.{headless_service(name)}.{namespace}.svc:{port}"
+
+
 def wget(port: int, path: str) -> tuple[str, ...]:
     """The probe for images built on busybox or alpine (Prometheus', Grafana's, the exporters')."""
     return ("wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{port}{path}")
 
 
-def http_health(port: int, path: str, **timing: int) -> HealthCheck:
-    return HealthCheck(port=port, path=path, command=wget(port, path), **timing)
+def http_health(port: int, path: str, live_path: str | None = None, **timing: int) -> HealthCheck:
+    return HealthCheck(port=port, path=path, command=wget(port, path), live_path=live_path, **timing)

@@ -20,7 +20,8 @@ import pulumi
 import pulumi_docker as docker
 
 from stack.config import StackConfig
-from stack.services.spec import SecretFile, ServiceSpec
+from stack.secrets import secret_content
+from stack.services.spec import ServiceSpec
 
 TMP = "/tmp"
 LOOPBACK = "127.0.0.1"
@@ -57,11 +58,6 @@ def _uploads(spec: ServiceSpec, secrets: Mapping[str, pulumi.Input[str]]) -> lis
                                          group=gid or uid, permissions="0400")
               for s in sorted(spec.secrets, key=lambda s: s.path)]
     return files + hidden
-
-
-def secret_content(secret: SecretFile, value: pulumi.Input[str]) -> pulumi.Output[str]:
-    """The secret file's content, still a Pulumi secret."""
-    return pulumi.Output.secret(value).apply(secret.file_content)
 
 
 def _healthcheck(spec: ServiceSpec) -> docker.ContainerHealthcheckArgs | None:

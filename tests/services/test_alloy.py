@@ -14,13 +14,30 @@ import pytest
 from service_helpers import with_settings
 
 from rules.conventions import LOKI_STREAM_LABELS
-from stack.config import StackConfig, memory_bytes
+from stack.config import ConfigError, StackConfig, from_mapping, memory_bytes
 from stack.services import alloy
-from stack.services.alloy_syntax import Block, Expr, block, defined_components, references, string, value
+from stack.services.alloy_syntax import (
+    Block,
+    Expr,
+    block,
+    call,
+    concat,
+    defined_components,
+    references,
+    string,
+    value,
+)
 
 
 def docker(config: StackConfig) -> StackConfig:
     return with_settings(config, "alloy", log_source="docker", docker_socket_group=998)
+
+
+def kubernetes(**settings: object) -> StackConfig:
+    """A Kubernetes stack whose Alloy tails pods through the API, validated as Pulumi config is."""
+    keys = {"environment": "prod", "runbookBaseUrl": "https://runbooks.example.com/alerts", "target": "kubernetes",
+            "services": {"alloy": {"logSource": "kubernetes"}}, **settings}
+    return from_mapping({f"medianest-observability:{k}": v for k, v in keys.items()}, "test")
 
 
 def components(model: alloy.AlloyConfig, kind: type[alloy.Component]) -> list[alloy.Component]:
@@ -99,6 +116,15 @@ def test_blocks_nest_and_keep_their_order() -> None:
     )
 
 
+def test_function_calls_and_concatenation() -> None:
+    assert call("sys.env", "NODE_NAME") == Expr('sys.env("NODE_NAME")')
+    assert concat("spec.nodeName=", call("sys.env", "N")) == Expr('"spec.nodeName=" + sys.env("N")')
+    with pytest.raises(ValueError):
+        call("sys env", "X")
+    with pytest.raises(ValueError):
+        concat()
+
+
 def test_output_does_not_depend_on_dict_order() -> None:
     one = Block("stage.labels", attributes=(("values", {"level": "", "service": ""}),))
     other = Block("stage.labels", attributes=(("values", {"service": "", "level": ""}),))
@@ -127,9 +153,9 @@ def test_dangling_references_are_found(dev_config: StackConfig) -> None:
 
 # --- The pipeline ------------------------------------------------------------------------------
 
-@pytest.fixture(params=["files", "docker"])
+@pytest.fixture(params=["files", "docker", "kubernetes"])
 def variant(request: pytest.FixtureRequest, dev_config: StackConfig) -> StackConfig:
-    return dev_config if request.param == "files" else docker(dev_config)
+    return {"files": dev_config, "docker": docker(dev_config), "kubernetes": kubernetes()}[request.param]
 
 
 def test_rendering_is_deterministic(variant: StackConfig) -> None:
@@ -207,6 +233,99 @@ def test_docker_source_reads_the_socket_with_its_group(dev_config: StackConfig) 
     spec = alloy.service(config)
     assert [(m.host_path, m.path) for m in spec.host_mounts] == [("/run/docker.sock", "/var/run/docker.sock")]
     assert spec.groups == ("998",)
+
+
+def test_kubernetes_source_tails_its_own_nodes_pods_through_the_api() -> None:
+    config = kubernetes(kubernetes={"backend": {"namespace": "medianest-prod"}})
+    model = alloy.alloy_config(config)
+    (discovery,) = components(model, alloy.DiscoveryKubernetes)
+    (relabel,) = components(model, alloy.DiscoveryRelabel)
+    (source,) = components(model, alloy.LokiSourceKubernetes)
+    assert isinstance(discovery, alloy.DiscoveryKubernetes) and isinstance(source, alloy.LokiSourceKubernetes)
+    assert discovery.role == "pod" and discovery.namespaces == ("medianest-prod",)
+    assert source.targets == Expr("discovery.relabel.pods.output")
+    assert source.forward_to == (Expr("loki.process.medianest.receiver"),)
+    assert not components(model, alloy.LocalFileMatch) and not components(model, alloy.DiscoveryDocker)
+    text = alloy.render(model)
+    assert (
+        'discovery.kubernetes "pods" {\n'
+        '  role = "pod"\n'
+        "\n"
+        "  namespaces {\n"
+        '    names = ["medianest-prod"]\n'
+        "  }\n"
+        "\n"
+        "  selectors {\n"
+        '    role = "pod"\n'
+        '    field = "spec.nodeName=" + sys.env("NODE_NAME")\n'
+        "  }\n"
+        "}\n"
+    ) in text
+    assert 'loki.source.kubernetes "pods" {\n' in text
+    # sys.env(...) is a call, not a component: every reference resolves.
+    assert "sys.env" not in references(text) and alloy.dangling_references(text) == []
+    assert isinstance(relabel, alloy.DiscoveryRelabel) and relabel.targets == discovery.export("targets")
+
+
+def test_kubernetes_labels_come_from_the_pods_name_label() -> None:
+    model = alloy.alloy_config(kubernetes(jobs={"backend": "api"}))
+    (relabel,) = components(model, alloy.DiscoveryRelabel)
+    assert isinstance(relabel, alloy.DiscoveryRelabel)
+    app = "__meta_kubernetes_pod_label_app_kubernetes_io_name"
+    assert [(r.source_labels, r.regex, r.replacement, r.target_label) for r in relabel.rules] == [
+        ((app,), "(.*)", "$1", "service"),
+        # Any workload: its name; the backend's pods (its scrape selector): the backend's job.
+        ((app,), "(.*)", "$1", "job"),
+        ((app,), "medianest-backend", "api", "job"),
+    ]
+    # No pod name, uid or container as a label: loki.source.kubernetes's `instance` is dropped.
+    assert not any("pod_name" in s or "uid" in s for r in relabel.rules for s in r.source_labels)
+    drop = stage(model, alloy.StageLabelDrop)
+    assert drop == alloy.StageLabelDrop(values=("instance",))
+    assert alloy.stream_labels(model) == set(LOKI_STREAM_LABELS)
+
+
+def test_kubernetes_backend_selector_of_several_labels_is_escaped() -> None:
+    config = kubernetes(kubernetes={"backend": {"podLabels": {"tier": "api.v2", "app.kubernetes.io/name": "mn"}}})
+    (relabel,) = components(alloy.alloy_config(config), alloy.DiscoveryRelabel)
+    assert isinstance(relabel, alloy.DiscoveryRelabel)
+    backend_rule = relabel.rules[-1]
+    assert backend_rule.source_labels == (
+        "__meta_kubernetes_pod_label_app_kubernetes_io_name", "__meta_kubernetes_pod_label_tier")
+    assert backend_rule.regex == r"mn;api\.v2"
+
+
+def test_guard_sees_the_instance_label_of_kubernetes_sources() -> None:
+    # loki.source.kubernetes labels every entry `instance="namespace/pod:container"`; the pipeline drops it.
+    model = alloy.alloy_config(kubernetes())
+    process = processor(model)
+    kept = tuple(s for s in process.stages if not isinstance(s, alloy.StageLabelDrop))
+    without_drop = alloy.AlloyConfig(model.logging, tuple(
+        alloy.LokiProcess(c.label, c.forward_to, kept) if c is process else c for c in model.components))
+    with pytest.raises(ValueError, match="instance"):
+        alloy.check_stream_labels(without_drop)
+
+
+def test_kubernetes_service_has_no_host_access() -> None:
+    spec = alloy.service(kubernetes())
+    assert spec.host_mounts == () and spec.groups == () and spec.user == "473:473"
+    assert spec.pod_env == {"NODE_NAME": "spec.nodeName"}
+    # Read positions still persist in the data volume (an emptyDir on a DaemonSet).
+    assert [(v.name, v.path) for v in spec.volumes] == [("alloy-data", "/var/lib/alloy/data")]
+
+
+@pytest.mark.parametrize("log_source", ["files", "docker"])
+def test_other_sources_get_no_pod_env(dev_config: StackConfig, log_source: str) -> None:
+    config = with_settings(dev_config, "alloy", log_source=log_source, docker_socket_group=998)
+    model = alloy.alloy_config(config)
+    assert not components(model, alloy.DiscoveryKubernetes) and not components(model, alloy.LokiSourceKubernetes)
+    assert "instance" not in alloy.render(model)
+    assert alloy.service(config).pod_env == {}
+
+
+def test_kubernetes_log_source_needs_the_kubernetes_target() -> None:
+    with pytest.raises(ConfigError, match="logSource kubernetes needs target kubernetes"):
+        kubernetes(target="docker")
 
 
 @pytest.mark.parametrize(("extra", "named"), [

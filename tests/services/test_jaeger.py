@@ -1,5 +1,6 @@
-"""Jaeger v2: config.yaml from typed models (memory or Badger storage, OTLP in, metrics and health
-out) and a service spec whose ports, volume and health check agree with that file."""
+"""Jaeger v2: config.yaml from typed models (memory, Badger, Elasticsearch or OpenSearch storage,
+OTLP in, metrics and health out) and a service spec whose ports, volume, secret and health check
+agree with that file."""
 
 from __future__ import annotations
 
@@ -7,12 +8,30 @@ import pytest
 from pydantic import ValidationError
 from service_helpers import rendered, with_settings
 
-from stack.config import StackConfig, memory_bytes
+from stack.config import PROJECT, ConfigError, StackConfig, from_mapping, memory_bytes
 from stack.services import jaeger
+
+CLUSTER = ("https://es-1.internal:9200", "https://es-2.internal:9200")
+STORAGES = ["memory", "badger", "elasticsearch", "opensearch"]
 
 
 def badger(config: StackConfig, ttl: str = "72h") -> StackConfig:
     return with_settings(config, "jaeger", storage="badger", badger_ttl=ttl)
+
+
+def external(config: StackConfig, storage: str = "elasticsearch", **settings: object) -> StackConfig:
+    return with_settings(config, "jaeger", storage=storage, server_urls=CLUSTER, **settings)
+
+
+def storage_config(storage: str, config: StackConfig) -> StackConfig:
+    return external(config, storage) if storage in ("elasticsearch", "opensearch") else (
+        with_settings(config, "jaeger", storage=storage))
+
+
+def load(jaeger_settings: dict[str, object]) -> StackConfig:
+    """A stack file's config with `services.jaeger` set, as the CLI reads it."""
+    return from_mapping({f"{PROJECT}:environment": "dev", f"{PROJECT}:runbookBaseUrl": "https://r",
+                         f"{PROJECT}:services": {"jaeger": jaeger_settings}}, "Pulumi.dev.yaml")
 
 
 def port_of(endpoint: str) -> int:
@@ -21,9 +40,9 @@ def port_of(endpoint: str) -> int:
     return int(port)
 
 
-@pytest.mark.parametrize("storage", ["memory", "badger"])
+@pytest.mark.parametrize("storage", STORAGES)
 def test_rendered_file_loads_back_into_the_model(dev_config: StackConfig, storage: str) -> None:
-    config = with_settings(dev_config, "jaeger", storage=storage)
+    config = storage_config(storage, dev_config)
     assert jaeger.JaegerConfig.model_validate(rendered(jaeger.service(config))) == jaeger.jaeger_config(config)
 
 
@@ -52,8 +71,72 @@ def test_badger_storage_lives_on_the_data_volume(dev_config: StackConfig, ttl: s
     assert store["ttl"] == {"spans": spans}
 
 
-def test_pipeline_stores_where_the_ui_reads(dev_config: StackConfig) -> None:
+@pytest.mark.parametrize("storage", ["elasticsearch", "opensearch"])
+def test_external_storage_is_the_cluster_and_nothing_local(dev_config: StackConfig, storage: str) -> None:
+    spec = jaeger.service(external(dev_config, storage, index_prefix="medianest-prod"))
+    backends = rendered(spec)["extensions"]["jaeger_storage"]["backends"]
+    # jaeger_storage's TraceBackend: `elasticsearch` or `opensearch`, one Configuration struct.
+    assert backends == {jaeger.STORE: {storage: {
+        "server_urls": list(CLUSTER), "indices": {"index_prefix": "medianest-prod"}}}}
+    assert spec.volumes == ()
+    # No login configured: no secret to mount.
+    assert spec.secrets == ()
+
+
+def test_elasticsearch_login_reads_the_password_from_a_secret_file(dev_config: StackConfig) -> None:
+    spec = jaeger.service(external(dev_config, username="jaeger"))
+    (secret,) = spec.secrets
+    assert (secret.name, secret.path) == ("jaeger-storage-password", "/etc/jaeger/secrets/storage-password")
+    assert secret.path.startswith(spec.config_dir + "/")
+    assert not secret.generated  # the cluster's password is set by whoever runs the cluster
+    cluster = rendered(spec)["extensions"]["jaeger_storage"]["backends"][jaeger.STORE]["elasticsearch"]
+    # auth.basic: the password only ever from password_file.
+    assert cluster["auth"] == {"basic": {"username": "jaeger", "password_file": secret.path}}
+    assert cluster["indices"] == {"index_prefix": "medianest"}
+    assert spec.volumes == ()
+
+
+def test_the_default_index_prefix_is_medianest(dev_config: StackConfig) -> None:
+    assert dev_config.services.jaeger.index_prefix == "medianest"
+
+
+def test_memory_and_badger_mount_no_secret(dev_config: StackConfig) -> None:
     for config in (dev_config, badger(dev_config)):
+        assert jaeger.service(config).secrets == ()
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"storage": "elasticsearch"},
+     "services.jaeger: Value error, storage elasticsearch needs serverUrls (the cluster's http(s) URLs)"),
+    ({"storage": "opensearch", "serverUrls": []}, "services.jaeger: Value error, storage opensearch needs serverUrls"),
+    ({"storage": "memory", "serverUrls": ["https://es:9200"]},
+     "services.jaeger: Value error, serverUrls and username are for storage elasticsearch or opensearch, not memory"),
+    ({"storage": "badger", "username": "jaeger"},
+     "services.jaeger: Value error, serverUrls and username are for storage elasticsearch or opensearch, not badger"),
+    ({"storage": "elasticsearch", "serverUrls": ["es:9200"]},
+     "services.jaeger.serverUrls.0: Value error, must be an http(s) URL"),
+    ({"storage": "elasticsearch", "serverUrls": ["https://jaeger:hunter2@es:9200"]},
+     "services.jaeger.serverUrls.0: Value error, must not carry credentials (user:password@): set username, and "
+     "the password as the secret jaeger-storage-password"),
+    ({"storage": "elasticsearch", "serverUrls": ["https://es:9200"], "indexPrefix": "MediaNest"},
+     "services.jaeger.indexPrefix: String should match pattern"),
+    ({"storage": "cassandra"},
+     "services.jaeger.storage: Input should be 'memory', 'badger', 'elasticsearch' or 'opensearch'"),
+])
+def test_bad_storage_settings_name_the_key(settings: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load(settings)
+    assert f"{PROJECT}:{message}" in str(error.value)
+    assert "hunter2" not in str(error.value)
+
+
+def test_an_external_cluster_in_the_stack_file() -> None:
+    settings = load({"storage": "opensearch", "serverUrls": list(CLUSTER), "username": "jaeger"}).services.jaeger
+    assert (settings.storage, settings.server_urls, settings.username) == ("opensearch", CLUSTER, "jaeger")
+
+
+def test_pipeline_stores_where_the_ui_reads(dev_config: StackConfig) -> None:
+    for config in (dev_config, badger(dev_config), external(dev_config)):
         document = rendered(jaeger.service(config))
         backends = document["extensions"]["jaeger_storage"]["backends"]
         trace_storage = document["exporters"]["jaeger_storage_exporter"]["trace_storage"]
@@ -125,11 +208,31 @@ def test_models_reject_dangling_references(dev_config: StackConfig) -> None:
     document["exporters"]["jaeger_storage_exporter"]["trace_storage"] = "other"
     with pytest.raises(ValidationError, match="other is not a jaeger_storage backend"):
         jaeger.JaegerConfig.model_validate(document)
-    with pytest.raises(ValidationError, match="exactly one of memory, badger"):
+    with pytest.raises(ValidationError, match="exactly one of memory, badger, elasticsearch, opensearch"):
         jaeger.TraceBackend.model_validate({})
+    with pytest.raises(ValidationError, match="exactly one of"):
+        jaeger.TraceBackend.model_validate({"memory": {"max_traces": 1}, "elasticsearch": {
+            "server_urls": ["http://es:9200"], "indices": {"index_prefix": "x"}}})
+
+
+def test_cluster_models_use_jaegers_field_names(dev_config: StackConfig) -> None:
+    document = rendered(jaeger.service(external(dev_config, username="jaeger")))
+    cluster = document["extensions"]["jaeger_storage"]["backends"][jaeger.STORE]["elasticsearch"]
+    # `servers` is the Go field's name, `server_urls` its config key; `password` inline is never written.
+    cluster["servers"] = cluster.pop("server_urls")
+    with pytest.raises(ValidationError, match="servers"):
+        jaeger.JaegerConfig.model_validate(document)
+    cluster["server_urls"] = cluster.pop("servers")
+    cluster["auth"]["basic"]["password"] = "x"
+    with pytest.raises(ValidationError, match="password"):
+        jaeger.JaegerConfig.model_validate(document)
+    del cluster["auth"]["basic"]["password"]
+    cluster["server_urls"] = ["es:9200"]
+    with pytest.raises(ValidationError, match="server_urls must be http"):
+        jaeger.JaegerConfig.model_validate(document)
 
 
 def test_output_is_deterministic(dev_config: StackConfig) -> None:
-    for config in (dev_config, badger(dev_config)):
+    for config in (dev_config, badger(dev_config), external(dev_config, username="jaeger")):
         assert jaeger.service(config) == jaeger.service(config)
         assert jaeger.render(config) == jaeger.render(config)

@@ -1,0 +1,167 @@
+"""Every manifest of the Kubernetes target, as plain dicts: what `render` writes for
+`kubectl apply` and what `resources.py` hands to pulumi-kubernetes, from the same functions.
+
+Secret values are the only difference: rendered manifests carry placeholders (`PLACEHOLDER`),
+the Pulumi program the values from Pulumi secrets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from stack.config import StackConfig
+from stack.dump import HEADER, dump_yaml
+from stack.services import alertmanager, grafana, prometheus
+from stack.services.spec import ServiceSpec
+from stack.targets.kubernetes import network_policies, operator, rbac, workloads
+from stack.targets.kubernetes.common import Manifest, manifest, metadata, namespace_of
+from stack.targets.kubernetes.workloads import SecretValues
+
+DIRECTORY = "kubernetes"
+PLACEHOLDER = "REPLACE-ME: secrets.{name}"
+
+
+def placeholder(name: str) -> str:
+    """What a rendered Secret holds instead of the value set with `pulumi config set --secret`."""
+    return PLACEHOLDER.format(name=name)
+
+
+def _placeholder_data(spec: ServiceSpec) -> dict[str, Any]:
+    return {s.name: s.file_content(placeholder(s.name)) for s in sorted(spec.secrets, key=lambda s: s.name)}
+
+
+def _placeholder_checksum(spec: ServiceSpec) -> str:
+    # No values when rendered: a hash of the placeholders, replaced by a keyed hash of the real
+    # values in Pulumi (resources.py). Apply a rendered tree after setting the Secrets' values.
+    data = _placeholder_data(spec)
+    return hashlib.sha256("".join(f"{k}\0{v}\0" for k, v in data.items()).encode()).hexdigest()[:16]
+
+
+RENDERED = SecretValues(data=_placeholder_data, checksum=_placeholder_checksum)
+
+
+def deployed(config: StackConfig, specs: Sequence[ServiceSpec]) -> list[ServiceSpec]:
+    """The components we run. With prometheus-operator, the cluster's Prometheus and Alertmanager
+    evaluate our rules instead of ours."""
+    if config.kubernetes.prometheus_operator.enabled:
+        return [s for s in specs if s.name not in (prometheus.NAME, alertmanager.NAME)]
+    return list(specs)
+
+
+def namespaces(config: StackConfig, specs: Sequence[ServiceSpec]) -> list[Manifest]:
+    """The stack's namespaces with pod security enforced: `restricted` wherever possible;
+    `privileged` only where node exporter needs the host (and nothing else runs)."""
+    used = sorted({namespace_of(config, s) for s in specs} | {config.kubernetes.namespace})
+    objects = []
+    for name in used:
+        level = "restricted" if name == config.kubernetes.namespace else "privileged"
+        labels = {**metadata(config, name, None, "namespace")["labels"],
+                  "pod-security.kubernetes.io/enforce": level,
+                  "pod-security.kubernetes.io/audit": "restricted",
+                  "pod-security.kubernetes.io/warn": "restricted"}
+        objects.append(manifest("v1", "Namespace", {"name": name, "labels": labels}))
+    return objects
+
+
+def ingress(config: StackConfig, specs: Sequence[ServiceSpec]) -> list[Manifest]:
+    """Grafana behind the cluster's ingress controller, TLS only."""
+    settings = config.kubernetes.ingress
+    spec = next((s for s in specs if s.name == grafana.NAME), None)
+    if settings is None or spec is None:
+        return []
+    meta = metadata(config, grafana.NAME, namespace_of(config, spec), grafana.NAME, annotations=settings.annotations)
+    body: dict[str, Any] = {
+        "tls": [{"hosts": [settings.host], "secretName": settings.tls_secret_name}],
+        "rules": [{"host": settings.host, "http": {"paths": [{
+            "path": "/", "pathType": "Prefix",
+            "backend": {"service": {"name": grafana.NAME, "port": {"name": "http"}}}}]}}],
+    }
+    if settings.class_name:
+        body = {"ingressClassName": settings.class_name, **body}
+    return [manifest("networking.k8s.io/v1", "Ingress", meta, spec=body)]
+
+
+def manifests(config: StackConfig, specs: Sequence[ServiceSpec], files: dict[str, str],
+              values: SecretValues = RENDERED) -> list[Manifest]:
+    """Every object, in an order `kubectl apply` accepts (namespaces first)."""
+    running = deployed(config, specs)
+    objects = namespaces(config, running)
+    for spec in running:
+        objects += workloads.component(config, spec, values)
+    objects += rbac.rbac(config, running)
+    objects += ingress(config, running)
+    objects += network_policies.network_policies(config, running)
+    if config.kubernetes.prometheus_operator.enabled:
+        objects += operator.operator_manifests(config, files, running)
+    return objects
+
+
+def object_key(item: Manifest) -> str:
+    """A manifest's identity: kind/namespace/name."""
+    meta = item["metadata"]
+    return f"{item['kind']}/{meta.get('namespace', '')}/{meta['name']}"
+
+
+def _file_of(config: StackConfig, item: Manifest) -> str:
+    """Which rendered file holds an object: one per component, namespaces first (kubectl applies
+    a directory's files in name order)."""
+    if item["kind"] == "Namespace":
+        return f"{DIRECTORY}/00-namespaces.yaml"
+    component = item["metadata"]["labels"]["app.kubernetes.io/name"]
+    if item["kind"] == "NetworkPolicy":
+        return f"{DIRECTORY}/90-network-policies.yaml"
+    return f"{DIRECTORY}/{component}.yaml"
+
+
+def render_files(config: StackConfig, objects: Sequence[Manifest]) -> dict[str, str]:
+    """`kubernetes/*.yaml`: each component's objects in one multi-document file."""
+    grouped: dict[str, list[Manifest]] = {}
+    for item in objects:
+        grouped.setdefault(_file_of(config, item), []).append(item)
+    return {path: HEADER + "---\n".join(dump_yaml(item).removeprefix(HEADER) for item in items)
+            for path, items in sorted(grouped.items())}
+
+
+# Fields Kubernetes will not change in place: a different value means delete and recreate.
+IMMUTABLE = {
+    "StatefulSet": (("spec", "selector"), ("spec", "serviceName"), ("spec", "podManagementPolicy"),
+                    ("spec", "volumeClaimTemplates")),
+    "Deployment": (("spec", "selector"),),
+    "DaemonSet": (("spec", "selector"),),
+    "PersistentVolumeClaim": (("spec", "accessModes"), ("spec", "storageClassName")),
+}
+
+
+def _field(item: Manifest, path: tuple[str, ...]) -> Any:
+    value: Any = item
+    for part in path:
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def replacements(before: Sequence[Manifest], after: Sequence[Manifest]) -> list[str]:
+    """Objects holding data, or selecting pods, that a change would delete and recreate: a
+    StatefulSet whose claim templates change, a claim whose class changes, an object that goes
+    away. Each line names the object and the field."""
+    old = {object_key(o): o for o in before}
+    new = {object_key(o): o for o in after}
+    found = []
+    for key, item in sorted(old.items()):
+        if item["kind"] not in IMMUTABLE:
+            continue
+        if key not in new:
+            found.append(f"{key}: deleted")
+            continue
+        for path in IMMUTABLE[item["kind"]]:
+            if _field(item, path) != _field(new[key], path):
+                found.append(f"{key}: {'.'.join(path)} changed (Kubernetes replaces the object)")
+        if item["kind"] == "PersistentVolumeClaim":
+            size_before = _field(item, ("spec", "resources", "requests", "storage"))
+            size_after = _field(new[key], ("spec", "resources", "requests", "storage"))
+            if size_before != size_after:
+                found.append(f"{key}: spec.resources.requests.storage {size_before} -> {size_after} "
+                             "(expand only, with a storage class that allows it)")
+    return found
+
