@@ -599,14 +599,16 @@ class StackConfig(_Section):
 
     @model_validator(mode="after")
     def _replicas_need_kubernetes(self) -> StackConfig:
+        # Raised without a location (a rule across keys): the message starts with the key.
         services = self.services
-        replicated = [name for name in ("prometheus", "alertmanager", "grafana")
-                      if getattr(services, name).replicas > 1]
-        if self.target == "docker" and replicated:
-            raise ValueError(f"services.<{'|'.join(replicated)}>.replicas above 1 need target kubernetes "
-                             "(one container each on Docker)")
-        if self.target == "docker" and services.alloy.log_source == "kubernetes":
-            raise ValueError("services.alloy.logSource kubernetes needs target kubernetes; valid here: files, docker")
+        if self.target == "docker":
+            for name in ("prometheus", "alertmanager", "grafana"):
+                if getattr(services, name).replicas > 1:
+                    raise ValueError(f"services.{name}.replicas: above 1 needs target kubernetes "
+                                     "(one container per component on Docker)")
+            if services.alloy.log_source == "kubernetes":
+                raise ValueError("services.alloy.logSource: kubernetes needs target kubernetes; "
+                                 "valid on docker: files, docker")
         return self
 
 
@@ -667,6 +669,10 @@ def _decode(value: Any) -> Any:
 def _describe(error: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid configuration"]
     for item in error.errors():
+        if not item["loc"]:
+            # A rule across keys (StackConfig's own validators): its message names the key.
+            lines.append(f"  {PROJECT}:{item['msg'].removeprefix('Value error, ')}")
+            continue
         key = ".".join(str(part) for part in item["loc"])
         message = item["msg"]
         if item["type"] == "extra_forbidden":

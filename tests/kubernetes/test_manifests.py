@@ -331,11 +331,18 @@ def test_a_bad_prod_config_fails_naming_the_key(override, key: str) -> None:
         prod(override)
 
 
-def test_replicas_and_kubernetes_log_source_need_the_kubernetes_target() -> None:
+@pytest.mark.parametrize(("services", "message"), [
+    ({"prometheus": {"replicas": 2}}, "services.prometheus.replicas: above 1 needs target kubernetes"),
+    ({"alertmanager": {"replicas": 3}}, "services.alertmanager.replicas: above 1 needs target kubernetes"),
+    ({"alloy": {"logSource": "kubernetes"}}, "services.alloy.logSource: kubernetes needs target kubernetes"),
+])
+def test_replicas_and_kubernetes_log_source_need_the_kubernetes_target(services, message: str) -> None:
     config = stack_config("dev")
-    config[f"{PROJECT}:services"] = {"prometheus": {"replicas": 2}}
-    with pytest.raises(ConfigError, match="need target kubernetes"):
+    config[f"{PROJECT}:services"] = services
+    with pytest.raises(ConfigError) as error:
         from_mapping(config, "Pulumi.dev.yaml")
+    assert f"\n  {PROJECT}:{message}" in str(error.value)
+    assert "(got" not in str(error.value), "a rule across keys never echoes the whole config"
 
 
 def test_check_judges_every_rendered_manifest_and_names_a_broken_one(tmp_path) -> None:

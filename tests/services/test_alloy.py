@@ -14,7 +14,7 @@ import pytest
 from service_helpers import with_settings
 
 from rules.conventions import LOKI_STREAM_LABELS
-from stack.config import ConfigError, StackConfig, from_mapping, memory_bytes
+from stack.config import StackConfig, from_mapping, memory_bytes
 from stack.services import alloy
 from stack.services.alloy_syntax import (
     Block,
@@ -321,11 +321,6 @@ def test_other_sources_get_no_pod_env(dev_config: StackConfig, log_source: str) 
     assert not components(model, alloy.DiscoveryKubernetes) and not components(model, alloy.LokiSourceKubernetes)
     assert "instance" not in alloy.render(model)
     assert alloy.service(config).pod_env == {}
-
-
-def test_kubernetes_log_source_needs_the_kubernetes_target() -> None:
-    with pytest.raises(ConfigError, match="logSource kubernetes needs target kubernetes"):
-        kubernetes(target="docker")
 
 
 @pytest.mark.parametrize(("extra", "named"), [

@@ -24,9 +24,10 @@ def with_database(config: StackConfig, replicas: int = 2, **database: str) -> St
     return with_settings(config, "grafana", replicas=replicas, database={**POSTGRES, **database})
 
 
-def load(grafana_settings: dict[str, Any]) -> StackConfig:
+def load(grafana_settings: dict[str, Any], target: str = "docker") -> StackConfig:
     """A stack file's config with `services.grafana` set, as the CLI reads it."""
     return from_mapping({f"{PROJECT}:environment": "dev", f"{PROJECT}:runbookBaseUrl": "https://r",
+                         f"{PROJECT}:target": target,
                          f"{PROJECT}:services": {"grafana": grafana_settings}}, "Pulumi.dev.yaml")
 
 
@@ -95,10 +96,17 @@ def test_replicas_are_bounded(replicas: int, message: str) -> None:
 
 
 def test_a_database_in_the_stack_file(dev_config: StackConfig) -> None:
-    config = load({"replicas": 2, "database": {**POSTGRES, "sslMode": "verify-ca"}})
+    config = load({"replicas": 2, "database": {**POSTGRES, "sslMode": "verify-ca"}}, target="kubernetes")
     database = config.services.grafana.database
     assert database is not None
     assert (config.services.grafana.replicas, database.ssl_mode) == (2, "verify-ca")
+
+
+def test_replicas_need_the_kubernetes_target() -> None:
+    with pytest.raises(ConfigError) as error:
+        load({"replicas": 2, "database": POSTGRES})
+    assert str(error.value) == ("Pulumi.dev.yaml: invalid configuration\n  medianest-observability:services.grafana."
+                                "replicas: above 1 needs target kubernetes (one container per component on Docker)")
 
 
 @pytest.mark.parametrize(("database", "message"), [
