@@ -7,6 +7,8 @@ actually deploys. Counters are written as increments per one-minute step.
 
 from __future__ import annotations
 
+import math
+
 from rules import medianest as m
 from rules.humanize import humanize, humanize1024, humanize_duration, humanize_percentage, value
 from rules.metrics import CATALOG
@@ -67,36 +69,52 @@ def _http(config: StackConfig, ok_per_minute: float, errors_per_minute: float) -
     )
 
 
+# 480 requests a minute is 8 per second, and an error share that is a power of two gives rates
+# and ratios binary floating point holds exactly: promtool 2.x compares expression results
+# exactly, so any configured threshold yields exact expectations (600 a minute with a share of
+# 0.14 gave 0.13999999999999999; shares like 7/32 still round in PromQL's rate arithmetic).
+REQUESTS_PER_MINUTE = 480
+
+
+def _failing_share(ratio: float) -> float:
+    """The smallest power of two at least twice the threshold."""
+    return min(1.0, 2.0 ** math.ceil(math.log2(2 * ratio)))
+
+
 def _errors(config: StackConfig) -> list[RuleTest]:
     ratio = config.thresholds.error_ratio
     job = config.jobs.backend
-    failing = min(2 * ratio, 1.0)
+    failing = _failing_share(ratio)
     healthy = 0.9 * ratio
+    total = REQUESTS_PER_MINUTE
+    per_second = total / 60
     endpoint = {"job": job, "endpoint": "/api/v1/media"}
     return [
         RuleTest("Twice the allowed share of 5xx for 5 minutes pages", _http(
-            config, 600 * (1 - failing), 600 * failing), alerts=(
+            config, total * (1 - failing), total * failing), alerts=(
             AlertAt("10m", "HighErrorRate", (Firing({"job": job},
                     f"{humanize_percentage(failing)} of {job} requests failed with a 5xx over "
                     "the last 5 minutes."),)),), exprs=(
-            ExprAt("10m", m.REQUESTS_RATE, ((f'{m.REQUESTS_RATE}{{job="{job}"}}', 10),)),
-            ExprAt("10m", m.ERRORS_RATE, ((f'{m.ERRORS_RATE}{{job="{job}"}}', 10 * failing),)),
+            ExprAt("10m", m.REQUESTS_RATE, ((f'{m.REQUESTS_RATE}{{job="{job}"}}', per_second),)),
+            ExprAt("10m", m.ERRORS_RATE, ((f'{m.ERRORS_RATE}{{job="{job}"}}', per_second * failing),)),
             ExprAt("10m", m.ERROR_RATIO, ((f'{m.ERROR_RATIO}{{job="{job}"}}', failing),)),
             ExprAt("10m", m.ENDPOINT_REQUESTS_RATE, (
-                (m.ENDPOINT_REQUESTS_RATE + _braces(endpoint), 10),)),
+                (m.ENDPOINT_REQUESTS_RATE + _braces(endpoint), per_second),)),
             ExprAt("10m", m.ENDPOINT_ERROR_RATIO, ((m.ENDPOINT_ERROR_RATIO + _braces(endpoint), failing),)),
         )),
         RuleTest("Traffic without a single 5xx series has an error ratio of 0, not none", (
-            _series(config, "medianest_http_requests_total", _counter(600), method="GET",
+            _series(config, "medianest_http_requests_total", _counter(total), method="GET",
                     endpoint="/api/v1/media", status_code="200"),), exprs=(
             ExprAt("10m", m.ERROR_RATIO, ((f'{m.ERROR_RATIO}{{job="{job}"}}', 0),)),
             ExprAt("10m", m.ENDPOINT_ERROR_RATIO, ((m.ENDPOINT_ERROR_RATIO + _braces(endpoint), 0),)),
         ), alerts=(AlertAt("10m", "HighErrorRate"),)),
         RuleTest("A 5xx share just under the threshold raises nothing", _http(
-            config, 600 * (1 - healthy), 600 * healthy), alerts=(AlertAt("20m", "HighErrorRate"),)),
+            config, total * (1 - healthy), total * healthy), alerts=(AlertAt("20m", "HighErrorRate"),)),
         RuleTest("A burst of 5xx shorter than 5 minutes raises nothing", (
-            *_http(config, 600 * (1 - failing), 0)[:1],
-            _series(config, "medianest_http_requests_total", f"0x5 0+{600 * failing:g}x3 _x10",
+            # Steady successes beside the burst: with a share of 1 there would be none, and the
+            # error ratio alone would stay 1 while any error is in the window.
+            *_http(config, total, 0)[:1],
+            _series(config, "medianest_http_requests_total", f"0x5 0+{total * failing:g}x3 _x10",
                     method="GET", endpoint="/api/v1/media", status_code="503"),
         ), alerts=(AlertAt("12m", "HighErrorRate"), AlertAt("15m", "HighErrorRate"))),
     ]

@@ -19,6 +19,8 @@ from stack import tools
 from stack.bundle import ALERTMANAGER_CONFIG, Bundle, build, dump_yaml, unit_tests_path
 from stack.config import ROOT, ConfigError, load_stack
 from stack.output import write_tree
+from stack.preview import facts
+from stack.preview.worktree import PreviewError
 from stack.sandbox import console as sandbox_console
 from stack.shipped_checks import check_shipped
 
@@ -42,15 +44,29 @@ def main(argv: list[str] | None = None) -> int:
     report = slo_commands.add_parser("report", help="time to fire per SLO, tier and error ratio")
     report.add_argument("--stack", choices=STACKS, default="dev")
     report.add_argument("--no-confirm", action="store_true", help="skip the promtool simulations")
+    export = commands.add_parser("export", help="every generated file and the facts `diff` compares, even with "
+                                                "problems (one directory per stack)")
+    export.add_argument("--stack", choices=(*STACKS, "all"), default="all")
+    export.add_argument("--out", type=Path, required=True, help="directory to (re)write")
+    preview = commands.add_parser("diff", help="what a change to rules, routes, SLOs, dashboards or the stack "
+                                               "really changes, against a git ref (a pull-request preview)")
+    preview.add_argument("--base", required=True, help="the git ref to compare the working tree with")
+    preview.add_argument("--stack", choices=(*STACKS, "all"), default="all")
+    preview.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    preview.add_argument("--out", type=Path, help="write the report here instead of stdout")
+    preview.add_argument("--json-out", type=Path, help="also write the JSON report here")
+    preview.add_argument("--prometheus", metavar="URL", help="backtest changed alerts against this Prometheus")
+    preview.add_argument("--days", type=float, default=7, help="how far back the backtest looks (default 7)")
+    preview.add_argument("--allow-dirty", action="store_true", help="compare a working tree with uncommitted changes")
     sandbox_console.add_parser(commands)
     args = parser.parse_args(argv)
     try:
         return {"render": cmd_render, "check": cmd_check, "test": cmd_test, "slo": cmd_slo_report,
-                "sandbox": sandbox_console.run}[args.command](args)
+                "export": cmd_export, "diff": cmd_diff, "sandbox": sandbox_console.run}[args.command](args)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return BAD_INPUT
-    except tools.ToolMissing as error:
+    except (tools.ToolMissing, PreviewError) as error:
         print(f"error: {error}", file=sys.stderr)
         return BAD_INPUT
 
@@ -76,6 +92,35 @@ def cmd_render(args: argparse.Namespace) -> int:
     write_tree(bundle.files, args.out)
     print(f"render: wrote {len(bundle.files)} files for {args.stack} to {args.out}")
     return OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """What `diff` compares: rendered files plus `.preview/` facts, written whatever the problems
+    (the problems are among the facts)."""
+    files: dict[str, str] = {}
+    for stack in _stacks(args.stack):
+        bundle = build(load_stack(stack, ROOT))
+        files.update({f"{stack}/{path}": content for path, content in {**bundle.files, **facts.files(bundle)}.items()})
+    write_tree(files, args.out)
+    print(f"export: wrote {len(files)} files for {', '.join(_stacks(args.stack))} to {args.out}")
+    return OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    """Exit 1 when the head has errors or failing rule tests, else 0 (whatever it changes)."""
+    from stack.preview import diff, report
+
+    result = diff.diff(ROOT, args.base, args.stack, args.prometheus, args.days, args.allow_dirty)
+    text = report.as_json(result) if args.format == "json" else report.markdown(result)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    else:
+        sys.stdout.write(text)
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(report.as_json(result))
+    return PROBLEMS if result.failed else OK
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -532,6 +532,16 @@ class Kubernetes(_Section):
     ingress: Ingress | None = None
     prometheus_operator: PrometheusOperator = PrometheusOperator()
 
+    @model_validator(mode="after")
+    def _operator_elsewhere(self) -> Kubernetes:
+        # Our namespaces deny by default: the operator's Prometheus and Alertmanager would be cut off.
+        operator = self.prometheus_operator
+        if operator.enabled and operator.prometheus_namespace in (self.namespace, self.node_namespace):
+            raise ValueError(f"prometheusOperator.prometheusNamespace {operator.prometheus_namespace!r} is one of "
+                             "the stack's namespaces, whose NetworkPolicies deny by default: deploy the stack in "
+                             "its own namespace (kubernetes.namespace, kubernetes.nodeNamespace)")
+        return self
+
 
 class Services(_Section):
     """Each component of the stack: image, resources and its own settings."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from rules.model import AlertingRule, RuleFile, RuleGroup
 from rules.testing import AlertAt, Firing, RuleTest, coverage
 from stack import tools
@@ -24,6 +26,16 @@ def _run_tests(rule_file_name: str, config: StackConfig, tmp_path: Path, mutate=
 
 def test_generated_tests_pass_unchanged(dev_config, tmp_path: Path) -> None:
     run = _run_tests("medianest", dev_config, tmp_path)
+    assert run.ok, run.output
+
+
+@pytest.mark.parametrize("error_ratio", [0.001, 0.05, 0.07, 0.1, 0.3, 0.9])
+def test_generated_tests_pass_for_any_error_ratio_threshold(dev_config, tmp_path: Path, error_ratio: float) -> None:
+    # promtool 2.x compares expression results exactly: the generated cases must pick traffic whose
+    # rates and ratios floating point holds exactly, whatever the threshold (0.07 once gave 0.13999999999999999).
+    config = dev_config.model_copy(update={"thresholds": dev_config.thresholds.model_copy(
+        update={"error_ratio": error_ratio})})
+    run = _run_tests("medianest", config, tmp_path)
     assert run.ok, run.output
 
 

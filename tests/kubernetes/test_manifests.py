@@ -298,7 +298,9 @@ def test_grafana_ingress_serves_tls_on_the_configured_host(objects) -> None:
 
 
 def test_operator_mode_deploys_neither_prometheus_nor_alertmanager() -> None:
-    config = prod({"kubernetes": {"prometheusOperator": {"enabled": True}}})
+    with pytest.raises(ConfigError, match="prometheusNamespace 'monitoring' is one of the stack's namespaces"):
+        prod({"kubernetes": {"prometheusOperator": {"enabled": True}}})
+    config = prod({"kubernetes": {"namespace": "medianest-monitoring", "prometheusOperator": {"enabled": True}}})
     objects = objects_of(config)
     assert "prometheus" not in workloads(objects) and "alertmanager" not in workloads(objects)
     kinds = {o["kind"] for o in objects}

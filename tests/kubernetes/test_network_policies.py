@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field, replace
-from types import SimpleNamespace
 from typing import Any
 
 import kubernetes_validate
@@ -333,19 +332,16 @@ def test_with_prometheus_operator_its_namespace_scrapes_instead() -> None:
 
 
 def test_external_storage_is_reached_when_configured(base: tuple[StackConfig, tuple[ServiceSpec, ...]]) -> None:
-    # Stand-ins for Grafana's `database` and Jaeger's `serverUrls`, read with getattr: the same
-    # shape as the settings (`host: host:port`, URLs), whichever version of the config is loaded.
-    config, specs = base
-    services = config.services
-    configured = config.model_copy(update={"services": services.model_copy(update={
-        "grafana": services.grafana.model_copy(
-            update={"database": SimpleNamespace(host="grafana-db.example.com:5433")}),
-        "jaeger": services.jaeger.model_copy(update={"storage": "opensearch",
-                                                     "server_urls": ("https://search.example.com:9201",)}),
-    })})
+    services = {**BASE[f"{P}services"],
+                "grafana": {"database": {"type": "postgres", "host": "grafana-db.example.com:5433",
+                                         "name": "grafana", "user": "grafana"}},
+                "jaeger": {"storage": "opensearch", "serverUrls": ["https://search.example.com:9201"]}}
+    config = config_with(services=services)
+    specs = specs_of(config)
+    before, after = network_policies(*base), network_policies(config, specs)
     pods = stack_pods(config, specs)
-    before, after = network_policies(config, specs), network_policies(configured, specs)
     for source, port in [("grafana", 5433), ("jaeger", 9201)]:
         assert not allowed(before, pods[source], OUTSIDE["internet"], port)
         assert allowed(after, pods[source], OUTSIDE["internet"], port)
     assert not allowed(after, pods["grafana"], OUTSIDE["internet"], 9201)
+    assert not allowed(after, pods["jaeger"], OUTSIDE["internet"], 5433)

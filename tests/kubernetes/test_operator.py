@@ -29,7 +29,8 @@ def _operator_config(**kubernetes: object) -> StackConfig:
     """The prod stack with prometheus-operator enabled, as a user would configure it."""
     document = yaml.safe_load(stack_file("prod").read_text())["config"]
     key = f"{PROJECT}:kubernetes"
-    document[key] = {**document.get(key, {}), **kubernetes,
+    # Our own namespace: the operator's (kube-prometheus-stack's `monitoring`) is not ours to lock down.
+    document[key] = {**document.get(key, {}), "namespace": "medianest-monitoring", **kubernetes,
                      "prometheusOperator": {"enabled": True, "labels": OPERATOR_LABELS}}
     return from_mapping(document, "Pulumi.prod.yaml")
 

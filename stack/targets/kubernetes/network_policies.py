@@ -108,10 +108,9 @@ def receiver_ports(config: StackConfig) -> list[int]:
 
 
 def grafana_database_ports(config: StackConfig) -> list[int]:
-    # `database.host` is `host:port`; no database section: Grafana keeps SQLite on its volume.
-    database = getattr(config.services.grafana, "database", None)
-    host = getattr(database, "host", None)
-    return [address_port(host)] if host else []
+    # No database: Grafana keeps SQLite on its volume.
+    database = config.services.grafana.database
+    return [address_port(database.host)] if database else []
 
 
 def jaeger_storage_ports(config: StackConfig) -> list[int]:
@@ -119,7 +118,7 @@ def jaeger_storage_ports(config: StackConfig) -> list[int]:
     settings = config.services.jaeger
     if settings.storage not in ("elasticsearch", "opensearch"):
         return []
-    return [url_port(url) for url in getattr(settings, "server_urls", ())]
+    return [url_port(url) for url in settings.server_urls]
 
 
 def blackbox_ports(config: StackConfig) -> list[int]:
