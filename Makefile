@@ -81,6 +81,7 @@ golden: setup
 bench: setup
 	$(PY) bench/bench_rules.py
 	$(PY) bench/bench_program.py
+	$(PY) bench/bench_diff.py
 
 # Time to detect on the sandbox (about 15 minutes).
 bench-sandbox: setup

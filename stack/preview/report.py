@@ -39,10 +39,10 @@ def _counts(section: Section) -> Counter[str]:
 
 
 def _detail(detail: str | Block) -> str:
+    """A detail inside its change's list item: blocks indented so lists continue after them."""
     if isinstance(detail, Block):
-        if detail.lang == "markdown":
-            return "\n" + detail.text.strip() + "\n\n"
-        return f"\n```{detail.lang}\n{detail.text.rstrip()}\n```\n"
+        text = detail.text.strip() if detail.lang == "markdown" else f"```{detail.lang}\n{detail.text.rstrip()}\n```"
+        return "\n" + "".join(f"  {line}\n" if line else "\n" for line in text.splitlines()) + "\n"
     return f"  - {detail}\n"
 
 
@@ -87,12 +87,12 @@ def markdown(report: Report, limit: int = MARKDOWN_LIMIT) -> str:
                     break
                 body += text
                 shown += 1
-            if shown < len(section.changes):
-                cut.append(f"{stack} / {section.title}: {len(section.changes) - shown} of {len(section.changes)}")
             block = f"<details><summary>{stack}: {section.title} ({summary}){mark}</summary>\n\n{body}\n</details>\n\n"
-            if len(out) + len(block) > limit - 1_000:
+            if (section.changes and not shown) or len(out) + len(block) > limit - 1_000:
                 cut.append(f"{stack} / {section.title}: all {len(section.changes)}")
                 continue
+            if shown < len(section.changes):
+                cut.append(f"{stack} / {section.title}: {len(section.changes) - shown} of {len(section.changes)}")
             out += block
     if cut:
         out += ("**Cut to fit one comment** — changes not shown: " + "; ".join(cut)
