@@ -516,8 +516,9 @@ class Kubernetes(_Section):
     # node exporter alone needs the host's PID and network namespaces and paths: it runs in a
     # namespace of its own, where pod security `privileged` is allowed.
     node_namespace: str = Field(default="monitoring-node", pattern=_DNS_LABEL)
-    # The Kubernetes version the manifests are validated against (kubernetes-validate).
-    version: str = Field(default="1.34", pattern=r"^1\.[0-9]{2}$")
+    # The Kubernetes version the manifests are validated against (kubernetes-validate 1.37 knows
+    # 1.25 to 1.37).
+    version: str = Field(default="1.37", pattern=r"^1\.[0-9]{2}$")
     # Storage class of every volume claim; the cluster's default when null.
     storage_class: str | None = None
     # `required`: replicas never share a node (a pod stays Pending rather than lose HA);

@@ -58,8 +58,3 @@ def metrics_port(spec: ServiceSpec) -> Port | None:
     if spec.metrics is None:
         return None
     return next((p for p in spec.ports if p.container_port == spec.metrics.port), None)
-
-
-def port_name(port: Port) -> str:
-    """Kubernetes port names are at most 15 characters, unique per container and protocol."""
-    return port.name
