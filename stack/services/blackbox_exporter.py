@@ -10,6 +10,7 @@ certificate: one that fails verification fails the probe instead (BlackboxProbeF
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -71,6 +72,14 @@ def render() -> str:
 def probe_module(url: str) -> str:
     """The module Prometheus asks for when probing `url`."""
     return HTTP_2XX_TLS if url.lower().startswith("https://") else HTTP_2XX
+
+
+def urls_by_module(urls: Iterable[str]) -> dict[str, list[str]]:
+    """The URLs to probe grouped by their module, modules and URLs sorted."""
+    grouped: dict[str, list[str]] = {}
+    for url in urls:
+        grouped.setdefault(probe_module(url), []).append(url)
+    return {module: sorted(grouped[module]) for module in sorted(grouped)}
 
 
 def service(config: StackConfig) -> ServiceSpec:

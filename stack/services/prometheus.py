@@ -128,14 +128,11 @@ def _probe_jobs(config: StackConfig, targets: Sequence[ServiceSpec]) -> list[dic
     urls = config.services.blackbox_exporter.targets
     if blackbox is None or not urls:
         return []
-    by_module: dict[str, list[str]] = {}
-    for url in urls:
-        by_module.setdefault(blackbox_exporter.probe_module(url), []).append(url)
     return [{
         "job_name": config.jobs.blackbox,
         "metrics_path": "/probe",
-        "static_configs": [{"targets": sorted(group), "labels": {"module": module}}
-                           for module, group in sorted(by_module.items())],
+        "static_configs": [{"targets": group, "labels": {"module": module}}
+                           for module, group in blackbox_exporter.urls_by_module(urls).items()],
         "relabel_configs": [
             {"source_labels": ["module"], "target_label": "__param_module"},
             {"source_labels": ["__address__"], "target_label": "__param_target"},

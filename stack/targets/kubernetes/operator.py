@@ -149,9 +149,6 @@ def probes(config: StackConfig, specs: Sequence[ServiceSpec]) -> list[Manifest]:
     urls = config.services.blackbox_exporter.targets
     if blackbox is None or not urls:
         return []
-    by_module: dict[str, list[str]] = {}
-    for url in urls:
-        by_module.setdefault(blackbox_exporter.probe_module(url), []).append(url)
     prober = f"{blackbox.name}.{namespace_of(config, blackbox)}.svc:{blackbox_exporter.PORT}"
     return [manifest(API_VERSION, "Probe",
                      # Object names are DNS subdomains: no underscore (http_2xx).
@@ -161,4 +158,4 @@ def probes(config: StackConfig, specs: Sequence[ServiceSpec]) -> list[Manifest]:
                          "module": module,
                          "interval": config.services.prometheus.scrape_interval,
                          "targets": {"staticConfig": {"static": sorted(set(group))}},
-                     }) for module, group in sorted(by_module.items())]
+                     }) for module, group in blackbox_exporter.urls_by_module(urls).items()]
