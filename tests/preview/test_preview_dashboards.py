@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from preview_helpers import config_with, export_tree, trees
+from preview_helpers import trees
 
 from stack.preview import dashboards
 from stack.preview.model import Block, Change, Section, Trees
@@ -18,18 +18,6 @@ OVERVIEW = "medianest/medianest-overview.json"
 SLOS = "slo/medianest-slos.json"
 HEALTH = "stack/stack-health.json"
 OF_OVERVIEW = "of dashboard medianest-overview"
-
-
-@pytest.fixture(scope="module")
-def dev_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return export_tree(config_with("dev"), tmp_path_factory.mktemp("export") / "dev")
-
-
-@pytest.fixture
-def same(dev_export: Path, tmp_path: Path) -> Trees:
-    """Two copies of the dev export: edit the head's dashboards to make a change."""
-    return Trees("dev", Path(shutil.copytree(dev_export, tmp_path / "base" / "dev")),
-                 Path(shutil.copytree(dev_export, tmp_path / "head" / "dev")))
 
 
 def edit(tree: Path, file: str, change: Callable[[dict[str, Any]], None]) -> None:

@@ -3,13 +3,12 @@ existing alerts that reach another receiver (the real amtool on both configs).""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
-from preview_helpers import config_with, export_tree, trees
+from preview_helpers import trees
 
 from stack.preview import receivers, routing
 from stack.preview.model import Change, Section, Trees
@@ -17,18 +16,6 @@ from stack.preview.trees import ALERTMANAGER_CONFIG, RULES_DIR
 
 SLACK_DEV = {"alerting": {"receivers": {"default": {"slack": [
     {"apiUrlFile": "/etc/alertmanager/secrets/slack-alerts-webhook-url", "channel": "#alerts-dev"}]}}}}
-
-
-@pytest.fixture(scope="module")
-def dev_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return export_tree(config_with("dev"), tmp_path_factory.mktemp("export") / "dev")
-
-
-@pytest.fixture
-def same(dev_export: Path, tmp_path: Path) -> Trees:
-    """Two copies of the dev export: edit the head's files to make a change."""
-    return Trees("dev", Path(shutil.copytree(dev_export, tmp_path / "base" / "dev")),
-                 Path(shutil.copytree(dev_export, tmp_path / "head" / "dev")))
 
 
 @pytest.fixture
