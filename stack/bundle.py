@@ -163,7 +163,7 @@ def build(config: StackConfig) -> Bundle:
             assert files.setdefault(file.source, file.content) == file.content, file.source
     if config.target == "kubernetes":
         # The manifests a user without Pulumi applies (`kubectl apply -f kubernetes/`).
-        files.update(kubernetes.render_files(config, kubernetes.manifests(config, services, files)))
+        files.update(kubernetes.render_files(kubernetes.manifests(config, services, files)))
     return Bundle(config, generated, dict(sorted(files.items())), tuple(problems),
                   alertmanager=alertmanager, route_cases=cases, dashboards=generated_dashboards,
                   services=services)

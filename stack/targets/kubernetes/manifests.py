@@ -104,7 +104,7 @@ def object_key(item: Manifest) -> str:
     return f"{item['kind']}/{meta.get('namespace', '')}/{meta['name']}"
 
 
-def _file_of(config: StackConfig, item: Manifest) -> str:
+def _file_of(item: Manifest) -> str:
     """Which rendered file holds an object: one per component, namespaces first (kubectl applies
     a directory's files in name order)."""
     if item["kind"] == "Namespace":
@@ -115,11 +115,11 @@ def _file_of(config: StackConfig, item: Manifest) -> str:
     return f"{DIRECTORY}/{component}.yaml"
 
 
-def render_files(config: StackConfig, objects: Sequence[Manifest]) -> dict[str, str]:
+def render_files(objects: Sequence[Manifest]) -> dict[str, str]:
     """`kubernetes/*.yaml`: each component's objects in one multi-document file."""
     grouped: dict[str, list[Manifest]] = {}
     for item in objects:
-        grouped.setdefault(_file_of(config, item), []).append(item)
+        grouped.setdefault(_file_of(item), []).append(item)
     return {path: HEADER + "---\n".join(dump_yaml(item).removeprefix(HEADER) for item in items)
             for path, items in sorted(grouped.items())}
 

@@ -171,7 +171,7 @@ def _user(spec: ServiceSpec) -> tuple[int, int]:
     return int(uid), int(gid or uid)
 
 
-def _config_volume(config: StackConfig, spec: ServiceSpec, maps: list[Manifest]) -> dict[str, Any] | None:
+def _config_volume(spec: ServiceSpec, maps: list[Manifest]) -> dict[str, Any] | None:
     sources: list[dict[str, Any]] = [
         {"configMap": {"name": m["metadata"]["name"],
                        "items": [{"key": key, "path": key.replace("__", "/")} for key in m["data"]]}}
@@ -202,7 +202,7 @@ def _pod_spec(config: StackConfig, spec: ServiceSpec, maps: list[Manifest]) -> d
     uid, gid = _user(spec)
     mounts: list[dict[str, Any]] = []
     volumes: list[dict[str, Any]] = []
-    config_volume = _config_volume(config, spec, maps)
+    config_volume = _config_volume(spec, maps)
     if config_volume:
         volumes.append(config_volume)
         mounts.append({"name": "config", "mountPath": spec.config_dir, "readOnly": True})
