@@ -22,7 +22,6 @@ Node = Any  # a promql_parser expression node
 _SCALAR_FUNCTIONS = {"scalar", "time", "pi"}
 _LABEL_FREE_FUNCTIONS = {"vector"}
 _SET_OPS = {"and", "or", "unless"}
-_COMPARISONS = {"==", "!=", ">", "<", ">=", "<="}
 _NON_AGGREGATING = {"topk", "bottomk", "limitk", "limit_ratio"}
 
 
@@ -294,6 +293,3 @@ class Analysis:
         every = lhs.labels | rhs.labels
         return every - frozenset(labels) if kind == "ignoring" else every
 
-
-def analyse(expr: str, catalog: Catalog) -> Analysis:
-    return Analysis(parse(expr), catalog)

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import promql_parser as pp
-
 from rules.checks.le_selector import portable_le
 from rules.conventions import (
     SLO_BUDGET_REMAINING,
@@ -53,10 +51,6 @@ def sli_windows(windows: tuple[BurnWindow, ...]) -> list[int]:
 
 def _by(slo: SLO) -> str:
     return f"sum by ({', '.join(slo.grouping)})" if slo.grouping else "sum"
-
-
-def _with_range(selector: str, window: str) -> str:
-    return f"{selector}[{window}]"
 
 
 def _total_selector(sli: RatioSLI | LatencySLI) -> str:
@@ -169,7 +163,3 @@ def alerting_rules(slo: SLO, windows: tuple[BurnWindow, ...], runbook_base_url: 
     ))
     return rules
 
-
-def selector_metric(selector: str) -> str | None:
-    node = pp.parse(selector)
-    return node.name if isinstance(node, pp.VectorSelector) else None
