@@ -13,7 +13,7 @@ from rules.expressions import down_description, postgres_connections_used, targe
 from rules.humanize import humanize_percentage as pct
 from rules.humanize import value
 from rules.model import RuleFile, RuleGroup, alert
-from rules.testing import AlertAt, Firing, RuleTest, Series
+from rules.testing import AlertAt, Expected, Firing, RuleTest, Series
 from stack.config import StackConfig
 
 CRITICAL, WARNING, INFO = AlertSeverity.CRITICAL, AlertSeverity.WARNING, AlertSeverity.INFO
@@ -291,8 +291,42 @@ def _s(metric: str, values: str, **labels: str) -> Series:
     return Series(metric + "{" + ", ".join(f'{k}="{v}"' for k, v in labels.items()) + "}", values)
 
 
-def _fires(at: str, name: str, description: str | None, **labels: str) -> AlertAt:
-    return AlertAt(at, name, (Firing(labels, description),))
+# What each alert carries whatever the data, stated apart from the rules above: a wrong severity,
+# routing label or summary there fails these tests.
+EXPECTED = {
+    "PostgresDown": Expected("critical", "database", "PostgreSQL is down"),
+    "RedisDown": Expected("critical", "cache", "Redis is down"),
+    "HostHighCpu": Expected("warning", "host", "Host CPU is saturated"),
+    "HostLowMemory": Expected("warning", "host", "Host is running out of memory"),
+    "HostFilesystemFillingUp": Expected("warning", "host", "A filesystem will be full soon"),
+    "PostgresTooManyConnections": Expected("warning", "database", "PostgreSQL is close to its connection limit"),
+    "RedisMemoryHigh": Expected("warning", "cache", "Redis is close to its maxmemory"),
+    "BlackboxProbeFailed": Expected("critical", "probe", "A MediaNest endpoint fails its probe"),
+    "TlsCertificateExpiringSoon": Expected("warning", "probe", "A TLS certificate expires soon"),
+    "Watchdog": Expected("info", "platform", "Alerting pipeline heartbeat"),
+    "TargetDown": Expected("warning", "platform", "A scrape target is down"),
+    "PrometheusConfigReloadFailed": Expected("warning", "platform", "Prometheus cannot reload its configuration"),
+    "PrometheusRuleEvaluationFailures": Expected("critical", "platform", "Prometheus fails to evaluate rules"),
+    "PrometheusNotConnectedToAlertmanagers": Expected("warning", "platform",
+                                                      "Prometheus has no Alertmanager to send alerts to"),
+    "PrometheusNotificationsFailing": Expected("warning", "platform",
+                                               "Prometheus fails to send alerts to Alertmanager"),
+    "PrometheusTsdbCompactionsFailing": Expected("warning", "platform", "Prometheus fails to compact its storage"),
+    "PrometheusStorageFillingUp": Expected("warning", "platform", "Prometheus storage is close to its size limit"),
+    "AlertmanagerConfigReloadFailed": Expected("warning", "platform", "Alertmanager cannot reload its configuration"),
+    "AlertmanagerNotificationsFailing": Expected("critical", "platform", "Alertmanager fails to send notifications"),
+    "AlertmanagerClusterMembersInconsistent": Expected("warning", "platform",
+                                                       "Alertmanager instances do not see each other"),
+    "LokiRequestErrors": Expected("warning", "platform", "Loki is failing requests"),
+    "LokiDown": Expected("critical", "platform", "Loki is down"),
+    "JaegerDown": Expected("warning", "platform", "Jaeger is down"),
+    "JaegerSpansRefused": Expected("warning", "platform", "Jaeger refuses spans"),
+    "JaegerExportFailing": Expected("warning", "platform", "Jaeger fails to store spans"),
+}
+
+
+def _fires(at: str, name: str, description: str, **labels: str) -> AlertAt:
+    return AlertAt(at, name, (EXPECTED[name].firing(labels, description),))
 
 
 def _silent(at: str, name: str) -> AlertAt:
@@ -493,9 +527,10 @@ def _filesystem_tests(config: StackConfig) -> list[RuleTest]:
     def described(mountpoint: str, left: float, full_in_hours: float) -> Firing:
         left_at = left * (1 - (at - start) / (full_in_hours * 60))
         device = "/dev/sdb1" if mountpoint == "/srv/media" else "/dev/sda1"
-        return Firing(fs_labels(mountpoint, device),
-                      f"{mountpoint} on {NODE} has {pct(left_at)} of its space left and will be full "
-                      f"within {number(hours)} hours at the current rate.")
+        return EXPECTED["HostFilesystemFillingUp"].firing(fs_labels(mountpoint, device),
+                                                          f"{mountpoint} on {NODE} has {pct(left_at)} of its "
+                                                          f"space left and will be full within {number(hours)} "
+                                                          "hours at the current rate.")
 
     return [
         RuleTest(
@@ -530,7 +565,9 @@ def meta_tests(config: StackConfig) -> tuple[RuleTest, ...]:
         RuleTest(
             "The Watchdog always fires",
             series=(_s("up", "1x5", **prom),),
-            alerts=(_fires("1m", "Watchdog", None),),
+            alerts=(_fires("1m", "Watchdog", "This alert always fires. A dead man's switch outside the stack pages "
+                           "when it stops arriving: then Prometheus, Alertmanager or the route between them "
+                           "is broken."),),
         ),
         RuleTest(
             "A target down for 5 minutes opens a ticket, unless it has its own down alert",

@@ -7,6 +7,7 @@ sandbox all call it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from dashboards import dashboards as dashboard_definitions
@@ -25,7 +26,7 @@ from rules.problems import Problem
 from rules.routing import AlertmanagerConfig, RouteCase, route_cases
 from rules.routing_checks import Routing, check_routing
 from rules.slo import slo_rule_files
-from rules.testing import coverage, render_test_file
+from rules.testing import Suite, coverage, render_test_file, suites
 from stack.config import StackConfig
 from stack.dump import HEADER, dump_json, dump_yaml  # noqa: F401 - re-exported
 from stack.services import service_specs
@@ -56,6 +57,8 @@ class Bundle:
     dashboards: tuple[GeneratedDashboard, ...] = field(kw_only=True, default=())
     # Every component of the stack, as the targets deploy it.
     services: tuple[ServiceSpec, ...] = field(kw_only=True, default=())
+    # Each rule file's promtool runs, by rule file name.
+    test_suites: dict[str, tuple[Suite, ...]] = field(kw_only=True, default_factory=dict)
 
     def problems(self, catalog: Catalog = CATALOG) -> list[Problem]:
         jobs = self.config.jobs.model_dump().values()
@@ -100,8 +103,14 @@ def rules_path(name: str) -> str:
     return f"{RULES_DIR}/{name}.yaml"
 
 
-def unit_tests_path(name: str) -> str:
-    return f"{TESTS_DIR}/{name}.yaml"
+def unit_tests_path(rule_file: str, suite: str) -> str:
+    """A suite's promtool test file: `prometheus/tests/<rule file>/<suite>.yaml`."""
+    return f"{TESTS_DIR}/{rule_file}/{suite}.yaml"
+
+
+def restricted_rules_path(rule_file: str, suite: str) -> str:
+    """The rules a suite reads, when not the whole rule file: beside its tests, under rules/."""
+    return f"{TESTS_DIR}/{rule_file}/rules/{suite}.yaml"
 
 
 def alerts_of(rule_files: tuple[RuleFile, ...]) -> list[tuple[str, AlertingRule]]:
@@ -130,17 +139,29 @@ def rule_files(config: StackConfig) -> tuple[tuple[RuleFile, ...], list[Problem]
     return (medianest_file, platform.rule_file(config), *slo_files), slo_problems
 
 
+def rule_file_tree(rule_file: RuleFile, test_suites: Sequence[Suite], runbook_base_url: str) -> dict[str, str]:
+    """A rule file and its promtool suites as files: each suite's test file, and the rules it
+    reads beside it unless those are the whole rule file."""
+    files = {rules_path(rule_file.name): dump_yaml({"groups": [g.to_dict() for g in rule_file.groups]})}
+    for suite in test_suites:
+        if suite.whole:
+            loaded = f"../../rules/{rule_file.name}.yaml"
+        else:
+            loaded = f"rules/{suite.name}.yaml"
+            files[restricted_rules_path(rule_file.name, suite.name)] = dump_yaml(
+                {"groups": [g.to_dict() for g in suite.groups]})
+        files[unit_tests_path(rule_file.name, suite.name)] = dump_yaml(render_test_file(
+            [loaded], suite.tests, suite.evaluation_interval, runbook_base_url))
+    return files
+
+
 def build(config: StackConfig) -> Bundle:
     files: dict[str, str] = {}
     generated, problems = rule_files(config)
+    test_suites = {}
     for rule_file in generated:
-        files[rules_path(rule_file.name)] = dump_yaml({"groups": [g.to_dict() for g in rule_file.groups]})
-        if rule_file.tests:
-            test = render_test_file(
-                [f"../rules/{rule_file.name}.yaml"], rule_file.groups, rule_file.tests,
-                evaluation_interval=config.evaluation_interval,
-            )
-            files[unit_tests_path(rule_file.name)] = dump_yaml(test)
+        test_suites[rule_file.name] = tuple(suites(rule_file, config.evaluation_interval))
+        files.update(rule_file_tree(rule_file, test_suites[rule_file.name], config.runbook_base_url))
     alertmanager = alerting_policy.alertmanager_config(config)
     cases = route_cases((r for _, r in alerts_of(generated)), alerting_policy.expected_receivers)
     files[ALERTMANAGER_CONFIG] = dump_yaml(alertmanager.to_dict())
@@ -166,4 +187,4 @@ def build(config: StackConfig) -> Bundle:
         files.update(kubernetes.render_files(kubernetes.manifests(config, services, files)))
     return Bundle(config, generated, dict(sorted(files.items())), tuple(problems),
                   alertmanager=alertmanager, route_cases=cases, dashboards=generated_dashboards,
-                  services=services)
+                  services=services, test_suites=test_suites)

@@ -7,20 +7,25 @@ import argparse
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rules.metrics import CATALOG
+from rules.model import RuleFile
 from rules.problems import Severity, has_errors
 from rules.slo import report as slo_report
+from rules.slo.spec import SLO
 from rules.slos import slos as slo_definitions
-from rules.testing import render_test_file
+from rules.testing import RuleTest, Suite, suites
 from stack import tools
-from stack.bundle import ALERTMANAGER_CONFIG, Bundle, build, dump_yaml, unit_tests_path
+from stack.bundle import ALERTMANAGER_CONFIG, Bundle, build, rule_file_tree, unit_tests_path
 from stack.config import ROOT, ConfigError, load_stack
 from stack.output import write_tree
 from stack.preview import facts
 from stack.preview.worktree import PreviewError
+from stack.progress import Progress
 from stack.sandbox import console as sandbox_console
 from stack.shipped_checks import check_shipped
 
@@ -39,11 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     test = commands.add_parser("test", help="run the generated promtool unit tests and amtool route tests")
     test.add_argument("--stack", choices=(*STACKS, "all"), default="all")
     test.add_argument("--junit", type=Path, help="write JUnit XML results here")
+    test.add_argument("--no-cache", action="store_true",
+                      help="run every promtool test, ignoring results cached from identical runs")
     slo = commands.add_parser("slo", help="SLO tools")
     slo_commands = slo.add_subparsers(dest="slo_command", required=True)
     report = slo_commands.add_parser("report", help="time to fire per SLO, tier and error ratio")
     report.add_argument("--stack", choices=STACKS, default="dev")
     report.add_argument("--no-confirm", action="store_true", help="skip the promtool simulations")
+    report.add_argument("--no-cache", action="store_true",
+                        help="run every promtool simulation, ignoring results cached from identical runs")
     export = commands.add_parser("export", help="every generated file and the facts `diff` compares, even with "
                                                 "problems (one directory per stack)")
     export.add_argument("--stack", choices=(*STACKS, "all"), default="all")
@@ -58,11 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     preview.add_argument("--prometheus", metavar="URL", help="backtest changed alerts against this Prometheus")
     preview.add_argument("--days", type=float, default=7, help="how far back the backtest looks (default 7)")
     preview.add_argument("--allow-dirty", action="store_true", help="compare a working tree with uncommitted changes")
+    preview.add_argument("--no-cache", action="store_true",
+                         help="run every promtool test, ignoring results cached from identical runs")
     sandbox_console.add_parser(commands)
     args = parser.parse_args(argv)
     try:
-        return {"render": cmd_render, "check": cmd_check, "test": cmd_test, "slo": cmd_slo_report,
-                "export": cmd_export, "diff": cmd_diff, "sandbox": sandbox_console.run}[args.command](args)
+        with tools.caching(not getattr(args, "no_cache", False)):
+            return {"render": cmd_render, "check": cmd_check, "test": cmd_test, "slo": cmd_slo_report,
+                    "export": cmd_export, "diff": cmd_diff, "sandbox": sandbox_console.run}[args.command](args)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return BAD_INPUT
@@ -155,51 +167,80 @@ class _Suite:
     tool: str = "promtool"
 
 
+@dataclass(frozen=True, eq=False)
+class _Planned:
+    """One promtool run of `stack test`: a suite of a rule file of a stack, rendered at `path`."""
+
+    stack: str
+    rule_file: RuleFile
+    suite: Suite
+    path: Path
+
+
 def cmd_test(args: argparse.Namespace) -> int:
     ok = True
     suites: list[_Suite] = []
-    for stack in _stacks(args.stack):
-        bundle = build(load_stack(stack, ROOT))
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / "out"
-            write_tree(bundle.files, out)
-            tested = [f for f in bundle.rule_files if f.tests]
-            runs = tools.promtool_test_many([out / unit_tests_path(f.name) for f in tested])
-            for rule_file, run in zip(tested, runs, strict=True):
-                failed = tools.failed_test_names(run.output) if not run.ok else set()
-                if not run.ok and not failed:  # the file itself was rejected
-                    failed = {t.name for t in rule_file.tests}
+    cache = tools.result_cache()
+    with tempfile.TemporaryDirectory() as tmp, Progress("test: building") as progress:
+        bundles = {stack: build(load_stack(stack, ROOT)) for stack in _stacks(args.stack)}
+        planned = []
+        for stack, bundle in bundles.items():
+            write_tree(bundle.files, Path(tmp) / stack)
+            planned += [_Planned(stack, f, suite, Path(tmp) / stack / unit_tests_path(f.name, suite.name))
+                        for f in bundle.rule_files for suite in bundle.test_suites[f.name]]
+        progress.stage("test: promtool", len(planned), "runs")
+        runs = dict(zip(planned, tools.promtool_test_many(
+            [p.path for p in planned], cache, done=lambda run: progress.advance(note=_origins([run]))),
+            strict=True))
+        for stack, bundle in bundles.items():
+            for rule_file in bundle.rule_files:
+                mine = [p for p in planned if p.stack == stack and p.rule_file is rule_file]
                 suite = _Suite(f"{stack}.{rule_file.name}")
-                for test in rule_file.tests:
-                    suite.cases.append((test.name, run.output if test.name in failed else None))
+                for plan in mine:
+                    run = runs[plan]
+                    failed = tools.failed_test_names(run.output) if not run.ok else set()
+                    if not run.ok and not failed:  # the file itself was rejected
+                        failed = {t.name for t in plan.suite.tests}
+                    suite.cases += [(t.name, run.output if t.name in failed else None) for t in plan.suite.tests]
+                    if not run.ok:
+                        progress.echo(f"test: {stack}: {rule_file.name}/{plan.suite.name} failed:\n{run.output}")
+                        ok = False
                 suites.append(suite)
-                passed = len(rule_file.tests) - len(failed)
-                print(f"test: {stack}: {rule_file.name}: {passed}/{len(rule_file.tests)} passed")
-                if not run.ok:
-                    print(run.output)
-                    ok = False
-            suites.append(_route_tests(stack, bundle, out))
+                passed = sum(1 for _, failure in suite.cases if not failure)
+                progress.echo(f"test: {stack}: {rule_file.name}: {passed}/{len(suite.cases)} passed "
+                              f"({len(mine)} promtool runs: {_origins(runs[p] for p in mine)})")
+        for stack, bundle in bundles.items():
+            progress.stage(f"test: {stack}: amtool", len(bundle.route_cases), "routes")
+            suites.append(_route_tests(stack, bundle, Path(tmp) / stack, progress, tools.result_cache("amtool")))
             ok = ok and not any(failure for _, failure in suites[-1].cases)
-        cov = bundle.coverage()
-        print(f"test: {stack}: {cov.render()}")
-        if cov.ratio < 1.0:
-            ok = False
+            cov = bundle.coverage()
+            progress.echo(f"test: {stack}: {cov.render()}")
+            if cov.ratio < 1.0:
+                ok = False
     if args.junit:
         _write_junit(args.junit, suites)
     return OK if ok else PROBLEMS
 
 
-def _route_tests(stack: str, bundle: Bundle, out: Path) -> _Suite:
+def _origins(runs: Iterable[tools.ToolRun]) -> str:
+    """How many runs were run, read from the cache or shared with an identical one."""
+    counts = Counter(run.origin for run in runs)
+    return ", ".join(f"{counts[o]} {o}" for o in ("ran", "cached", "shared") if counts[o])
+
+
+def _route_tests(stack: str, bundle: Bundle, out: Path, progress: Progress, cache: tools.ResultCache | None
+                 ) -> _Suite:
     """amtool on the rendered Alertmanager config: every alert reaches its receivers."""
     suite = _Suite(f"{stack}.alertmanager-routes", tool="amtool")
-    for case in bundle.route_cases:
-        run = tools.amtool_test_route(out / ALERTMANAGER_CONFIG, case.labels, case.receivers)
+    runs = tools.amtool_test_routes(out / ALERTMANAGER_CONFIG, [(c.labels, c.receivers) for c in bundle.route_cases],
+                                    cache, done=lambda run: progress.advance())
+    for case, run in zip(bundle.route_cases, runs, strict=True):
         failure = None if run.ok else f"reached {run.output}"
         suite.cases.append((case.name, failure))
         if failure:
-            print(f"test: {stack}: FAILED {case.name}: {failure}")
+            progress.echo(f"test: {stack}: FAILED {case.name}: {failure}")
     passed = sum(1 for _, failure in suite.cases if not failure)
-    print(f"test: {stack}: alertmanager routes: {passed}/{len(suite.cases)} passed")
+    progress.echo(f"test: {stack}: alertmanager routes: {passed}/{len(suite.cases)} passed ({_origins(runs)})")
     return suite
 
 
@@ -214,28 +255,30 @@ def cmd_slo_report(args: argparse.Namespace) -> int:
         print(slo_report.render(cells))
         return OK
     confirmed: dict[tuple[str, float], bool] = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, Progress("slo report: building") as progress:
         out = Path(tmp) / "out"
         files = dict(bundle.files)
-        keys: dict[str, dict[str, tuple[str, float]]] = {}
+        planned: dict[str, tuple[SLO, list[RuleTest]]] = {}
         for slo in slos:
             tests = slo_report.confirmation_tests(slo, CATALOG)
             rule_file = next(f for f in bundle.rule_files if f.name == f"slo-{slo.name}")
-            path = f"prometheus/tests/detection-{slo.name}.yaml"
-            files[path] = dump_yaml(render_test_file([f"../rules/{rule_file.name}.yaml"], rule_file.groups, tests))
-            keys[path] = {t.name: (slo.name, r) for t, r in zip(tests, slo_report.ratios(slo), strict=True)}
+            detection = RuleFile(name=rule_file.name, groups=rule_file.groups, tests=tuple(tests))
+            detection_suites = suites(detection, config.evaluation_interval)
+            files.update(rule_file_tree(detection, detection_suites, config.runbook_base_url))
+            for suite in detection_suites:
+                planned[unit_tests_path(rule_file.name, suite.name)] = (slo, list(suite.tests))
         write_tree(files, out)
-        runs = dict(zip(keys, tools.promtool_test_many([out / p for p in keys]), strict=True))
-        for path, names in keys.items():
-            run = runs[path]
+        progress.stage("slo report: promtool", len(planned), "runs")
+        runs = tools.promtool_test_many([out / p for p in planned], tools.result_cache(),
+                                        done=lambda run: progress.advance())
+        for (slo, tests), run in zip(planned.values(), runs, strict=True):
             failed = tools.failed_test_names(run.output) if not run.ok else set()
             if not run.ok and not failed:
-                print(run.output)
-                failed = set(names)
-            for name, key in names.items():
-                confirmed[key] = name not in failed
-                if name in failed:
-                    print(f"slo report: promtool disagrees: {name}")
+                progress.echo(run.output)
+                failed = {t.name for t in tests}
+            for name in sorted(failed):
+                progress.echo(f"slo report: promtool disagrees: {name}")
+            confirmed.update(slo_report.confirmed_cells(slo, tests, failed))
     print(slo_report.render(cells, confirmed))
     return OK if all(confirmed.values()) else PROBLEMS
 

@@ -1,16 +1,31 @@
-"""Running the real tools (promtool, amtool, the blackbox exporter) on rendered files."""
+"""Running the real tools (promtool, amtool, the blackbox exporter) on rendered files.
+
+promtool unit test runs are identified by what decides their outcome: the promtool binary and
+its version, the test file and every rule file it loads. Identical runs are done once per call,
+and their results kept in a cache under the user's cache directory (`MEDIANEST_CACHE_DIR`, else
+`$XDG_CACHE_HOME/medianest-observability`, else `~/.cache/medianest-observability`; off with
+MEDIANEST_NO_CACHE=1): one small JSON file per run, written atomically, safe to delete at any time.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import glob
+import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
+
+import yaml
 
 
 class ToolMissing(Exception):
@@ -35,11 +50,17 @@ def require(tool: str) -> str:
     return path
 
 
+# Where a result came from: run now, read from the cache, or shared with an identical run of the
+# same call (dev and prod files that are the same).
+Origin = Literal["ran", "cached", "shared"]
+
+
 @dataclass(frozen=True)
 class ToolRun:
     command: list[str]
     returncode: int
     output: str
+    origin: Origin = "ran"
 
     @property
     def ok(self) -> bool:
@@ -86,15 +107,154 @@ def amtool_test_route(config: Path, labels: Mapping[str, str], receivers: Sequen
     return ToolRun(run_.command, run_.returncode, _URL_WARNING.sub("", run_.output).strip())
 
 
+def amtool_test_routes(config: Path, cases: Sequence[tuple[Mapping[str, str], Sequence[str]]],
+                       cache: ResultCache | None = None, done: Callable[[ToolRun], None] | None = None
+                       ) -> list[ToolRun]:
+    """amtool_test_route for each (labels, receivers), side by side; a result is identified by
+    amtool, the config's content, the labels and the receivers."""
+    base = hashlib.sha256(tool_identity("amtool").encode() + b"\0" + config.read_bytes())
+
+    def one(case: tuple[Mapping[str, str], Sequence[str]]) -> ToolRun:
+        labels, receivers = case
+        digest = base.copy()
+        digest.update(json.dumps([sorted(labels.items()), list(receivers)]).encode())
+        key = digest.hexdigest()
+        result = cache.get(key) if cache else None
+        if result is None:
+            result = amtool_test_route(config, labels, receivers)
+            if cache:
+                cache.put(key, result)
+        if done:
+            done(result)
+        return result
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return list(pool.map(one, cases))
+
+
 def blackbox_check_config(path: Path) -> ToolRun:
     """The blackbox exporter's own validation of its config file (exit 1 on an unknown field)."""
     return run(["prometheus-blackbox-exporter", "--config.check", f"--config.file={path}"])
 
 
-def promtool_test_many(paths: list[Path]) -> list[ToolRun]:
-    """promtool test rules on each file, side by side (SLO scenarios simulate days)."""
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        return list(pool.map(promtool_test_rules, paths))
+def promtool_test_many(paths: Sequence[Path], cache: ResultCache | None = None,
+                       done: Callable[[ToolRun], None] | None = None) -> list[ToolRun]:
+    """promtool test rules on each file, side by side; each distinct run once, and not at all
+    when `cache` holds its result. `done` is called as each result arrives (progress)."""
+    keys = [run_key(path) for path in paths]
+    first = {key: path for key, path in reversed(list(zip(keys, paths, strict=True)))}
+    results: dict[str, ToolRun] = {}
+    missing = []
+    for key, path in first.items():
+        found = cache.get(key) if cache else None
+        if found:
+            results[key] = found
+        else:
+            missing.append((key, path))
+
+    def run_one(item: tuple[str, Path]) -> tuple[str, ToolRun]:
+        key, path = item
+        result = promtool_test_rules(path)
+        if cache:
+            cache.put(key, result)
+        return key, result
+
+    # promtool waits on its own storage's disk writes: more runs than cores keep both busy.
+    with ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 1)) as pool:
+        for key, result in pool.map(run_one, missing):
+            results[key] = result
+    out, seen = [], set()
+    for key in keys:
+        result = results[key] if key not in seen else replace(results[key], origin="shared")
+        seen.add(key)
+        out.append(result)
+        if done:
+            done(result)
+    return out
+
+
+@functools.cache
+def tool_identity(tool: str) -> str:
+    """The binary a result came from: its version and the file itself (a rebuilt or upgraded
+    tool never reuses another's results)."""
+    path = require(tool)
+    version = subprocess.run([path, "--version"], capture_output=True, text=True, check=False)
+    stat = os.stat(path)
+    return f"{os.path.realpath(path)} {stat.st_size} {stat.st_mtime_ns}\n{version.stdout}{version.stderr}"
+
+
+def run_key(test_file: Path) -> str:
+    """A promtool test run's identity: the tool, the test file's name and content, and each rule
+    file it loads (resolved as promtool does, from the test file's directory), by name and content."""
+    digest = hashlib.sha256(tool_identity("promtool").encode())
+    text = test_file.read_bytes()
+    digest.update(b"\0test\0" + test_file.name.encode() + b"\0" + text)
+    document = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+    for pattern in document.get("rule_files") or []:
+        for match in sorted(glob.glob(str(pattern), root_dir=test_file.parent)):
+            digest.update(b"\0rules\0" + match.encode() + b"\0" + (test_file.parent / match).read_bytes())
+    return digest.hexdigest()
+
+
+_caching = True
+
+
+@contextlib.contextmanager
+def caching(enabled: bool) -> Iterator[None]:
+    """Within the block, result_cache() gives a cache only if `enabled` (a command's --no-cache)."""
+    global _caching
+    before, _caching = _caching, enabled
+    try:
+        yield
+    finally:
+        _caching = before
+
+
+def result_cache(tool: str = "promtool") -> ResultCache | None:
+    """The cache of a tool's results, or None when turned off (--no-cache, MEDIANEST_NO_CACHE=1)."""
+    return ResultCache(tool=tool) if _caching and not os.environ.get("MEDIANEST_NO_CACHE") else None
+
+
+def cache_directory() -> Path:
+    configured = os.environ.get("MEDIANEST_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "medianest-observability"
+
+
+class ResultCache:
+    """A tool's results by run key. A result that cannot be read is a miss, never an error."""
+
+    def __init__(self, directory: Path | None = None, tool: str = "promtool") -> None:
+        self.directory = (directory or cache_directory()) / tool
+
+    def _path(self, key: str) -> Path:
+        return self.directory / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> ToolRun | None:
+        try:
+            data = json.loads(self._path(key).read_text())
+            return ToolRun(list(data["command"]), int(data["returncode"]), str(data["output"]), "cached")
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def put(self, key: str, result: ToolRun) -> None:
+        # Only what promtool decided: passed (0) or failed (1); a crash or a kill is not a result.
+        if result.returncode not in (0, 1):
+            return
+        path = self._path(key)
+        temporary = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
+            with os.fdopen(fd, "w") as out:
+                json.dump({"command": result.command, "returncode": result.returncode, "output": result.output}, out)
+            os.replace(temporary, path)
+        except OSError:
+            # A cache that cannot be written only costs time.
+            if temporary:
+                Path(temporary).unlink(missing_ok=True)
 
 
 def promtool_check_config(path: Path) -> ToolRun:

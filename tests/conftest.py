@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# Tool results are cached for the session only, never in the user's cache: a test run proves
+# what this checkout's tools say now (identical runs within it are done once).
+os.environ["MEDIANEST_CACHE_DIR"] = tempfile.mkdtemp(prefix="medianest-test-cache-")
 
 from stack.bundle import Bundle, build  # noqa: E402
 from stack.config import StackConfig, load_stack  # noqa: E402

@@ -20,7 +20,11 @@ def test_render_writes_the_documented_layout(tmp_path: Path, stack_name: str) ->
     assert main(["render", "--stack", stack_name, "--out", str(out)]) == 0
     files = _tree(out)
     assert "prometheus/rules/medianest.yaml" in files and "prometheus/rules/platform.yaml" in files
-    assert "prometheus/tests/medianest.yaml" in files and "prometheus/tests/platform.yaml" in files
+    # A suite per alert of the hand-written tests, the rules it reads beside it.
+    assert "prometheus/tests/medianest/HighErrorRate.yaml" in files
+    assert "prometheus/tests/medianest/rules/HighErrorRate.yaml" in files
+    assert "prometheus/tests/platform/PostgresDown.yaml" in files
+    assert "prometheus/tests/slo-api-availability/outage.yaml" in files
     assert "grafana/provisioning/datasources/datasources.yaml" in files
     assert "grafana/dashboards/medianest/medianest-overview.json" in files
     # JSON has no comments; every other file says it is generated (Alloy's comments are //).

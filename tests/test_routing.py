@@ -22,6 +22,7 @@ from stack import cli, tools
 from stack.bundle import ALERTMANAGER_CONFIG, ALERTMANAGER_TEMPLATE, ROUTE_TESTS, dump_yaml
 from stack.cli import main
 from stack.output import write_tree
+from stack.progress import Progress
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +57,7 @@ def test_every_alert_reaches_its_receivers(bundle, rendered: Path) -> None:
 
 
 def test_the_route_cases_are_reported_per_case_in_junit(bundle, rendered: Path, tmp_path: Path, capsys) -> None:
-    suite = cli._route_tests("dev", bundle, rendered)
+    suite = cli._route_tests("dev", bundle, rendered, Progress("test"), None)
     assert len(suite.cases) == len(bundle.route_cases) and not any(f for _, f in suite.cases)
     assert f"alertmanager routes: {len(suite.cases)}/{len(suite.cases)} passed" in capsys.readouterr().out
     cli._write_junit(tmp_path / "junit.xml", [suite])

@@ -100,8 +100,10 @@ def timeline(schedule: Schedule, windows: Sequence[BurnWindow], budget: Decimal,
     """The tiers firing at each minute 0..N, honouring `for` as Prometheus does."""
     wait = math.ceil(duration_seconds(for_) / STEP) if for_ else 0
     active_since: dict[str, int] = {}
-    out = []
-    for minute in range(schedule.minutes + 1):
+    # Nothing fires on a clean history (every factor is above 0): skip the model through it.
+    clean = next((k for k, e in enumerate(schedule.errors) if e), schedule.minutes)
+    out: list[set[str]] = [set() for _ in range(clean + 1)]
+    for minute in range(clean + 1, schedule.minutes + 1):
         now = tiers_firing(schedule, windows, budget, minute, gauge, closed)
         active_since = {t: active_since.get(t, minute) for t in now}
         out.append({t for t, since in active_since.items() if minute - since >= wait})

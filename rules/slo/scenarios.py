@@ -1,13 +1,24 @@
-"""Generated promtool scenarios per SLO: a full outage pages within its computed detection time
-and clears after recovery; a ticket-rate burn opens a ticket and no page; healthy traffic that
-spends half the budget raises nothing for days; an SLI without data raises SLONoData.
+"""Generated promtool scenarios per SLO, each as cheap as its proof allows:
+
+- alerts: at the stack's evaluation interval, the page and ticket carry their labels and
+  annotations, and an SLI without data raises SLONoData;
+- outage: a full outage pages within its computed detection time and clears after recovery;
+- ticket: a burn between the ticket and page factors opens a ticket and never pages;
+- healthy: traffic spending half the budget raises nothing over the longest window, and every
+  recorded series holds its value.
 
 Expected states come from the minute-by-minute model in detection.py; checkpoints sit only
-where that model is certain, one evaluation either side of any change.
+where that model is certain, one evaluation either side of any change. A checkpoint scenario
+(outage, ticket) is one promtool test per checkpoint, each evaluated only on a coarse grid
+that the checkpoint falls on: its traffic starts after a clean history at least as long as the
+longest window (older history changes no reading), lengthened until the checkpoint is on the
+grid. Between checkpoints nothing is asserted, so nothing is lost; `for` is honoured because
+the grid divides it and the scenarios' conditions change once per phase.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 
@@ -30,25 +41,42 @@ from rules.conventions import (
 )
 from rules.slo.detection import STEP, Schedule, certain_minutes, human, tier_detection
 from rules.slo.events import gauge_labels, latency_labels, ratio_events
-from rules.slo.generate import NO_DATA_DESCRIPTION, sli_windows
+from rules.slo.generate import sli_windows
 from rules.slo.spec import SLO, GaugeSLI, LatencySLI, RatioSLI
 from rules.slo.windows import BurnWindow, burn_windows, window_name
-from rules.testing import AlertAt, ExprAt, Firing, RuleTest, Series
+from rules.testing import AlertAt, Expected, ExprAt, Firing, RuleTest, Series
 
 EVENTS_PER_MINUTE = 600  # 10 requests a second
 INSTANCE = "scenario:9000"
+# Stated here apart from the generator: what each tier must carry to be routed.
+SEVERITIES = {"page": "critical", "ticket": "warning"}
+SUMMARIES = {"page": "An SLO burns its error budget fast", "ticket": "An SLO burns its error budget"}
+# The coarsest grid a checkpoint scenario is evaluated on, in minutes (a `for` makes it finer).
+GRID_MINUTES = 360
+ALERTS, OUTAGE, TICKET, HEALTHY = "alerts", "outage", "ticket", "healthy"
+
+
+# Scenarios are pure in the SLO and the catalog: built once per process (dev and prod share SLOs).
+_BUILT: dict[tuple[str, int], tuple[Catalog, tuple[RuleTest, ...]]] = {}
 
 
 def scenarios(slo: SLO, catalog: Catalog) -> list[RuleTest]:
+    key = (slo.model_dump_json(), id(catalog))
+    built = _BUILT.get(key)
+    if built is None or built[0] is not catalog:
+        built = _BUILT[key] = (catalog, _scenarios(slo, catalog))
+    return list(built[1])
+
+
+def _scenarios(slo: SLO, catalog: Catalog) -> tuple[RuleTest, ...]:
     windows = burn_windows(slo.period)
-    tests = []
+    tests = _alerts(slo, windows, catalog)
     if slo.page:
-        tests.append(_outage(slo, windows, catalog))
+        tests += _outage(slo, windows, catalog)
     if slo.ticket:
-        tests.append(_ticket_burn(slo, windows, catalog))
+        tests += _ticket_burn(slo, windows, catalog)
     tests.append(_healthy(slo, windows, catalog))
-    tests.append(_no_data(slo))
-    return tests
+    return tuple(tests)
 
 
 def _minutes(seconds: float) -> int:
@@ -63,11 +91,80 @@ def _for_seconds(slo: SLO) -> float:
     return duration_seconds(slo.for_) if slo.for_ else 0
 
 
-def _outage(slo: SLO, windows: Sequence[BurnWindow], catalog: Catalog) -> RuleTest:
+def tiers(slo: SLO) -> list[str]:
+    return [t for t, on in (("page", slo.page), ("ticket", slo.ticket)) if on]
+
+
+def grid(slo: SLO) -> int:
+    """Minutes between evaluations of a checkpoint scenario: a divisor of the burn alerts' `for`
+    (a `for` in seconds keeps every minute)."""
+    wait = _for_seconds(slo)
+    if wait % STEP:
+        return 1
+    return math.gcd(GRID_MINUTES, int(wait // STEP))
+
+
+def on_grid(slo: SLO, catalog: Catalog, title: str, suite: str, schedule: Schedule, minute: int,
+            expect: AlertAt | ExprAt) -> RuleTest:
+    """One checkpoint as its own test: `schedule` (which must open with a clean history as long
+    as the longest window) lengthened at the front until `minute` falls on the grid, cut after
+    it; `expect` is checked at the shifted time."""
+    every = grid(slo)
+    shift = -minute % every
+    shifted = Schedule((0.0,) * shift + schedule.errors[:minute])
+    at = f"{minute + shift}m"
+    moved = AlertAt(at, expect.alert, expect.firing) if isinstance(expect, AlertAt) else ExprAt(
+        at, expect.expr, expect.samples)
+    return RuleTest(title, _series(slo, shifted, catalog),
+                    alerts=(moved,) if isinstance(moved, AlertAt) else (),
+                    exprs=(moved,) if isinstance(moved, ExprAt) else (),
+                    suite=suite, evaluation_interval=f"{every}m")
+
+
+def _alerts(slo: SLO, windows: Sequence[BurnWindow], catalog: Catalog) -> list[RuleTest]:
+    """At the stack's own evaluation interval: what the alerts carry when they reach Alertmanager.
+    Errors from the start; checked once every short window is full (a traffic guard reads the
+    short window, which underestimates the rate of a younger series)."""
+    settled = max(w.short for w in windows) // STEP + 1
+    runs = settled + 15 + _minutes(_for_seconds(slo))
+    schedule = Schedule.of((1.0, runs))
+    states, certain = certain_minutes(schedule, windows, slo.error_budget, slo.for_, isinstance(slo.sli, GaugeSLI))
+    every = set(tiers(slo))
+    both = next((m for m in sorted(certain) if m >= settled and states[m] == every), None)
+    tests = []
+    if every and both is not None:
+        tests.append(RuleTest(
+            f"SLO {slo.name}: {' and '.join(sorted(every))} carry their routing labels and annotations",
+            _series(slo, Schedule(schedule.errors[:both]), catalog),
+            alerts=(AlertAt(f"{both}m", SLO_BURN_ALERT, tuple(_annotated(slo, t) for t in sorted(every))),),
+            suite=ALERTS))
+    no_data = Expected("warning", slo.service, "An SLO has no data", {"slo": slo.name})
+    tests.append(RuleTest(
+        f"SLO {slo.name}: an SLI without any series raises SLONoData after 15 minutes",
+        (Series('up{job="unrelated"}', "1x30"),),
+        alerts=(AlertAt("14m", SLO_NO_DATA_ALERT),
+                AlertAt("16m", SLO_NO_DATA_ALERT, (no_data.firing(
+                    {}, f"SLO {slo.name} has had no SLI data for 15 minutes: its burn-rate alerts cannot fire. "
+                        "Check the scrape target and the SLI's metric names."),))),
+        suite=ALERTS))
+    return tests
+
+
+def _annotated(slo: SLO, tier: str) -> Firing:
+    where = "".join(f" for {label} {value}" for label, value in _group_labels(slo).items())
+    paths = ", or ".join(f"{number(w.factor)}x over {window_name(w.long)} (and {window_name(w.short)})"
+                         for w in burn_windows(slo.period) if w.tier == tier)
+    expected = Expected(SEVERITIES[tier], slo.service, SUMMARIES[tier], {"slo": slo.name, TIER_LABEL: tier})
+    return expected.firing(_group_labels(slo), (
+        f"SLO {slo.name}{where} ({number(slo.objective)}% {slo.description} over {slo.period}) burns its "
+        f"error budget at {paths} the sustainable rate."))
+
+
+def _outage(slo: SLO, windows: Sequence[BurnWindow], catalog: Catalog) -> list[RuleTest]:
     budget = slo.error_budget
     detect = tier_detection(windows, "page", budget, 1.0, _for_seconds(slo))
     assert detect is not None  # a full outage always exceeds every factor below 1/budget
-    baseline = _longest(windows, "page")
+    baseline = _longest(windows)
     outage = _minutes(detect) + 15
     recovery = max(w.short for w in windows) // STEP * 2 + _minutes(_for_seconds(slo)) + 15
     schedule = Schedule.of((0.0, baseline), (1.0, outage), (0.0, recovery))
@@ -79,21 +176,20 @@ def _outage(slo: SLO, windows: Sequence[BurnWindow], catalog: Catalog) -> RuleTe
         _last_certain(certain, fired), within, _last_certain(certain, cleared),
         _first_certain(certain, cleared),
     }
-    return RuleTest(
-        f"SLO {slo.name}: a full outage pages within {human(detect)} (plus one evaluation) and "
-        f"the page clears {cleared - baseline - outage}m after recovery",
-        _series(slo, schedule, catalog),
-        alerts=tuple(_expect(slo, states, m) for m in sorted(checkpoints) if m is not None),
-    )
+    title = (f"SLO {slo.name}: a full outage pages within {human(detect)} (plus one evaluation) and "
+             f"the page clears {cleared - baseline - outage}m after recovery")
+    return [on_grid(slo, catalog, f"{title}: {_state(states[m])} at {_relative(m, baseline, outage)}", OUTAGE,
+                    schedule, m, _expect(slo, states, m))
+            for m in sorted(c for c in checkpoints if c is not None)]
 
 
-def _ticket_burn(slo: SLO, windows: Sequence[BurnWindow], catalog: Catalog) -> RuleTest:
+def _ticket_burn(slo: SLO, windows: Sequence[BurnWindow], catalog: Catalog) -> list[RuleTest]:
     budget = float(slo.error_budget)
     ticket_factor = max(float(w.factor) for w in windows if w.tier == "ticket")
     page_factors = [float(w.factor) for w in windows if w.tier == "page"] if slo.page else []
     burn = (ticket_factor + min(page_factors)) / 2 if page_factors else ticket_factor * 1.5
     ratio = min(burn * budget, 1.0)
-    baseline = min(w.long for w in windows if w.tier == "ticket") // STEP
+    baseline = _longest(windows)
     detect = tier_detection(windows, "ticket", slo.error_budget, ratio, _for_seconds(slo))
     assert detect is not None
     length = _minutes(detect) + 120
@@ -105,34 +201,40 @@ def _ticket_burn(slo: SLO, windows: Sequence[BurnWindow], catalog: Catalog) -> R
         raise ValueError(f"SLO {slo.name}: no burn rate opens a ticket without a page; check its windows")
     checkpoints = {_last_certain(certain, ticket[0]), _first_certain(certain, ticket[0])}
     checkpoints |= {m for m in range(baseline, len(states), 240) if m in certain}
-    return RuleTest(
-        f"SLO {slo.name}: burning the budget {number(burn)}x opens a ticket and never pages",
-        _series(slo, schedule, catalog),
-        alerts=tuple(_expect(slo, states, m) for m in sorted(checkpoints) if m is not None),
-    )
+    title = f"SLO {slo.name}: burning the budget {number(burn)}x opens a ticket and never pages"
+    return [on_grid(slo, catalog, f"{title}: {_state(states[m])} at {_relative(m, baseline)}", TICKET,
+                    schedule, m, _expect(slo, states, m))
+            for m in sorted(c for c in checkpoints if c is not None)]
 
 
 def _healthy(slo: SLO, windows: Sequence[BurnWindow], catalog: Catalog) -> RuleTest:
-    # A constant error ratio is the same over every window, so no model is needed: half the
-    # budget is below every factor. Samples every 2 minutes halve promtool's work over days.
-    step = 2
-    length = _longest(windows) + 24 * 60
-    schedule = Schedule.of((float(slo.error_budget) / 2, length // step))
-    checkpoints = range(60, length + 1, 6 * 60)
+    """A constant error ratio is the same over every window, so no model is needed: half the
+    budget is below every factor. Evaluated every shortest window (the recorded 5-minute rates
+    then tile the period, as the period ratio assumes), sampled twice per shortest window."""
+    shortest = min(sli_windows(windows))
+    evaluation, spacing = shortest, shortest / 2
+    length = _longest(windows) * STEP + 3600  # seconds: every window full, then an hour
+    samples = math.ceil(length / spacing)
     ratio = float(slo.error_budget) / 2
+    schedule = Schedule.of((ratio, samples))
+    checkpoints = range(3600, length + 1, 6 * 3600)
     return RuleTest(
-        f"SLO {slo.name}: healthy traffic spending half the budget raises nothing for "
-        f"{human(length * STEP)}",
-        _series(slo, schedule, catalog, step),
-        alerts=tuple(AlertAt(f"{m}m", name) for m in checkpoints for name in (SLO_BURN_ALERT, SLO_NO_DATA_ALERT)),
+        f"SLO {slo.name}: healthy traffic spending half the budget raises nothing over its longest window "
+        f"and an hour ({human(length)})",
+        _series(slo, schedule, catalog, spacing / STEP),
+        alerts=tuple(AlertAt(f"{s // 60}m", name) for s in checkpoints for name in (SLO_BURN_ALERT, SLO_NO_DATA_ALERT)),
         # Rounded to 1e-9: 1 - good/total carries float noise that promtool compares exactly.
         exprs=tuple(
-            ExprAt(f"{length}m", f'round({series}{{slo="{slo.name}"}} * 1e9)',
+            ExprAt(f"{length // 60}m", f'round({series}{{slo="{slo.name}"}} * 1e9)',
                    ((f'{{slo="{slo.name}"}}', round(value * 1e9)),))
             for series, value in _recorded_values(slo, windows, ratio)
         ),
-        interval=f"{step}m",
+        interval=_duration(spacing), suite=HEALTHY, evaluation_interval=_duration(evaluation),
     )
+
+
+def _duration(seconds: float) -> str:
+    return f"{int(seconds // 60)}m" if seconds % 60 == 0 else f"{int(seconds)}s"
 
 
 def _recorded_values(slo: SLO, windows: Sequence[BurnWindow], ratio: float) -> list[tuple[str, float]]:
@@ -152,14 +254,15 @@ def _recorded_values(slo: SLO, windows: Sequence[BurnWindow], ratio: float) -> l
     return values
 
 
-def _no_data(slo: SLO) -> RuleTest:
-    return RuleTest(
-        f"SLO {slo.name}: an SLI without any series raises SLONoData after 15 minutes",
-        (Series('up{job="unrelated"}', "1x30"),),
-        alerts=(AlertAt("14m", SLO_NO_DATA_ALERT),
-                AlertAt("16m", SLO_NO_DATA_ALERT, (Firing({"slo": slo.name},
-                                                          NO_DATA_DESCRIPTION.format(slo=slo.name)),))),
-    )
+def _state(tiers_firing: set[str]) -> str:
+    return f"{' and '.join(sorted(tiers_firing))} firing" if tiers_firing else "nothing firing"
+
+
+def _relative(minute: int, start: int, length: int | None = None) -> str:
+    """A checkpoint in words: minutes into the burn, or after recovery."""
+    if length is not None and minute >= start + length:
+        return f"{minute - start - length}m after recovery"
+    return f"{minute - start}m into the burn" if minute >= start else f"{start - minute}m before the burn"
 
 
 def _last_certain(certain: set[int], before: int) -> int | None:
@@ -173,7 +276,8 @@ def _first_certain(certain: set[int], after: int) -> int | None:
 def _expect(slo: SLO, states: Sequence[set[str]], minute: int) -> AlertAt:
     group = _group_labels(slo)
     return AlertAt(f"{minute}m", SLO_BURN_ALERT, tuple(
-        Firing({"slo": slo.name, TIER_LABEL: tier, **group}) for tier in sorted(states[minute])
+        Firing({"slo": slo.name, TIER_LABEL: tier, "severity": SEVERITIES[tier], "service": slo.service, **group})
+        for tier in sorted(states[minute])
     ))
 
 
@@ -194,18 +298,20 @@ def _labels_text(name: str, labels: dict[str, str]) -> str:
     return name + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(pairs.items())) + "}"
 
 
-def _series(slo: SLO, schedule: Schedule, catalog: Catalog, step_minutes: int = 1) -> tuple[Series, ...]:
+def _series(slo: SLO, schedule: Schedule, catalog: Catalog, step_minutes: float = 1) -> tuple[Series, ...]:
     """Series for a schedule of one entry per sample step, at constant traffic."""
     sli = slo.sli
     events = EVENTS_PER_MINUTE * step_minutes
-    bad = [events * e for e in schedule.errors]
-    good = [events - b for b in bad]
+    errors = [(ratio, len(list(run))) for ratio, run in itertools.groupby(schedule.errors)]
+    bad = [(events * ratio, count) for ratio, count in errors]
+    good = [(events - b, count) for b, count in bad]
     if isinstance(sli, RatioSLI):
         good_labels, bad_labels = ratio_events(sli)
         return (
             Series(_labels_text(pp.parse(sli.total).name, good_labels), counter(good)),
             Series(_labels_text(pp.parse(sli.total).name, bad_labels), counter(bad)),
         )
+    every = [(events, count) for _, count in errors]
     if isinstance(sli, LatencySLI):
         labels = latency_labels(sli)
         bounds = catalog.metrics[sli.histogram].buckets
@@ -213,50 +319,45 @@ def _series(slo: SLO, schedule: Schedule, catalog: Catalog, step_minutes: int = 
         for bound in (*bounds, math.inf):
             # Good observations land in the threshold's bucket, bad ones in the next.
             if bound < sli.threshold_seconds:
-                per_minute = [0.0] * len(bad)
+                per_step = [(0.0, count) for _, count in errors]
             elif bound == sli.threshold_seconds:
-                per_minute = good
+                per_step = good
             else:
-                per_minute = [g + b for g, b in zip(good, bad, strict=True)]
+                per_step = every
             le = "+Inf" if bound == math.inf else f"{bound:g}"
-            out.append(Series(_labels_text(f"{sli.histogram}_bucket", {**labels, "le": le}), counter(per_minute)))
-        out.append(Series(_labels_text(f"{sli.histogram}_count", labels),
-                          counter([g + b for g, b in zip(good, bad, strict=True)])))
+            out.append(Series(_labels_text(f"{sli.histogram}_bucket", {**labels, "le": le}), counter(per_step)))
+        out.append(Series(_labels_text(f"{sli.histogram}_count", labels), counter(every)))
         return tuple(out)
     labels = gauge_labels(sli)
     return (Series(_labels_text(pp.parse(sli.selector).name, labels),
-                   gauge([1 - e for e in schedule.errors])),)
+                   gauge([(1 - ratio, count) for ratio, count in errors])),)
 
 
-def counter(increments: Iterable[float]) -> str:
-    """promtool expanding notation for a counter rising by `increments[k]` in minute k+1."""
-    runs = _runs(increments)
+def counter(runs: Sequence[tuple[float, int]]) -> str:
+    """promtool expanding notation for a counter rising by `increment` in each of `count` steps,
+    run after run."""
     parts, value = [], 0.0
-    for index, (increment, count) in enumerate(runs):
-        if index == 0:
+    for increment, count in _merged(runs):
+        if not parts:
             parts.append(f"0+{number(increment)}x{count}")
-            value = increment * count
         else:
-            start = value + increment
-            parts.append(f"{number(start)}+{number(increment)}x{count - 1}")
-            value += increment * count
+            parts.append(f"{number(value + increment)}+{number(increment)}x{count - 1}")
+        value += increment * count
     return " ".join(parts) if parts else "0"
 
 
-def gauge(values_after_minute: Sequence[float]) -> str:
-    """A gauge holding `values[k]` at minute k+1 (and values[0] at minute 0)."""
-    runs = _runs(values_after_minute)
-    parts = []
-    for index, (value, count) in enumerate(runs):
-        parts.append(f"{number(value)}x{count if index == 0 else count - 1}")
-    return " ".join(parts)
+def gauge(runs: Sequence[tuple[float, int]]) -> str:
+    """A gauge holding `value` for `count` steps, run after run (the first value also at 0)."""
+    return " ".join(f"{number(value)}x{count if index == 0 else count - 1}"
+                    for index, (value, count) in enumerate(_merged(runs)))
 
 
-def _runs(values: Iterable[float]) -> list[tuple[float, int]]:
-    runs: list[tuple[float, int]] = []
-    for value in values:
-        if runs and math.isclose(runs[-1][0], value):
-            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
-        else:
-            runs.append((value, 1))
-    return runs
+def _merged(runs: Iterable[tuple[float, int]]) -> list[tuple[float, int]]:
+    """Adjacent runs of (nearly) the same value as one."""
+    out: list[tuple[float, int]] = []
+    for value, count in runs:
+        if out and math.isclose(out[-1][0], value):
+            out[-1] = (out[-1][0], out[-1][1] + count)
+        elif count:
+            out.append((value, count))
+    return out

@@ -11,7 +11,6 @@ import fnmatch
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -283,8 +282,9 @@ class Outcome:
 
 
 def unit_test_files(head: Path) -> dict[Path, dict[str, Any]]:
+    """Every promtool test file of the tree: `prometheus/tests/<rule file>/<suite>.yaml`."""
     return {path: yaml.load(path.read_text(), Loader=LOADER) or {}
-            for path in sorted((head / exported.TESTS_DIR).glob("*.yaml"))}
+            for path in sorted((head / exported.TESTS_DIR).glob("*/*.yaml"))}
 
 
 def tests_of(head: Path, rule: exported.Rule, files: Mapping[Path, dict[str, Any]]) -> list[UnitTest]:
@@ -292,7 +292,8 @@ def tests_of(head: Path, rule: exported.Rule, files: Mapping[Path, dict[str, Any
     of a same-named alert test another rule)."""
     found = []
     for path, document in files.items():
-        loaded = [os.path.normpath(os.path.relpath(path.parent / f, head)) for f in document.get("rule_files") or []]
+        loaded = [exported.tested_rule_file(os.path.normpath(os.path.relpath(path.parent / f, head)))
+                  for f in document.get("rule_files") or []]
         if not any(fnmatch.fnmatch(rule.file, pattern) for pattern in loaded):
             continue
         for index, test in enumerate(document.get("tests") or []):
@@ -309,12 +310,13 @@ def run_tests(tests: Iterable[UnitTest], files: Mapping[Path, dict[str, Any]]) -
     try:
         for test in ordered:
             document = files[test.file]
-            fd, name = tempfile.mkstemp(prefix=f".preview-{test.file.stem}-", suffix=".yaml", dir=test.file.parent)
-            copies.append(Path(name))
-            with os.fdopen(fd, "w") as out:
+            # Named by the test (not at random): an identical test of another stack or run is cached.
+            copy = test.file.parent / f".preview-{test.file.stem}-{test.index}.yaml"
+            copies.append(copy)
+            with copy.open("w") as out:
                 yaml.dump({**document, "tests": [document["tests"][test.index]]}, out, Dumper=DUMPER,
                           sort_keys=False, allow_unicode=True)
-        return dict(zip(ordered, tools.promtool_test_many(copies), strict=True))
+        return dict(zip(ordered, tools.promtool_test_many(copies, tools.result_cache()), strict=True))
     finally:
         for copy in copies:
             copy.unlink(missing_ok=True)

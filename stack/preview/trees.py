@@ -15,6 +15,18 @@ RULES_DIR = "prometheus/rules"
 TESTS_DIR = "prometheus/tests"
 PROMETHEUS_CONFIG = "prometheus/prometheus.yml"
 ALERTMANAGER_CONFIG = "alertmanager/alertmanager.yml"
+
+
+def tested_rule_file(loaded: str) -> str:
+    """The shipped rule file a test file's loaded rule file stands for: itself, or, for the rules a
+    suite reads (`prometheus/tests/<rule file>/rules/<suite>.yaml`), the file they come from."""
+    parts = loaded.split("/")
+    prefix = TESTS_DIR.split("/")
+    if parts[:len(prefix)] == prefix and len(parts) == len(prefix) + 3 and parts[-2] == "rules":
+        return f"{RULES_DIR}/{parts[len(prefix)]}.yaml"
+    return loaded
+
+
 # Dropped by alert_relabel_configs before alerts leave Prometheus (an HA pair's replica name).
 DROPPED_LABELS = frozenset({"replica"})
 

@@ -50,17 +50,27 @@ def edited(dev: Trees, tmp_path: Path) -> Trees:
 def edit_alert(tree: Path, name: str, edit: Callable[[dict[str, Any]], None], slo: str | None = None,
                tier: str | None = None) -> None:
     """Edit an alert of the tree's rendered rule files in place (the first of that name, or the
-    one with that slo and tier label)."""
+    one with that slo and tier label), as a change to its definition would: in its rule file and
+    in the copies its test suites read (prometheus/tests/<rule file>/rules/)."""
     for path in sorted((tree / exported.RULES_DIR).glob("*.yaml")):
-        document = yaml.safe_load(path.read_text())
-        for group in document["groups"]:
-            for rule in group["rules"]:
-                labels = rule.get("labels") or {}
-                if rule.get("alert") == name and (slo, tier) in ((None, None), (labels.get("slo"), labels.get("tier"))):
-                    edit(rule)
-                    path.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
-                    return
+        if _edit_in(path, name, edit, slo, tier):
+            for copy in sorted((tree / exported.TESTS_DIR / path.stem / "rules").glob("*.yaml")):
+                _edit_in(copy, name, edit, slo, tier)
+            return
     raise AssertionError(f"no alert {name} in {tree}")
+
+
+def _edit_in(path: Path, name: str, edit: Callable[[dict[str, Any]], None], slo: str | None,
+             tier: str | None) -> bool:
+    document = yaml.safe_load(path.read_text())
+    for group in document["groups"]:
+        for rule in group["rules"]:
+            labels = rule.get("labels") or {}
+            if rule.get("alert") == name and (slo, tier) in ((None, None), (labels.get("slo"), labels.get("tier"))):
+                edit(rule)
+                path.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
+                return True
+    return False
 
 
 def change(found: Section, subject: str) -> Change:
@@ -203,19 +213,15 @@ def test_a_failing_unit_test_fails_the_section(edited: Trees) -> None:
 
 def test_an_alert_without_tests_says_so(edited: Trees) -> None:
     edit_alert(edited.head, "HighErrorRate", lambda rule: rule.update({"for": "10m"}))
-    document_path = edited.head / exported.TESTS_DIR / "medianest.yaml"
-    document = yaml.safe_load(document_path.read_text())
-    document["tests"] = [t for t in document["tests"]
-                         if all(a.get("alertname") != "HighErrorRate" for a in t.get("alert_rule_test") or [])]
-    document_path.write_text(yaml.safe_dump(document, sort_keys=False))
+    (edited.head / exported.TESTS_DIR / "medianest" / "HighErrorRate.yaml").unlink()
     high = change(section(edited), "alert HighErrorRate")
     assert lines(high) == ["for 5m -> 10m", "reaches critical-alerts (unchanged)", "no unit test"]
     assert high.data["unit_tests"] is None
 
 
 def test_same_named_slo_alerts_are_told_apart_by_slo_and_tier(edited: Trees) -> None:
-    # SLO scenarios simulate days (a minute of promtool): this test is about which alert changed.
-    (edited.head / exported.TESTS_DIR / "slo-api-availability.yaml").unlink()
+    # This test is about which alert changed, not its tests.
+    shutil.rmtree(edited.head / exported.TESTS_DIR / "slo-api-availability")
     edit_alert(edited.head, "SLOErrorBudgetBurn", lambda rule: rule["labels"].update(severity="warning"),
                slo="api-availability", tier="page")
     found = section(edited)
@@ -248,7 +254,10 @@ def test_tests_of_an_slo_alert_are_those_loading_its_rule_file(dev: Trees) -> No
     burns = [r for r in exported.rules(dev.head) if r.name == "SLOErrorBudgetBurn"]
     assert len({r.file for r in burns}) == 4  # one rule file per SLO, each with its own tests
     for burn in burns:
-        assert [t.file.name for t in rules.tests_of(dev.head, burn, files)] == [Path(burn.file).name] * 3
+        found = rules.tests_of(dev.head, burn, files)
+        # Its suites: each loads the rules of this SLO's file that it reads.
+        assert {t.file.parent.name for t in found} == {Path(burn.file).stem}
+        assert {t.file.stem for t in found} == {"alerts", "outage", "ticket", "healthy"}
 
 
 @pytest.mark.parametrize(("before", "after", "found"), [
