@@ -9,11 +9,11 @@
 
 Expected states come from the minute-by-minute model in detection.py; checkpoints sit only
 where that model is certain, one evaluation either side of any change. A checkpoint scenario
-(outage, ticket) is one promtool test per checkpoint, each evaluated only on a coarse grid
-that the checkpoint falls on: its traffic starts after a clean history at least as long as the
-longest window (older history changes no reading), lengthened until the checkpoint is on the
-grid. Between checkpoints nothing is asserted, so nothing is lost; `for` is honoured because
-the grid divides it and the scenarios' conditions change once per phase.
+(outage, ticket) is one promtool test per checkpoint, its rules evaluated only on a coarse grid
+that the checkpoint falls on: the series start late (no samples before), so that the checkpoint
+is on the grid and every reading is the schedule's own. Between checkpoints nothing is
+asserted, so nothing is lost; `for` is honoured because the grid divides it and the scenarios'
+conditions change once per phase.
 """
 
 from __future__ import annotations
@@ -106,16 +106,17 @@ def grid(slo: SLO) -> int:
 
 def on_grid(slo: SLO, catalog: Catalog, title: str, suite: str, schedule: Schedule, minute: int,
             expect: AlertAt | ExprAt) -> RuleTest:
-    """One checkpoint as its own test: `schedule` (which must open with a clean history as long
-    as the longest window) lengthened at the front until `minute` falls on the grid, cut after
-    it; `expect` is checked at the shifted time."""
+    """One checkpoint as its own test: `schedule`, cut after `minute`, starts late enough for
+    `minute` to fall on the evaluation grid; before it the series have no samples, so every
+    reading (of a young window too) is the same as the schedule's own."""
     every = grid(slo)
     shift = -minute % every
-    shifted = Schedule((0.0,) * shift + schedule.errors[:minute])
     at = f"{minute + shift}m"
     moved = AlertAt(at, expect.alert, expect.firing) if isinstance(expect, AlertAt) else ExprAt(
         at, expect.expr, expect.samples)
-    return RuleTest(title, _series(slo, shifted, catalog),
+    series = tuple(Series(s.selector, f"_x{shift} {s.values}" if shift else s.values)
+                   for s in _series(slo, Schedule(schedule.errors[:minute]), catalog))
+    return RuleTest(title, series,
                     alerts=(moved,) if isinstance(moved, AlertAt) else (),
                     exprs=(moved,) if isinstance(moved, ExprAt) else (),
                     suite=suite, evaluation_interval=f"{every}m")
@@ -164,7 +165,7 @@ def _outage(slo: SLO, windows: Sequence[BurnWindow], catalog: Catalog) -> list[R
     budget = slo.error_budget
     detect = tier_detection(windows, "page", budget, 1.0, _for_seconds(slo))
     assert detect is not None  # a full outage always exceeds every factor below 1/budget
-    baseline = _longest(windows)
+    baseline = _longest(windows, "page")
     outage = _minutes(detect) + 15
     recovery = max(w.short for w in windows) // STEP * 2 + _minutes(_for_seconds(slo)) + 15
     schedule = Schedule.of((0.0, baseline), (1.0, outage), (0.0, recovery))
@@ -189,7 +190,7 @@ def _ticket_burn(slo: SLO, windows: Sequence[BurnWindow], catalog: Catalog) -> l
     page_factors = [float(w.factor) for w in windows if w.tier == "page"] if slo.page else []
     burn = (ticket_factor + min(page_factors)) / 2 if page_factors else ticket_factor * 1.5
     ratio = min(burn * budget, 1.0)
-    baseline = _longest(windows)
+    baseline = min(w.long for w in windows if w.tier == "ticket") // STEP
     detect = tier_detection(windows, "ticket", slo.error_budget, ratio, _for_seconds(slo))
     assert detect is not None
     length = _minutes(detect) + 120
@@ -217,7 +218,7 @@ def _healthy(slo: SLO, windows: Sequence[BurnWindow], catalog: Catalog) -> RuleT
     samples = math.ceil(length / spacing)
     ratio = float(slo.error_budget) / 2
     schedule = Schedule.of((ratio, samples))
-    checkpoints = range(3600, length + 1, 6 * 3600)
+    checkpoints = range(3600, length + 1, 4 * 3600)
     return RuleTest(
         f"SLO {slo.name}: healthy traffic spending half the budget raises nothing over its longest window "
         f"and an hour ({human(length)})",
