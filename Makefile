@@ -8,7 +8,7 @@ STACK ?= dev
 OUT ?= build/$(STACK)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup tools up render check promtool-test test lint golden bench bench-sandbox
+.PHONY: setup tools up render check promtool-test test test-fast test-all lint golden bench bench-tests bench-sandbox
 
 setup: $(VENV)/.installed tools
 
@@ -67,9 +67,26 @@ check: setup
 promtool-test: setup
 	$(PY) -m stack test --junit build/junit-promtool.xml
 
+# Test tiers (pytest markers in pyproject.toml). The end-to-end tests mostly wait on real
+# alerting time, so more workers than cores keep the cores busy; the tests of one module share
+# its fixtures (a sandbox) in order on one worker (--dist loadfile).
+WORKERS ?= 4
+PYTEST := $(PY) -m pytest -n $(WORKERS) --dist loadfile
+
+# Everything that proves behaviour at the shipped settings, the sandbox's end-to-end tests
+# included (the README's test command and CI's): about 6 minutes, set-up aside.
 test: setup
 	$(PY) -m ruff check .
-	$(PY) -m pytest -n 2 --dist loadgroup --junitxml=build/junit-pytest.xml
+	$(PYTEST) -m "not slow" --junitxml=build/junit-pytest.xml
+
+# The inner loop: no end-to-end test, no slow one (about 2 minutes).
+test-fast: setup
+	$(PYTEST) -m "not slow and not e2e"
+
+# Everything, the slow tier too (the full outage on a time-compressed sandbox, about 11 minutes).
+test-all: setup
+	$(PY) -m ruff check .
+	$(PYTEST) --junitxml=build/junit-pytest-all.xml
 
 lint: setup
 	$(PY) -m ruff check .
@@ -79,9 +96,14 @@ golden: setup
 	UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/test_golden.py
 
 bench: setup
+	$(PY) bench/bench_tests.py
 	$(PY) bench/bench_rules.py
 	$(PY) bench/bench_program.py
 	$(PY) bench/bench_diff.py
+
+# The test tiers' wall times (make test-fast, test and test-all run from a fresh clone: about 25 minutes).
+bench-tests: setup
+	$(PY) bench/bench_tests.py --tiers
 
 # Time to detect on the sandbox (about 15 minutes).
 bench-sandbox: setup

@@ -95,11 +95,11 @@ HEARTBEAT_INTERVAL = "5m"
 TEMPLATES_DIR = "templates"  # beside alertmanager.yml
 
 
-def route() -> Route:
+def route(group_interval: str = GROUP_INTERVAL) -> Route:
     """The route tree. Order matters: the first matching route takes the alert."""
     return Route(
         receiver=DEFAULT, group_by=GROUP_BY, group_wait=GROUP_WAIT,
-        group_interval=GROUP_INTERVAL, repeat_interval=REPEAT_INTERVAL,
+        group_interval=group_interval, repeat_interval=REPEAT_INTERVAL,
         routes=(
             # Before the info route: the Watchdog is info, but its heartbeat must go out.
             Route(receiver=DEADMAN, matchers=(eq(ALERTNAME, WATCHDOG),), group_wait="0s",
@@ -199,7 +199,7 @@ def _receiver(name: str, integrations: Integrations | None, local_webhook_url: s
 
 def alertmanager_config(config: StackConfig) -> AlertmanagerConfig:
     return AlertmanagerConfig(
-        route=route(),
+        route=route(config.compression.group_interval or GROUP_INTERVAL),
         receivers=receivers(config.alerting),
         inhibit_rules=inhibit_rules(),
         templates=(f"{TEMPLATES_DIR}/*.tmpl",),

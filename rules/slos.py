@@ -8,6 +8,7 @@ from rules.slo.spec import SLO, LatencySLI, RatioSLI
 from stack.config import StackConfig
 
 CRITICAL_ENDPOINTS = ("/api/v1/auth/login", "/api/v1/media/upload", "/api/v1/media/download")
+PERIOD = "30d"
 
 
 def slos(config: StackConfig) -> tuple[SLO, ...]:
@@ -15,9 +16,11 @@ def slos(config: StackConfig) -> tuple[SLO, ...]:
     http = "medianest_http_requests_total"
     latency = "medianest_http_request_duration_seconds"
     critical = f'{job},endpoint=~"{"|".join(CRITICAL_ENDPOINTS)}"'
+    # The sandbox alone compresses time: the same SLOs over a shorter period.
+    period = config.compression.slo_period or PERIOD
     return (
         SLO(
-            name="api-availability", service="medianest", objective=Decimal("99.9"),
+            name="api-availability", service="medianest", objective=Decimal("99.9"), period=period,
             description="of backend requests are not 5xx",
             sli=RatioSLI(
                 total=f"{http}{{{job}}}",
@@ -27,19 +30,19 @@ def slos(config: StackConfig) -> tuple[SLO, ...]:
             ),
         ),
         SLO(
-            name="api-latency", service="medianest", objective=Decimal("95"),
+            name="api-latency", service="medianest", objective=Decimal("95"), period=period,
             description="of requests to the critical endpoints complete within 1s",
             sli=LatencySLI(histogram=latency, matchers=critical, threshold_seconds=1,
                            example={"method": "POST", "endpoint": CRITICAL_ENDPOINTS[0], "status_code": "200"}),
         ),
         SLO(
-            name="api-latency-tail", service="medianest", objective=Decimal("99"),
+            name="api-latency-tail", service="medianest", objective=Decimal("99"), period=period,
             description="of requests to the critical endpoints complete within 2s",
             sli=LatencySLI(histogram=latency, matchers=critical, threshold_seconds=2,
                            example={"method": "POST", "endpoint": CRITICAL_ENDPOINTS[1], "status_code": "200"}),
         ),
         SLO(
-            name="media-upload-success", service="business", objective=Decimal("95"),
+            name="media-upload-success", service="business", objective=Decimal("95"), period=period,
             description="of media upload requests succeed",
             sli=RatioSLI(
                 total=f'medianest_media_requests_total{{{job},type="upload"}}',

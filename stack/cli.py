@@ -27,7 +27,7 @@ from stack.preview import facts
 from stack.preview.worktree import PreviewError
 from stack.progress import Progress
 from stack.sandbox import console as sandbox_console
-from stack.shipped_checks import check_shipped
+from stack.shipped_checks import check_shipped, shipped_count
 
 STACKS = ("dev", "prod")
 OK, PROBLEMS, BAD_INPUT = 0, 1, 2
@@ -122,7 +122,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
     """Exit 1 when the head has errors or failing rule tests, else 0 (whatever it changes)."""
     from stack.preview import diff, report
 
-    result = diff.diff(ROOT, args.base, args.stack, args.prometheus, args.days, args.allow_dirty)
+    with Progress("diff") as progress:
+        result = diff.diff(ROOT, args.base, args.stack, args.prometheus, args.days, args.allow_dirty, progress)
     text = report.as_json(result) if args.format == "json" else report.markdown(result)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -137,26 +138,36 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     ok = True
-    for stack in _stacks(args.stack):
-        bundle = build(load_stack(stack, ROOT))
-        if not _report(stack, bundle):
-            ok = False
-            continue
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / "out"
-            write_tree(bundle.files, out)
-            run = tools.promtool_check_rules([out / p for p in bundle.rule_paths])
-            verdict = "pass" if run.ok else "fail"
-            print(f"check: {stack}: {len(bundle.rule_paths)} rule files {verdict} promtool check rules")
-            if not run.ok:
-                print(run.output)
+    with Progress("check") as progress:
+        for stack in _stacks(args.stack):
+            progress.stage(f"check: {stack}: building and static checks")
+            bundle = build(load_stack(stack, ROOT))
+            problems = [p for p in bundle.problems() if p.severity >= Severity.WARNING]
+            for problem in problems:
+                progress.echo(f"[{stack}] {problem.render()}")
+            if has_errors(problems):
                 ok = False
-            for verdict in check_shipped(bundle, out):
-                print(f"check: {stack}: {verdict.path} {'passes' if verdict.ok else 'fails'} {verdict.judge}")
-                if not verdict.ok:
-                    print(verdict.output)
+                continue
+            with tempfile.TemporaryDirectory() as tmp:
+                out = Path(tmp) / "out"
+                write_tree(bundle.files, out)
+                progress.stage(f"check: {stack}: judging", 1 + shipped_count(bundle), "files or sets")
+                run = tools.promtool_check_rules([out / p for p in bundle.rule_paths])
+                progress.advance()
+                verdict = "pass" if run.ok else "fail"
+                progress.echo(f"check: {stack}: {len(bundle.rule_paths)} rule files {verdict} promtool check rules")
+                if not run.ok:
+                    progress.echo(run.output)
                     ok = False
-        print(f"check: {stack}: {len(bundle.dashboards)} dashboards and Grafana provisioning pass the static checks")
+                for verdict in check_shipped(bundle, out):
+                    progress.advance()
+                    progress.echo(f"check: {stack}: {verdict.path} {'passes' if verdict.ok else 'fails'} "
+                                  f"{verdict.judge}")
+                    if not verdict.ok:
+                        progress.echo(verdict.output)
+                        ok = False
+            progress.echo(f"check: {stack}: {len(bundle.dashboards)} dashboards and Grafana provisioning pass the "
+                          "static checks")
     return OK if ok else PROBLEMS
 
 
@@ -189,9 +200,14 @@ def cmd_test(args: argparse.Namespace) -> int:
             planned += [_Planned(stack, f, suite, Path(tmp) / stack / unit_tests_path(f.name, suite.name))
                         for f in bundle.rule_files for suite in bundle.test_suites[f.name]]
         progress.stage("test: promtool", len(planned), "runs")
-        runs = dict(zip(planned, tools.promtool_test_many(
-            [p.path for p in planned], cache, done=lambda run: progress.advance(note=_origins([run]))),
-            strict=True))
+        arrived: list[tools.ToolRun] = []
+
+        def arrive(run: tools.ToolRun) -> None:
+            arrived.append(run)
+            progress.advance(note=_origins(arrived))
+
+        runs = dict(zip(planned, tools.promtool_test_many([p.path for p in planned], cache, done=arrive),
+                        strict=True))
         for stack, bundle in bundles.items():
             for rule_file in bundle.rule_files:
                 mine = [p for p in planned if p.stack == stack and p.rule_file is rule_file]

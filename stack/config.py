@@ -589,6 +589,17 @@ def _known_components(value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str,
     return dict(sorted(value.items()))
 
 
+class Compression(_Section):
+    """Time compression for the sandbox only (environment `sandbox`): an outage that pages and
+    resolves in minutes instead of an hour. Every SLO's period, shortened (its burn-rate windows
+    scale with it), and Alertmanager's group_interval; Prometheus's resend delay is the
+    sandbox's own command line."""
+
+    slo_period: Duration | None = None
+    group_interval: Duration | None = None
+    resend_delay: Duration | None = None
+
+
 class StackConfig(_Section):
     environment: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
     # Where the stack runs: containers on a Docker engine, or a Kubernetes cluster.
@@ -607,6 +618,14 @@ class StackConfig(_Section):
     # sandbox runs each on its own loopback port; several replicas list one address each).
     addresses: Annotated[dict[str, tuple[Address, ...]], AfterValidator(_known_components)] = {}
     kubernetes: Kubernetes = Kubernetes()
+    compression: Compression = Compression()
+
+    @model_validator(mode="after")
+    def _compression_is_for_the_sandbox(self) -> StackConfig:
+        if self.compression != Compression() and self.environment != "sandbox":
+            raise ValueError("compression: only the sandbox (environment sandbox) compresses time; "
+                             "remove it from the stack file")
+        return self
 
     @model_validator(mode="after")
     def _replicas_need_kubernetes(self) -> StackConfig:

@@ -6,7 +6,7 @@ prometheus-operator's PrometheusRules (not in those schemas) by promtool on thei
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -79,14 +79,15 @@ def _manifest_problems(item: dict, version: str, out: Path) -> list[str]:
     return []
 
 
-def _kubernetes(bundle: Bundle, out: Path) -> list[Verdict]:
+def _manifests(bundle: Bundle) -> list[str]:
+    return sorted(p for p in bundle.files if p.startswith(KUBERNETES_DIR + "/"))
+
+
+def _kubernetes(bundle: Bundle, out: Path, path: str) -> Verdict:
     version = bundle.config.kubernetes.version
-    verdicts = []
-    for path in sorted(p for p in bundle.files if p.startswith(KUBERNETES_DIR + "/")):
-        documents = [d for d in yaml.safe_load_all((out / path).read_text()) if d]
-        problems = [line for item in documents for line in _manifest_problems(item, version, out)]
-        verdicts.append(Verdict(path, f"kubernetes-validate {version} (strict)", not problems, "\n".join(problems)))
-    return verdicts
+    documents = [d for d in yaml.safe_load_all((out / path).read_text()) if d]
+    problems = [line for item in documents for line in _manifest_problems(item, version, out)]
+    return Verdict(path, f"kubernetes-validate {version} (strict)", not problems, "\n".join(problems))
 
 
 class KubernetesSelector(BaseModel):
@@ -151,6 +152,14 @@ CHECKS: tuple[Callable[[Bundle, Path], Verdict], ...] = (
 )
 
 
-def check_shipped(bundle: Bundle, out: Path) -> list[Verdict]:
-    """Run every check on a rendered tree `out` of `bundle`."""
-    return [check(bundle, out) for check in CHECKS] + _kubernetes(bundle, out)
+def shipped_count(bundle: Bundle) -> int:
+    """How many verdicts check_shipped gives."""
+    return len(CHECKS) + len(_manifests(bundle))
+
+
+def check_shipped(bundle: Bundle, out: Path) -> Iterator[Verdict]:
+    """Run every check on a rendered tree `out` of `bundle`, one verdict as each is done."""
+    for check in CHECKS:
+        yield check(bundle, out)
+    for path in _manifests(bundle):
+        yield _kubernetes(bundle, out, path)

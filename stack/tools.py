@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -140,37 +140,37 @@ def blackbox_check_config(path: Path) -> ToolRun:
 def promtool_test_many(paths: Sequence[Path], cache: ResultCache | None = None,
                        done: Callable[[ToolRun], None] | None = None) -> list[ToolRun]:
     """promtool test rules on each file, side by side; each distinct run once, and not at all
-    when `cache` holds its result. `done` is called as each result arrives (progress)."""
+    when `cache` holds its result. `done` is called once per file as its result arrives."""
     keys = [run_key(path) for path in paths]
-    first = {key: path for key, path in reversed(list(zip(keys, paths, strict=True)))}
-    results: dict[str, ToolRun] = {}
-    missing = []
-    for key, path in first.items():
-        found = cache.get(key) if cache else None
-        if found:
-            results[key] = found
-        else:
-            missing.append((key, path))
+    firsts: dict[str, int] = {}
+    for index, key in enumerate(keys):
+        firsts.setdefault(key, index)
+    out: list[ToolRun | None] = [None] * len(paths)
 
-    def run_one(item: tuple[str, Path]) -> tuple[str, ToolRun]:
-        key, path = item
-        result = promtool_test_rules(path)
+    def settle(key: str, result: ToolRun) -> None:
+        for index in (i for i, k in enumerate(keys) if k == key):
+            out[index] = result if index == firsts[key] else replace(result, origin="shared")
+            if done:
+                done(out[index])
+
+    def run_one(key: str) -> tuple[str, ToolRun]:
+        result = promtool_test_rules(paths[firsts[key]])
         if cache:
             cache.put(key, result)
         return key, result
 
+    missing = []
+    for key in firsts:
+        found = cache.get(key) if cache else None
+        if found:
+            settle(key, found)
+        else:
+            missing.append(key)
     # promtool waits on its own storage's disk writes: more runs than cores keep both busy.
     with ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 1)) as pool:
-        for key, result in pool.map(run_one, missing):
-            results[key] = result
-    out, seen = [], set()
-    for key in keys:
-        result = results[key] if key not in seen else replace(results[key], origin="shared")
-        seen.add(key)
-        out.append(result)
-        if done:
-            done(result)
-    return out
+        for future in as_completed([pool.submit(run_one, key) for key in missing]):
+            settle(*future.result())
+    return [result for result in out if result is not None]
 
 
 @functools.cache

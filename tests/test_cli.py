@@ -8,7 +8,9 @@ import pytest
 
 from rules.model import RuleFile, RuleGroup, alert
 from stack import bundle as bundle_module
+from stack.bundle import build
 from stack.cli import main
+from stack.config import load_stack
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -86,7 +88,9 @@ def test_render_with_problems_writes_nothing(broken_rules, tmp_path: Path) -> No
 def test_check_passes_for_both_stacks(capsys) -> None:
     assert main(["check", "--stack", "all"]) == 0
     out = capsys.readouterr().out
-    assert "check: dev: 6 rule files pass" in out and "check: prod: 6 rule files pass" in out
+    for stack in ("dev", "prod"):
+        rule_files = len(build(load_stack(stack)).rule_paths)
+        assert f"check: {stack}: {rule_files} rule files pass" in out
 
 
 def test_test_command_runs_promtool_reports_full_coverage_and_writes_junit(tmp_path: Path, capsys) -> None:
@@ -96,6 +100,27 @@ def test_test_command_runs_promtool_reports_full_coverage_and_writes_junit(tmp_p
     assert "(100%)" in out
     text = junit.read_text()
     assert "<testsuite name=\"dev.medianest\"" in text and "<failure" not in text
+
+
+def test_a_broken_alert_fails_the_test_command_naming_its_test(tmp_path: Path, capsys, monkeypatch) -> None:
+    from rules import medianest
+
+    real = medianest.alerts
+
+    def demoted(config):  # HighErrorRate demoted to a warning: it would no longer page
+        group = real(config)
+        rules = tuple(r.model_copy(update={"labels": {**r.labels, "severity": "warning"}})
+                      if r.name == "HighErrorRate" else r for r in group.rules)
+        return group.model_copy(update={"rules": rules})
+
+    monkeypatch.setattr(medianest, "alerts", demoted)
+    junit = tmp_path / "junit.xml"
+    assert main(["test", "--stack", "dev", "--junit", str(junit)]) == 1
+    out = capsys.readouterr().out
+    assert "test: dev: medianest/HighErrorRate failed:" in out
+    total = len(next(f for f in build(load_stack("dev")).rule_files if f.name == "medianest").tests)
+    assert f"test: dev: medianest: {total - 1}/{total} passed" in out
+    assert 'name="Twice the allowed share of 5xx for 5 minutes pages"><failure' in junit.read_text()
 
 
 def test_usage_errors_exit_2() -> None:

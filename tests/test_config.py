@@ -32,8 +32,8 @@ BAD_FILES = [
     ("an unknown top-level key",
      "config:\n  medianest-observability:environment: dev\n"
      "  medianest-observability:runbookBaseUrl: https://r\n  medianest-observability:colour: red\n",
-     "medianest-observability:colour: unknown key; valid keys here: addresses, alerting, backend, environment, "
-     "evaluationInterval, grafana, jobs, kubernetes, runbookBaseUrl, services, target, thresholds"),
+     "medianest-observability:colour: unknown key; valid keys here: addresses, alerting, backend, compression, "
+     "environment, evaluationInterval, grafana, jobs, kubernetes, runbookBaseUrl, services, target, thresholds"),
     *(  # Components: pinned images, sizes, mountable secrets, sane retention.
         (name, "config:\n  medianest-observability:environment: dev\n"
                "  medianest-observability:runbookBaseUrl: https://r\n" + line + "\n", message)

@@ -284,7 +284,7 @@ BAD_TREES = [
 def test_bad_routing_fails_check_and_render_writes_nothing(monkeypatch, capsys, tmp_path: Path, update,
                                                            message) -> None:
     real = policy.route
-    monkeypatch.setattr(policy, "route", lambda: _with_route(real(), 2, **update))
+    monkeypatch.setattr(policy, "route", lambda *args: _with_route(real(*args), 2, **update))
     assert main(["check", "--stack", "dev"]) == 1
     assert f"[dev] alertmanager/alertmanager.yml: {message}" in capsys.readouterr().out
     assert main(["render", "--stack", "dev", "--out", str(tmp_path / "out")]) == 1

@@ -19,6 +19,9 @@ def add_parser(commands: Any) -> None:
     sandbox.add_argument("--duration", type=_duration, help="stop after this long (e.g. 15m); default: until Ctrl-C")
     sandbox.add_argument("--alertmanagers", type=int, choices=(1, 3), default=1,
                          help="one Alertmanager, or a gossip cluster of three")
+    sandbox.add_argument("--compressed", action="store_true",
+                         help="compress time: SLOs over 5 days instead of 30 (a page resolves 5 minutes after "
+                              "recovery), Alertmanager re-notifies a group after 10s, Prometheus resends after 5s")
 
 
 def _duration(text: str) -> float:
@@ -46,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _stop)
     scenario = SCENARIOS[args.scenario]
     try:
-        with Sandbox(alertmanagers=args.alertmanagers) as sandbox:
+        with Sandbox(alertmanagers=args.alertmanagers, compressed=args.compressed) as sandbox:
             print(f"sandbox: up in {sandbox.started_seconds:.1f} s, files in {sandbox.root}")
             for name, url in sandbox.urls().items():
                 print(f"  {name:<28} {url}")

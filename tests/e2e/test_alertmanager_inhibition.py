@@ -26,6 +26,7 @@ from stack.bundle import ALERTMANAGER_CONFIG, build
 from stack.config import Alerting
 from stack.output import write_tree
 
+pytestmark = pytest.mark.e2e
 WAIT_SECONDS = 15
 
 

@@ -11,10 +11,13 @@ from typing import Any
 import pytest
 from preview_helpers import trees
 
+from stack.config import load_stack
 from stack.preview import dashboards
 from stack.preview.model import Block, Change, Section, Trees
 
 OVERVIEW = "medianest/medianest-overview.json"
+# The dev stack's error ratio threshold, the Error ratio panel's red step (read, never pinned).
+SHIPPED_RATIO = load_stack("dev").thresholds.error_ratio
 SLOS = "slo/medianest-slos.json"
 HEALTH = "stack/stack-health.json"
 OF_OVERVIEW = "of dashboard medianest-overview"
@@ -104,7 +107,7 @@ def _row_removed(body: dict[str, Any]) -> None:
       'query A: sum(job:medianest_http_requests:rate5m{job="medianest-backend"})', "unit: reqps")),
     (_unit, "changed", f"panel 'p95 latency' {OF_OVERVIEW}", ("unit: s -> ms",)),
     (_thresholds, "changed", f"panel 'Error ratio' {OF_OVERVIEW}",
-     ("thresholds: green, red from 0.05 -> green, red from 0.02, purple from 0.5",)),
+     (f"thresholds: green, red from {SHIPPED_RATIO} -> green, red from 0.02, purple from 0.5",)),
     (_link, "changed", f"panel 'Error ratio' {OF_OVERVIEW}",
      ("link removed: Runbook: HighErrorRate: https://runbooks.medianest.example/alerts/HighErrorRate",
       "link added: Runbook: HighErrorRate: https://wiki.medianest.example/HighErrorRate")),
@@ -209,9 +212,10 @@ def test_panels_of_a_folded_row_are_compared(same: Trees) -> None:
 
 
 def test_a_threshold_changed_through_config(tmp_path: Path) -> None:
-    section = dashboards.section(trees(tmp_path, "dev", head={"thresholds": {"errorRatio": 0.07}}))
+    section = dashboards.section(trees(tmp_path, "dev", base={"thresholds": {"errorRatio": 0.04}},
+                                       head={"thresholds": {"errorRatio": 0.07}}))
     assert [(c.kind, c.subject, c.details) for c in section.changes] == [
-        ("changed", f"panel '{title}' {OF_OVERVIEW}", ("thresholds: green, red from 0.05 -> green, red from 0.07",))
+        ("changed", f"panel '{title}' {OF_OVERVIEW}", ("thresholds: green, red from 0.04 -> green, red from 0.07",))
         for title in ("Error ratio", "Error ratio by endpoint")
     ]
     assert section.changes[0].data["thresholds"]["after"]["steps"][1] == {"color": "red", "value": 0.07}
