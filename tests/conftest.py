@@ -10,8 +10,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 # Tool results are cached for the session only, never in the user's cache: a test run proves
-# what this checkout's tools say now (identical runs within it are done once).
-os.environ["MEDIANEST_CACHE_DIR"] = tempfile.mkdtemp(prefix="medianest-test-cache-")
+# what this checkout's tools say now (identical runs within it are done once). Set once, by the
+# first process: xdist's workers inherit it and share the session's results.
+if not os.environ.get("MEDIANEST_TEST_SESSION_CACHE"):
+    os.environ["MEDIANEST_TEST_SESSION_CACHE"] = tempfile.mkdtemp(prefix="medianest-test-cache-")
+os.environ["MEDIANEST_CACHE_DIR"] = os.environ["MEDIANEST_TEST_SESSION_CACHE"]
 
 from stack.bundle import Bundle, build  # noqa: E402
 from stack.config import StackConfig, load_stack  # noqa: E402

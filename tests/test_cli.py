@@ -93,15 +93,6 @@ def test_check_passes_for_both_stacks(capsys) -> None:
         assert f"check: {stack}: {rule_files} rule files pass" in out
 
 
-def test_test_command_runs_promtool_reports_full_coverage_and_writes_junit(tmp_path: Path, capsys) -> None:
-    junit = tmp_path / "junit.xml"
-    assert main(["test", "--stack", "all", "--junit", str(junit)]) == 0
-    out = capsys.readouterr().out
-    assert "(100%)" in out
-    text = junit.read_text()
-    assert "<testsuite name=\"dev.medianest\"" in text and "<failure" not in text
-
-
 def test_a_broken_alert_fails_the_test_command_naming_its_test(tmp_path: Path, capsys, monkeypatch) -> None:
     from rules import medianest
 

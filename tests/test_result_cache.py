@@ -101,18 +101,35 @@ def test_a_broken_or_deleted_cache_is_a_miss_never_an_error(tmp_path: Path, cach
     assert not list(cache.directory.rglob(".*.tmp")), "temporary files left behind"
 
 
-def test_stack_test_says_what_came_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_stack_test_passes_with_full_coverage_writes_junit_and_says_what_came_from_the_cache(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.setenv("MEDIANEST_CACHE_DIR", str(tmp_path / "cache"))
-    assert main(["test", "--stack", "dev"]) == 0
+    junit = tmp_path / "junit.xml"
+    assert main(["test", "--stack", "all", "--junit", str(junit)]) == 0
     first = capsys.readouterr().out
-    assert "ran" in first and " cached)" not in first
-    assert main(["test", "--stack", "dev"]) == 0
+    assert "(100%)" in first and " cached" not in first
+    # prod's SLO scenarios are dev's: run once.
+    assert "test: prod: slo-api-availability:" in first and "shared)" in first
+    text = junit.read_text()
+    assert '<testsuite name="dev.medianest"' in text and "<failure" not in text
+    assert main(["test", "--stack", "all"]) == 0
     second = capsys.readouterr().out
     lines = [line for line in second.splitlines() if "passed (" in line]
-    assert lines and all(line.endswith(" cached)") for line in lines), second
-    assert main(["test", "--stack", "dev", "--no-cache"]) == 0
-    uncached = [line for line in capsys.readouterr().out.splitlines() if "passed (" in line]
-    assert all("cached" not in line for line in uncached), uncached
+    assert lines and all(line.endswith(("cached)", "shared)")) and " ran" not in line for line in lines), second
+
+
+def test_no_cache_runs_every_tool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--no-cache hands the runners no cache (what they then do is the tests above)."""
+    given = []
+    monkeypatch.setattr(tools, "promtool_test_many", lambda paths, cache=None, done=None: given.append(cache)
+                        or [tools.ToolRun([], 0, "") for _ in paths])
+    monkeypatch.setattr(tools, "amtool_test_routes", lambda config, cases, cache=None, done=None: given.append(cache)
+                        or [tools.ToolRun([], 0, "") for _ in cases])
+    main(["test", "--stack", "dev", "--no-cache"])
+    assert given == [None, None]
+    given.clear()
+    main(["test", "--stack", "dev"])
+    assert all(isinstance(c, tools.ResultCache) for c in given) and len(given) == 2
 
 
 def test_the_cache_lives_under_the_users_cache_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
