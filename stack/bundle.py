@@ -183,8 +183,9 @@ def build(config: StackConfig) -> Bundle:
             # A component ships either a file generated above or its own config (prometheus.yml...).
             assert files.setdefault(file.source, file.content) == file.content, file.source
     if config.target == "kubernetes":
-        # The manifests a user without Pulumi applies (`kubectl apply -f kubernetes/`).
-        files.update(kubernetes.render_files(kubernetes.manifests(config, services, files)))
+        # The manifests a user without Pulumi applies (`kubectl apply -f kubernetes/`), and the
+        # script creating the Secrets they mount (`kubernetes-secrets/`, never applied with them).
+        files.update(kubernetes.rendered_files(config, services, files))
     return Bundle(config, generated, dict(sorted(files.items())), tuple(problems),
                   alertmanager=alertmanager, route_cases=cases, dashboards=generated_dashboards,
                   services=services, test_suites=test_suites)

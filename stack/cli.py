@@ -1,14 +1,28 @@
-"""`python -m stack render | check | test`: exit 0 when fine, 1 when problems were found,
-2 on bad input or usage."""
+"""`python -m stack render | check | test | slo report | export | diff | sandbox`.
+
+Exit status, the same for every command:
+  0    fine
+  1    problems found: a static check, a promtool or amtool test, an SLO figure promtool
+       disagrees with, a diff whose head has errors
+  2    bad input or usage: an option, a stack file or key, an output path; one line names it and
+       says what is valid
+  70   an unexpected error, i.e. a bug: one line `error: <type>: <message>`; `--debug` (before or
+       after the command) prints the traceback
+  130  interrupted (Ctrl-C)
+
+`render` and `export` write a whole directory (default build/<stack> and build/export under the
+project) and replace it only when it is empty or was written by an earlier render or export."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
+import traceback
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +36,7 @@ from rules.testing import RuleTest, Suite, suites
 from stack import tools
 from stack.bundle import ALERTMANAGER_CONFIG, Bundle, build, rule_file_tree, unit_tests_path
 from stack.config import ROOT, ConfigError, load_stack
-from stack.output import write_tree
+from stack.output import OutputError, check_out, os_reason, shorten, write_tree
 from stack.preview import facts
 from stack.preview.worktree import PreviewError
 from stack.progress import Progress
@@ -30,35 +44,47 @@ from stack.sandbox import console as sandbox_console
 from stack.shipped_checks import check_shipped, shipped_count
 
 STACKS = ("dev", "prod")
-OK, PROBLEMS, BAD_INPUT = 0, 1, 2
+OK, PROBLEMS, BAD_INPUT, CRASH, INTERRUPTED = 0, 1, 2, 70, 130
+BAD_INPUT_ERRORS = (ConfigError, tools.ToolMissing, PreviewError, OutputError)
+MESSAGE_LIMIT = 200  # an unexpected error's message, on its one line
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    render = commands.add_parser("render", help="check, then write every generated file")
+def parser() -> argparse.ArgumentParser:
+    debug = argparse.ArgumentParser(add_help=False)  # --debug after the command too, without resetting it
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    main_parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__,
+                                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    main_parser.add_argument("--debug", action="store_true",
+                             help="print the traceback of an unexpected error (also accepted after the command)")
+    commands = main_parser.add_subparsers(dest="command", required=True)
+    render = commands.add_parser("render", parents=[debug], help="check, then write every generated file")
     render.add_argument("--stack", choices=STACKS, default="dev")
-    render.add_argument("--out", type=Path, required=True, help="directory to (re)write")
-    check = commands.add_parser("check", help="static checks and the tools' own validation")
+    render.add_argument("--out", help="directory to (re)write (default: build/<stack> in the project); it must be "
+                                      "empty, new, or written by an earlier render")
+    check = commands.add_parser("check", parents=[debug], help="static checks and the tools' own validation")
     check.add_argument("--stack", choices=(*STACKS, "all"), default="all")
-    test = commands.add_parser("test", help="run the generated promtool unit tests and amtool route tests")
+    test = commands.add_parser("test", parents=[debug],
+                               help="run the generated promtool unit tests and amtool route tests")
     test.add_argument("--stack", choices=(*STACKS, "all"), default="all")
     test.add_argument("--junit", type=Path, help="write JUnit XML results here")
     test.add_argument("--no-cache", action="store_true",
                       help="run every promtool test, ignoring results cached from identical runs")
-    slo = commands.add_parser("slo", help="SLO tools")
+    slo = commands.add_parser("slo", parents=[debug], help="SLO tools")
     slo_commands = slo.add_subparsers(dest="slo_command", required=True)
-    report = slo_commands.add_parser("report", help="time to fire per SLO, tier and error ratio")
+    report = slo_commands.add_parser("report", parents=[debug], help="time to fire per SLO, tier and error ratio")
     report.add_argument("--stack", choices=STACKS, default="dev")
     report.add_argument("--no-confirm", action="store_true", help="skip the promtool simulations")
     report.add_argument("--no-cache", action="store_true",
                         help="run every promtool simulation, ignoring results cached from identical runs")
-    export = commands.add_parser("export", help="every generated file and the facts `diff` compares, even with "
-                                                "problems (one directory per stack)")
+    export = commands.add_parser("export", parents=[debug],
+                                 help="every generated file and the facts `diff` compares, even with problems "
+                                      "(one directory per stack)")
     export.add_argument("--stack", choices=(*STACKS, "all"), default="all")
-    export.add_argument("--out", type=Path, required=True, help="directory to (re)write")
-    preview = commands.add_parser("diff", help="what a change to rules, routes, SLOs, dashboards or the stack "
-                                               "really changes, against a git ref (a pull-request preview)")
+    export.add_argument("--out", help="directory to (re)write (default: build/export in the project); it must be "
+                                      "empty, new, or written by an earlier export")
+    preview = commands.add_parser("diff", parents=[debug],
+                                  help="what a change to rules, routes, SLOs, dashboards or the stack really "
+                                       "changes, against a git ref (a pull-request preview)")
     preview.add_argument("--base", required=True, help="the git ref to compare the working tree with")
     preview.add_argument("--stack", choices=(*STACKS, "all"), default="all")
     preview.add_argument("--format", choices=("markdown", "json"), default="markdown")
@@ -70,17 +96,67 @@ def main(argv: list[str] | None = None) -> int:
     preview.add_argument("--no-cache", action="store_true",
                          help="run every promtool test, ignoring results cached from identical runs")
     sandbox_console.add_parser(commands)
-    args = parser.parse_args(argv)
+    commands.choices["sandbox"].add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                                             help=argparse.SUPPRESS)
+    return main_parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)  # a usage error exits 2 here, with argparse's usage line
+    commands: dict[str, Callable[[argparse.Namespace], int]] = {
+        "render": cmd_render, "check": cmd_check, "test": cmd_test, "slo": cmd_slo_report, "export": cmd_export,
+        "diff": cmd_diff, "sandbox": sandbox_console.run}
     try:
         with tools.caching(not getattr(args, "no_cache", False)):
-            return {"render": cmd_render, "check": cmd_check, "test": cmd_test, "slo": cmd_slo_report,
-                    "export": cmd_export, "diff": cmd_diff, "sandbox": sandbox_console.run}[args.command](args)
-    except ConfigError as error:
+            return commands[args.command](args)
+    except BAD_INPUT_ERRORS as error:
+        if args.debug:
+            traceback.print_exc()
         print(f"error: {error}", file=sys.stderr)
         return BAD_INPUT
-    except (tools.ToolMissing, PreviewError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return BAD_INPUT
+    except KeyboardInterrupt:
+        if args.debug:
+            traceback.print_exc()
+        print("interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except Exception as error:
+        if args.debug:
+            traceback.print_exc()
+        hint = "" if args.debug else " (rerun with --debug for the traceback)"
+        print(f"error: {_describe(error)}{hint}", file=sys.stderr)
+        return CRASH
+
+
+def _describe(error: BaseException) -> str:
+    """`<type>: <message>` on one line, the message's first line, shortened."""
+    kind = type(error)
+    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    message = shorten(lines[0].strip(), MESSAGE_LIMIT) + (" ..." if len(lines) > 1 else "") if lines else ""
+    return f"{name}: {message}" if message else name
+
+
+def _shown(path: str | os.PathLike[str]) -> str:
+    """`path` as a user would type it: relative to the current directory when under it."""
+    absolute = Path(os.path.abspath(path))
+    try:
+        return shorten(absolute.relative_to(Path.cwd()))
+    except ValueError:
+        return shorten(path)
+
+
+def _warn(notes: list[str]) -> None:
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
+
+
+def _write_file(path: Path, text: str) -> None:
+    """Write one output file (a report, JUnit XML), or an OutputError naming it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    except OSError as error:
+        raise OutputError(path, f"cannot write this file: {os_reason(error, path)}") from error
 
 
 def _stacks(name: str) -> list[str]:
@@ -97,24 +173,28 @@ def _report(stack: str, bundle: Bundle) -> bool:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    out = ROOT / "build" / args.stack if args.out is None else args.out
+    check_out(out)  # a refused --out fails before the work, not after it
     bundle = build(load_stack(args.stack, ROOT))
     if not _report(args.stack, bundle):
         print(f"render: {args.stack} has errors; nothing written", file=sys.stderr)
         return PROBLEMS
-    write_tree(bundle.files, args.out)
-    print(f"render: wrote {len(bundle.files)} files for {args.stack} to {args.out}")
+    _warn(write_tree(bundle.files, out))
+    print(f"render: wrote {len(bundle.files)} files for {args.stack} to {_shown(out)}")
     return OK
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     """What `diff` compares: rendered files plus `.preview/` facts, written whatever the problems
     (the problems are among the facts)."""
+    out = ROOT / "build" / "export" if args.out is None else args.out
+    check_out(out)
     files: dict[str, str] = {}
     for stack in _stacks(args.stack):
         bundle = build(load_stack(stack, ROOT))
         files.update({f"{stack}/{path}": content for path, content in {**bundle.files, **facts.files(bundle)}.items()})
-    write_tree(files, args.out)
-    print(f"export: wrote {len(files)} files for {', '.join(_stacks(args.stack))} to {args.out}")
+    _warn(write_tree(files, out))
+    print(f"export: wrote {len(files)} files for {', '.join(_stacks(args.stack))} to {_shown(out)}")
     return OK
 
 
@@ -126,13 +206,11 @@ def cmd_diff(args: argparse.Namespace) -> int:
         result = diff.diff(ROOT, args.base, args.stack, args.prometheus, args.days, args.allow_dirty, progress)
     text = report.as_json(result) if args.format == "json" else report.markdown(result)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+        _write_file(args.out, text)
     else:
         sys.stdout.write(text)
     if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(report.as_json(result))
+        _write_file(args.json_out, report.as_json(result))
     return PROBLEMS if result.failed else OK
 
 
@@ -309,8 +387,7 @@ def _write_junit(path: Path, suites: list[_Suite]) -> None:
             case = ET.SubElement(node, "testcase", classname=suite.name, name=name)
             if failure:
                 ET.SubElement(case, "failure", message=f"{suite.tool} test failed").text = failure
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ET.ElementTree(root).write(path, encoding="unicode", xml_declaration=True)
+    _write_file(path, ET.tostring(root, encoding="unicode", xml_declaration=True))
 
 
 if __name__ == "__main__":

@@ -1,39 +1,320 @@
 """The stack configuration: one pydantic model, read from `Pulumi.<stack>.yaml` by the CLI
-and from Pulumi config by the program. Defaults live here and nowhere else."""
+and from Pulumi config by the program. Defaults live here and nowhere else.
+
+Safe by default: a stack file is read with a YAML loader that refuses aliases, anchors, merge
+keys, duplicate keys and deep nesting, after a size cap; every number is finite and bounded;
+no URL or address carries a credential; a Pulumi secret lives only under `secrets`, and every
+value there is encrypted. Errors name the file and the key, one line each, and echo a value
+only for fields known to hold nothing secret (`SHOWN`)."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
+import types
+from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
-from urllib.parse import urlsplit
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from urllib.parse import parse_qsl, urlsplit
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from rules.conventions import duration_seconds
+from rules.metrics import CATALOG
 
 PROJECT = "medianest-observability"
 # `medianest-observability:secrets`: an object of Pulumi secrets, one per secret file by name.
 SECRETS_KEY = "secrets"
 ROOT = Path(__file__).resolve().parent.parent
 
+# Limits no real stack file comes near: a larger or deeper document is refused before it is read.
+MAX_STACK_FILE_BYTES = 1024 * 1024
+MAX_YAML_DEPTH = 32
+MAX_VALUE_DEPTH = 16
+MAX_VALUES = 20_000
+MAX_TEXT = 4096
+MAX_KEY = 256
+# How much of a value an error message may echo (and only for a `SHOWN` field).
+MAX_ECHO = 60
+# Error lines per ConfigError; the rest are counted.
+MAX_ERROR_LINES = 20
+
+# A secret's name: the file it is mounted as, alone in its secrets directory.
+SECRET_NAME = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+# C0/C1 controls (newlines and tabs included), line separators, bidirectional overrides, BOM.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
+# A key echoed as written only when it is made of these (any other is quoted and clipped).
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_.:/@#+\[\]-]{1,64}$")
+
+KiB, MiB, GiB, TiB = 1024, 1024**2, 1024**3, 1024**4
+
 
 class ConfigError(Exception):
     """Bad stack configuration; the message names the file and the key."""
 
 
+class _Shown:
+    """Marks a field whose value is safe to echo in an error: a duration, a size, an image tag.
+    Numbers, booleans and enums (Literal) are shown without it; nothing else ever is."""
+
+    def __repr__(self) -> str:
+        return "SHOWN"
+
+
+SHOWN = _Shown()
+
+
+def secret_name_ok(name: object) -> bool:
+    """A secret's file name: letters, digits, `.`, `_`, `-`; never `.` or `..`."""
+    return isinstance(name, str) and bool(SECRET_NAME.fullmatch(name)) and name not in (".", "..")
+
+
+# --- Durations, sizes and numbers: parsed, finite, bounded ---------------------------------
+
+
 def _duration(value: str) -> str:
-    duration_seconds(value)
+    try:
+        seconds = duration_seconds(value)
+    except ValueError:
+        raise ValueError(f"invalid duration {_clip_repr(value)}: use Prometheus units such as 30s, 5m, 1h, "
+                         "1d") from None
+    if seconds <= 0:
+        raise ValueError("must be longer than 0s")
+    return value
+
+
+def _duration_between(low: str, high: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not duration_seconds(low) <= duration_seconds(value) <= duration_seconds(high):
+            raise ValueError(f"must be between {low} and {high}")
+        return value
+    return AfterValidator(check)
+
+
+Duration = Annotated[str, AfterValidator(_duration), SHOWN]
+
+
+def _one_minute(value: str) -> str:
+    if duration_seconds(value) != 60:
+        raise ValueError("must be 1m: the generated promtool tests and SLO scenarios evaluate once a minute")
+    return value
+
+
+def _at_least_a_day(value: str) -> str:
+    if duration_seconds(value) < 86400:
+        raise ValueError("must be at least 24h (Loki's minimum retention period)")
+    return value
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
+def Number(low: float, high: float, *, above: bool = False) -> Any:  # noqa: N802 - a type factory
+    """A finite float in [low, high] ((low, high] when `above`); never a boolean."""
+    bound = Field(gt=low, le=high, allow_inf_nan=False) if above else Field(ge=low, le=high, allow_inf_nan=False)
+    return Annotated[float, BeforeValidator(_not_bool), bound]
+
+
+def Count(low: int, high: int) -> Any:  # noqa: N802 - a type factory
+    """An integer in [low, high]: strict, so neither `true` nor `2.5` nor "3" slips through."""
+    return Annotated[int, Field(strict=True, ge=low, le=high)]
+
+
+Ratio = Annotated[float, BeforeValidator(_not_bool), Field(gt=0, lt=1, allow_inf_nan=False)]
+HostPort = Count(1, 65535)
+
+_MEMORY_UNITS = {"Ki": KiB, "Mi": MiB, "Gi": GiB, "Ti": TiB}
+MAX_MEMORY = TiB
+MIN_MEMORY = 6 * MiB  # Docker's floor for a memory limit
+MAX_VOLUME = 100 * TiB
+
+
+def quantity_bytes(value: str) -> int:
+    """`512Mi`, `1Gi`, `2Ti` (Kubernetes quantities, binary units) as bytes."""
+    match = re.fullmatch(r"([0-9]+)(Ki|Mi|Gi|Ti)", value) if isinstance(value, str) else None
+    if not match or int(match[1][:30]) == 0:
+        raise ValueError("must be a size like 256Mi or 2Gi (units Ki, Mi, Gi, Ti)")
+    # Thirty digits are past any bound below: a longer number is never converted.
+    return int(match[1][-30:] if len(match[1]) <= 30 else "9" * 30) * _MEMORY_UNITS[match[2]]
+
+
+def memory_bytes(value: str) -> int:
+    """A memory limit (`512Mi`, `1Gi`) as bytes: at least 6Mi, at most 1Ti."""
+    size = quantity_bytes(value)
+    if not MIN_MEMORY <= size <= MAX_MEMORY:
+        raise ValueError("must be between 6Mi and 1Ti")
+    return size
+
+
+def _memory(value: str) -> str:
+    memory_bytes(value)
+    return value
+
+
+def _volume(value: str) -> str:
+    if not MiB <= quantity_bytes(value) <= MAX_VOLUME:
+        raise ValueError("must be between 1Mi and 100Ti")
+    return value
+
+
+_PROMETHEUS_UNITS = {"B": 1, "KB": KiB, "MB": MiB, "GB": GiB, "TB": TiB, "PB": 1024 * TiB}
+
+
+def _retention_size(value: str) -> str:
+    match = re.fullmatch(r"([0-9]+)(B|KB|MB|GB|TB|PB)", value)
+    if not match:
+        raise ValueError("must be a size like 10GB (units B, KB, MB, GB, TB, PB)")
+    number = int(match[1]) if len(match[1]) <= 30 else 10**30
+    if not MiB <= number * _PROMETHEUS_UNITS[match[2]] <= MAX_VOLUME:
+        raise ValueError("must be between 1MB and 100TB")
+    return value
+
+
+Memory = Annotated[str, AfterValidator(_memory), SHOWN]
+VolumeSize = Annotated[str, AfterValidator(_volume), SHOWN]
+RetentionSize = Annotated[str, AfterValidator(_retention_size), SHOWN]
+
+
+# --- URLs and addresses: never a credential --------------------------------------------------
+
+# Query parameters that carry a credential, whatever the URL.
+_CREDENTIAL_PARAM = re.compile(r"pass|pwd|secret|token|key|auth|sig|credential|session", re.IGNORECASE)
+MAX_URL = 2048
+
+
+def _plain_text(value: str, what: str) -> None:
+    if _UNPRINTABLE.search(value) or any(c.isspace() for c in value):
+        raise ValueError(f"{what} must not contain whitespace or control characters")
+
+
+def _split(value: str) -> tuple[Any, int | None]:
+    """urlsplit and its port, with errors that never quote the value."""
+    try:
+        parts = urlsplit(value)
+        return parts, parts.port
+    except ValueError:
+        raise ValueError("must be a URL with a valid host and a port between 1 and 65535") from None
+
+
+def _url(value: str, *, query: bool = True) -> str:
+    """An http(s) URL naming a host, without `user:password@` (nor a query, unless `query`; even
+    then no parameter named like a credential)."""
+    if len(value) > MAX_URL:
+        raise ValueError(f"must be a URL of at most {MAX_URL} characters")
+    _plain_text(value, "a URL")
+    if not value.startswith(("https://", "http://")):
+        raise ValueError("must be an http(s) URL")
+    parts, port = _split(value)
+    if "@" in parts.netloc:
+        raise ValueError("must not carry credentials (user:password@): a secret is a mounted file, never "
+                         "part of a URL")
+    if not parts.hostname:
+        raise ValueError("must be an http(s) URL naming a host")
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError("must be a URL with a valid host and a port between 1 and 65535")
+    if parts.query and not query:
+        raise ValueError("must not carry a query string")
+    if any(_CREDENTIAL_PARAM.search(name) for name, _ in parse_qsl(parts.query, keep_blank_values=True)):
+        raise ValueError("must not carry credentials in its query string (a token, key or password "
+                         "parameter): a secret is a mounted file, never part of a URL")
     return value
 
 
 def _https(value: str) -> str:
-    if not value.startswith(("https://", "http://")):
-        raise ValueError("must be an http(s) URL")
+    """A URL of the stack's own (endpoints, runbooks, Grafana's root): no credentials, no query."""
+    return _url(value, query=False)
+
+
+def _probe_url(value: str) -> str:
+    """A probed health endpoint: a query is allowed, credentials are not."""
+    return _url(value, query=True)
+
+
+def _webhook_url(value: str) -> str:
+    _url(value, query=True)
+    if _split(value)[0].query:
+        raise ValueError("must not carry credentials (user:password@ or a query string): "
+                         "put the token in a file named by credentialsFile")
     return value
+
+
+def _host_port(value: str) -> str:
+    """`host:port`, the port between 1 and 65535 (the pattern has checked the shape)."""
+    if not 1 <= int(value.rsplit(":", 1)[1]) <= 65535:
+        raise ValueError("the port must be between 1 and 65535")
+    return value
+
+
+HostAndPort = Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]{1,253}:[0-9]{1,5}$"), AfterValidator(_host_port)]
+
+
+def _postgres_dsn(value: str) -> str:
+    """postgres_exporter's DATA_SOURCE_URI: `host:port/database?options`. The exporter adds the
+    scheme, DATA_SOURCE_USER and the password it reads from DATA_SOURCE_PASS_FILE."""
+    _plain_text(value, "a data source")
+    address, _, options = value.partition("?")
+    if "://" in value or "@" in address:
+        raise ValueError("must not carry a scheme or credentials (user:password@): write host:port/database"
+                         "?options; the user goes in `user`, the password in the secret postgres-password "
+                         "(with password: true), mounted as DATA_SOURCE_PASS_FILE")
+    match = re.fullmatch(r"([A-Za-z0-9._-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):([0-9]{1,5})/([A-Za-z0-9_$.-]{0,63})",
+                         address)
+    if not match:
+        raise ValueError("must be host:port/database?options, e.g. postgres.medianest.svc:5432/medianest"
+                         "?sslmode=require")
+    if not 1 <= int(match[2]) <= 65535:
+        raise ValueError("the port must be between 1 and 65535")
+    names = {name.lower() for name, _ in parse_qsl(options, keep_blank_values=True)}
+    if names & {"password", "sslpassword"}:
+        raise ValueError("must not carry a password option: the password is the secret postgres-password "
+                         "(with password: true), mounted as DATA_SOURCE_PASS_FILE")
+    return value
+
+
+def _redis_address(value: str) -> str:
+    """redis_exporter's REDIS_ADDR: `redis://host:port` (or rediss://, an optional /db). The
+    password is read from REDIS_PASSWORD_FILE, keyed by this address."""
+    _plain_text(value, "an address")
+    if not value.startswith(("redis://", "rediss://")):
+        raise ValueError("must be redis://host:port or rediss://host:port")
+    parts, port = _split(value)
+    if "@" in parts.netloc:
+        raise ValueError("must not carry credentials (redis://:password@ or user:password@): set password: true "
+                         "and the secret redis-password, mounted as REDIS_PASSWORD_FILE")
+    if parts.query or parts.fragment:
+        raise ValueError("must not carry a query string: redis://host:port[/db]")
+    if not parts.hostname or not re.fullmatch(r"(/[0-9]{1,2})?", parts.path):
+        raise ValueError("must be redis://host:port[/db]")
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError("the port must be between 1 and 65535")
+    return value
+
+
+def _no_password(value: str) -> str:
+    if ":" in value:
+        raise ValueError("must be a user name alone (no user:password): the password is a mounted secret file")
+    return value
+
+
+UserName = Annotated[str, Field(pattern=r"^\S{1,128}$"), AfterValidator(_no_password)]
+
+
+# --- Secret files: one plain name in the component's secrets directory ----------------------
 
 
 def _secret_file(value: str) -> str:
@@ -43,71 +324,119 @@ def _secret_file(value: str) -> str:
     return value
 
 
-def _webhook_url(value: str) -> str:
-    _https(value)
-    parts = urlsplit(value)
-    if parts.username or parts.password or parts.query:
-        raise ValueError("must not carry credentials (user:password@ or a query string): "
-                         "put the token in a file named by credentialsFile")
-    return value
+def _in_secrets_dir(directory: str, whose: str) -> AfterValidator:
+    def check(value: str) -> str:
+        name = value.removeprefix(directory)
+        if not value.startswith(directory) or not secret_name_ok(name):
+            raise ValueError(f"must live under {directory} (where the stack mounts {whose} secrets), as a plain "
+                             "file name: letters, digits, '.', '_' and '-', no '/', never '.' or '..'")
+        return value
+    return AfterValidator(check)
 
 
-Duration = Annotated[str, AfterValidator(_duration)]
-
-
-def _one_minute(value: str) -> str:
-    if duration_seconds(value) != 60:
-        raise ValueError("must be 1m: the generated promtool tests and SLO scenarios evaluate once a minute")
-    return value
-SecretFile = Annotated[str, AfterValidator(_secret_file)]
+ALERTMANAGER_SECRETS_DIR = "/etc/alertmanager/secrets/"
+GRAFANA_SECRETS_DIR = "/etc/grafana/secrets/"
+SecretFile = Annotated[str, AfterValidator(_secret_file),
+                       _in_secrets_dir(ALERTMANAGER_SECRETS_DIR, "Alertmanager's")]
 WebhookUrl = Annotated[str, AfterValidator(_webhook_url)]
-Ratio = Annotated[float, Field(gt=0, lt=1)]
-Positive = Annotated[float, Field(gt=0)]
+Url = Annotated[str, AfterValidator(_https)]
+
+
+# --- Kubernetes names ------------------------------------------------------------------------
+
+_DNS_LABEL = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+_DNS_SUBDOMAIN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+_LABEL_KEY = (r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*/)?"
+              r"[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
+_LABEL_VALUE = r"^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$"
+DnsSubdomain = Annotated[str, Field(pattern=_DNS_SUBDOMAIN, max_length=253)]
+LabelKey = Annotated[str, Field(pattern=_LABEL_KEY, max_length=317)]
+Labels = Annotated[dict[LabelKey, Annotated[str, Field(pattern=_LABEL_VALUE)]], Field(max_length=32)]
+
+
+def _cidr(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError("must be a CIDR such as 10.0.0.0/8") from None
+    return value
+
+
+def _absolute_path(value: str) -> str:
+    if not re.fullmatch(r"/[A-Za-z0-9._/-]{0,1023}", value) or ".." in value.split("/"):
+        raise ValueError("must be an absolute path of letters, digits, '.', '_', '-' and '/', without '..'")
+    return value
+
+
+AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True,
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, str_max_length=MAX_TEXT,
     )
+
+
+# A scrape job name: a label value every alert selects on (job="..."), so plain characters only.
+JobName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$"), SHOWN]
 
 
 class Jobs(_Section):
     """Scrape job names. Alerts select on them, so they must agree with the scrape config."""
 
-    backend: str = "medianest-backend"
-    node: str = "node-exporter"
-    postgres: str = "postgres-exporter"
-    redis: str = "redis-exporter"
-    blackbox: str = "blackbox"
-    prometheus: str = "prometheus"
-    alertmanager: str = "alertmanager"
-    grafana: str = "grafana"
-    loki: str = "loki"
-    jaeger: str = "jaeger"
-    alloy: str = "alloy"
+    backend: JobName = "medianest-backend"
+    node: JobName = "node-exporter"
+    postgres: JobName = "postgres-exporter"
+    redis: JobName = "redis-exporter"
+    blackbox: JobName = "blackbox"
+    prometheus: JobName = "prometheus"
+    alertmanager: JobName = "alertmanager"
+    grafana: JobName = "grafana"
+    loki: JobName = "loki"
+    jaeger: JobName = "jaeger"
+    alloy: JobName = "alloy"
+
+
+def _latency_threshold(histogram: str, p95_testable: bool = True) -> AfterValidator:
+    """A latency threshold the generated tests can straddle: inside the histogram's buckets, never
+    past the last bound (and, when `p95_testable`, a p95 in the bucket under it stays under it)."""
+    def check(value: float) -> float:
+        bounds = CATALOG.metrics[histogram].buckets
+        over = next((i for i, b in enumerate(bounds) if b > value), None)
+        if over is None or over == 0:
+            raise ValueError(f"must lie within the buckets of {histogram} ({bounds[0]:g} to {bounds[-1]:g}, "
+                             "the last excluded): the alert cannot tell a p95 outside them")
+        lower = bounds[over - 2] if over >= 2 else 0.0
+        if p95_testable and lower + (bounds[over - 1] - lower) * 0.95 > value:
+            raise ValueError(f"is not testable with the buckets of {histogram} "
+                             f"({', '.join(f'{b:g}' for b in bounds)}): pick a value at or near a bucket bound")
+        return value
+    return AfterValidator(check)
 
 
 class Thresholds(_Section):
-    """Where MediaNest's and the platform's alerts fire."""
+    """Where MediaNest's and the platform's alerts fire. Every bound is far past a real value."""
 
     # MediaNest backend
     error_ratio: Ratio = 0.05
-    response_time_p95_seconds: Positive = 2.0
-    database_query_p95_seconds: Positive = 1.0
-    database_connections: Annotated[int, Field(gt=0)] = 80
-    resident_memory_bytes: Annotated[int, Field(gt=0)] = 1024**3
-    heap_growth_bytes_per_minute: Annotated[int, Field(gt=0)] = 1024**2
-    event_loop_lag_seconds: Positive = 0.1
-    queue_backlog_items: Annotated[int, Field(gt=0)] = 50
+    response_time_p95_seconds: Annotated[Number(0, 3600, above=True),
+                                         _latency_threshold("medianest_http_request_duration_seconds")] = 2.0
+    database_query_p95_seconds: Annotated[Number(0, 3600, above=True),
+                                          _latency_threshold("medianest_database_query_duration_seconds", False)] = 1.0
+    database_connections: Count(1, 100_000) = 80
+    resident_memory_bytes: Count(MiB, TiB) = 1024**3
+    heap_growth_bytes_per_minute: Count(KiB, TiB) = 1024**2
+    event_loop_lag_seconds: Number(0.001, 60) = 0.1
+    queue_backlog_items: Count(1, 10_000_000) = 50
     auth_failure_ratio: Ratio = 0.25
     # Below this many attempts per second a failure ratio means little (a quiet hour).
-    auth_min_attempts_per_second: Positive = 0.1
+    auth_min_attempts_per_second: Number(0.001, 1_000_000) = 0.1
     # Platform
     host_cpu_ratio: Ratio = 0.8
     host_memory_available_ratio: Ratio = 0.1
-    filesystem_fill_hours: Positive = 24
+    filesystem_fill_hours: Number(1, 24 * 365) = 24
     filesystem_available_ratio: Ratio = 0.4
-    certificate_expiry_days: Positive = 14
+    certificate_expiry_days: Number(1, 3650) = 14
     postgres_connections_ratio: Ratio = 0.8
     redis_memory_ratio: Ratio = 0.9
     prometheus_storage_ratio: Ratio = 0.8
@@ -123,7 +452,7 @@ class SlackChannel(_Section):
     """A Slack incoming webhook; its URL is the secret, read from a mounted file."""
 
     api_url_file: SecretFile
-    channel: str = Field(pattern=r"^[#@][a-z0-9._-]+$")
+    channel: str = Field(pattern=r"^[#@][a-z0-9._-]{1,80}$")
 
 
 class PagerDuty(_Section):
@@ -132,11 +461,14 @@ class PagerDuty(_Section):
     routing_key_file: SecretFile
 
 
+EmailAddress = Annotated[str, Field(pattern=r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}$")]
+
+
 class Email(_Section):
-    to: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
-    from_: str = Field(alias="from", pattern=r"^[^@\s]+@[^@\s]+$")
-    smarthost: str = Field(pattern=r"^[A-Za-z0-9.-]+:[0-9]+$")
-    auth_username: str | None = None
+    to: EmailAddress
+    from_: EmailAddress = Field(alias="from")
+    smarthost: HostAndPort
+    auth_username: UserName | None = None
     auth_password_file: SecretFile | None = None
     require_tls: bool = True
 
@@ -149,10 +481,10 @@ class Webhook(_Section):
 
 
 class Integrations(_Section):
-    pagerduty: tuple[PagerDuty, ...] = ()
-    slack: tuple[SlackChannel, ...] = ()
-    email: tuple[Email, ...] = ()
-    webhook: tuple[Webhook, ...] = ()
+    pagerduty: Annotated[tuple[PagerDuty, ...], Field(max_length=16)] = ()
+    slack: Annotated[tuple[SlackChannel, ...], Field(max_length=16)] = ()
+    email: Annotated[tuple[Email, ...], Field(max_length=16)] = ()
+    webhook: Annotated[tuple[Webhook, ...], Field(max_length=16)] = ()
 
     @model_validator(mode="after")
     def _some(self) -> Integrations:
@@ -172,10 +504,6 @@ class Receivers(_Section):
     deadman: Integrations | None = None
 
 
-ALERTMANAGER_SECRETS_DIR = "/etc/alertmanager/secrets/"
-GRAFANA_SECRETS_DIR = "/etc/grafana/secrets/"
-
-
 class Alerting(_Section):
     # A receiver not configured in `receivers` posts to <localWebhookUrl>/<receiver>, so a stack
     # without real receivers (dev) still delivers every alert somewhere. Null: every receiver
@@ -184,7 +512,9 @@ class Alerting(_Section):
     receivers: Receivers = Receivers()
 
     def secret_files(self) -> list[str]:
-        """Every file a receiver reads a secret from (routing keys, webhook URLs, passwords)."""
+        """Every file a receiver reads a secret from (routing keys, webhook URLs, passwords). Each
+        is exactly <ALERTMANAGER_SECRETS_DIR><name> (SecretFile): `secrets.<name>` holds its value,
+        and receivers naming the same file share one secret."""
         paths: set[str] = set()
         for name in Receivers.model_fields:
             integrations: Integrations | None = getattr(self.receivers, name)
@@ -195,20 +525,6 @@ class Alerting(_Section):
             paths.update(e.auth_password_file for e in integrations.email if e.auth_password_file)
             paths.update(w.credentials_file for w in integrations.webhook if w.credentials_file)
         return sorted(paths)
-
-    @model_validator(mode="after")
-    def _secrets_mountable(self) -> Alerting:
-        # The stack mounts Alertmanager's secrets under its config directory, one file per
-        # secret named after the file: `secrets.<file name>` holds the value.
-        paths = self.secret_files()
-        outside = [p for p in paths if not p.startswith(ALERTMANAGER_SECRETS_DIR)]
-        if outside:
-            raise ValueError(f"secret files must live under {ALERTMANAGER_SECRETS_DIR}: {', '.join(outside)}")
-        names = [p.rsplit("/", 1)[1] for p in paths]
-        shared = sorted({n for n in names if names.count(n) > 1})
-        if shared:
-            raise ValueError(f"two secret files are named {', '.join(shared)}: each secret is set by its file name")
-        return self
 
     @model_validator(mode="after")
     def _nothing_dropped(self) -> Alerting:
@@ -224,16 +540,10 @@ class Alerting(_Section):
 class Endpoints(_Section):
     """Where Grafana reaches the stack's services (its datasources)."""
 
-    prometheus: Annotated[str, AfterValidator(_https)] = "http://prometheus:9090"
-    loki: Annotated[str, AfterValidator(_https)] = "http://loki:3100"
-    jaeger: Annotated[str, AfterValidator(_https)] = "http://jaeger:16686"
-    alertmanager: Annotated[str, AfterValidator(_https)] = "http://alertmanager:9093"
-
-
-def _grafana_secret(value: str) -> str:
-    if not value.startswith(GRAFANA_SECRETS_DIR):
-        raise ValueError(f"must live under {GRAFANA_SECRETS_DIR} (where the stack mounts Grafana's secrets)")
-    return value
+    prometheus: Url = "http://prometheus:9090"
+    loki: Url = "http://loki:3100"
+    jaeger: Url = "http://jaeger:16686"
+    alertmanager: Url = "http://alertmanager:9093"
 
 
 class Grafana(_Section):
@@ -241,26 +551,12 @@ class Grafana(_Section):
 
     endpoints: Endpoints = Endpoints()
     # The admin password is only ever read from this mounted file (GF_SECURITY_ADMIN_PASSWORD__FILE).
-    admin_password_file: Annotated[SecretFile, AfterValidator(_grafana_secret)] = GRAFANA_SECRETS_DIR + "admin-password"
+    admin_password_file: Annotated[str, AfterValidator(_secret_file),
+                                   _in_secrets_dir(GRAFANA_SECRETS_DIR, "Grafana's")] = (
+        GRAFANA_SECRETS_DIR + "admin-password")
     # Cookies only over HTTPS; prod serves Grafana behind TLS.
     cookie_secure: bool = False
-    root_url: Annotated[str, AfterValidator(_https)] = "http://localhost:3000"
-
-
-_MEMORY_UNITS = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3}
-
-
-def memory_bytes(value: str) -> int:
-    """`512Mi`, `1Gi` (Kubernetes quantities, binary units) as bytes."""
-    number, unit = value[:-2], value[-2:]
-    if unit not in _MEMORY_UNITS or not number.isdigit() or int(number) == 0:
-        raise ValueError("must be a size like 256Mi or 2Gi (units Ki, Mi, Gi)")
-    return int(number) * _MEMORY_UNITS[unit]
-
-
-def _memory(value: str) -> str:
-    memory_bytes(value)
-    return value
+    root_url: Url = "http://localhost:3000"
 
 
 def _tag(value: str) -> str:
@@ -269,23 +565,12 @@ def _tag(value: str) -> str:
     return value
 
 
-Memory = Annotated[str, AfterValidator(_memory)]
-_DNS_LABEL = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
-HostPort = Annotated[int, Field(ge=1, le=65535)]
-
-
 class ImageRef(_Section):
     """An image pinned by exact tag; a digest only when read from a registry."""
 
-    repository: str = Field(pattern=r"^[a-z0-9]+([._/-][a-z0-9]+)*$")
-    tag: Annotated[str, AfterValidator(_tag)]
-    digest: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
-
-
-def _at_least_a_day(value: str) -> str:
-    if duration_seconds(value) < 86400:
-        raise ValueError("must be at least 24h (Loki's minimum retention period)")
-    return value
+    repository: Annotated[str, Field(pattern=r"^[a-z0-9]+([._/-][a-z0-9]+)*$", max_length=255), SHOWN]
+    tag: Annotated[str, AfterValidator(_tag), SHOWN]
+    digest: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$"), SHOWN] | None = None
 
 
 def _image(repository: str, tag: str) -> Any:
@@ -297,34 +582,40 @@ class Component(_Section):
     opt-in port published on the host's loopback (Docker)."""
 
     memory: Memory = "256Mi"
-    cpus: Annotated[float, Field(gt=0)] | None = None
+    cpus: Number(0.01, 256) | None = None
     publish: HostPort | None = None
     # False: not deployed, not scraped, and alerts about it left out (the sandbox runs no Loki,
     # Jaeger, Grafana or Alloy: they have no binary there).
     enabled: bool = True
 
 
+# How often Prometheus scrapes or evaluates: the sandbox goes down to 2s, nobody past an hour.
+Interval = Annotated[Duration, _duration_between("1s", "1h")]
+# How long data is kept.
+Retention = Annotated[Duration, _duration_between("1h", "10y")]
+
+
 class PrometheusService(Component):
     image: ImageRef = _image("prom/prometheus", "v3.13.0")
     memory: Memory = "2Gi"
-    retention_time: Duration = "15d"
-    retention_size: str = Field(default="10GB", pattern=r"^[0-9]+(B|KB|MB|GB|TB|PB)$")
-    scrape_interval: Duration = "30s"
+    retention_time: Retention = "15d"
+    retention_size: RetentionSize = "10GB"
+    scrape_interval: Interval = "30s"
     # How often this Prometheus evaluates the rules; evaluationInterval (what the generated
     # promtool tests assume) when not set. The sandbox shortens it to detect faster.
-    evaluation_interval: Duration | None = None
+    evaluation_interval: Interval | None = None
     # Size of the data volume (Kubernetes PVC); keep it above retentionSize.
-    volume_size: str = "20Gi"
+    volume_size: VolumeSize = "20Gi"
     # Two make an HA pair (Kubernetes target): both scrape and alert, Alertmanager deduplicates.
-    replicas: Annotated[int, Field(ge=1, le=3)] = 1
+    replicas: Count(1, 3) = 1
 
 
 class AlertmanagerService(Component):
     image: ImageRef = _image("prom/alertmanager", "v0.34.0")
     memory: Memory = "128Mi"
     # More than one forms a gossip cluster (Kubernetes target): notifications deduplicated, silences shared.
-    replicas: Annotated[int, Field(ge=1, le=7)] = 1
-    volume_size: str = "1Gi"
+    replicas: Count(1, 7) = 1
+    volume_size: VolumeSize = "1Gi"
 
 
 class GrafanaDatabase(_Section):
@@ -334,13 +625,13 @@ class GrafanaDatabase(_Section):
 
     type: Literal["postgres", "mysql"]
     # host:port, as Grafana's [database] host takes it.
-    host: str = Field(pattern=r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")
-    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
-    user: str = Field(pattern=r"^\S+$")
+    host: HostAndPort
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,63}$")
+    user: UserName
     # Grafana's [database] ssl_mode. postgres: disable, require, verify-ca, verify-full (verify-*
     # check the server's certificate against the image's system CAs). mysql: Grafana's TLS (true,
     # skip-verify) needs a CA file (ca_cert_path) this stack does not mount: only "false" works.
-    ssl_mode: str = "require"
+    ssl_mode: Literal["disable", "require", "verify-ca", "verify-full", "true", "false", "skip-verify"] = "require"
 
     @property
     def password_file(self) -> str:
@@ -363,7 +654,7 @@ class GrafanaService(Component):
     memory: Memory = "512Mi"
     publish: HostPort | None = 3000
     # More than one needs `database`: SQLite on the grafana-data volume is one replica's alone.
-    replicas: Annotated[int, Field(ge=1, le=5)] = 1
+    replicas: Count(1, 5) = 1
     # Null: SQLite on the grafana-data volume.
     database: GrafanaDatabase | None = None
 
@@ -379,8 +670,8 @@ class LokiService(Component):
     image: ImageRef = _image("grafana/loki", "3.7.1")
     memory: Memory = "1Gi"
     # Deleted by the compactor once older than this.
-    retention_period: Annotated[Duration, AfterValidator(_at_least_a_day)] = "744h"
-    volume_size: str = "20Gi"
+    retention_period: Annotated[Retention, AfterValidator(_at_least_a_day)] = "744h"
+    volume_size: VolumeSize = "20Gi"
 
 
 class AlloyService(Component):
@@ -390,9 +681,9 @@ class AlloyService(Component):
     # container's logs through the Docker socket (read-only, needs dockerSocketGroup).
     # `kubernetes`: the logs of MediaNest's pods on Alloy's own node, through the Kubernetes API.
     log_source: Literal["files", "docker", "kubernetes"] = "files"
-    log_directory: str = Field(default="/var/log/medianest", pattern=r"^/")
-    docker_socket: str = Field(default="/var/run/docker.sock", pattern=r"^/")
-    docker_socket_group: Annotated[int, Field(ge=1)] | None = None
+    log_directory: AbsolutePath = "/var/log/medianest"
+    docker_socket: AbsolutePath = "/var/run/docker.sock"
+    docker_socket_group: Count(1, 2**31 - 1) | None = None
 
     @model_validator(mode="after")
     def _socket_group(self) -> AlloyService:
@@ -407,12 +698,10 @@ class _ClusterUrl:
 
     @staticmethod
     def validate(value: str) -> str:
-        _https(value)
-        parts = urlsplit(value)
-        if parts.username or parts.password:
+        if value.startswith(("https://", "http://")) and "@" in _split(value)[0].netloc:
             raise ValueError("must not carry credentials (user:password@): set username, and the password "
                              "as the secret jaeger-storage-password")
-        return value
+        return _url(value, query=False)
 
 
 class JaegerService(Component):
@@ -422,16 +711,17 @@ class JaegerService(Component):
     # `opensearch` store them in an external cluster at serverUrls (nothing kept locally; how long
     # the cluster keeps them is its own ILM/ISM or index cleaner's business, not badgerTtl).
     storage: Literal["memory", "badger", "elasticsearch", "opensearch"] = "memory"
-    max_traces: Annotated[int, Field(gt=0)] = 100000
+    max_traces: Count(1, 10_000_000) = 100000
     # How long Badger keeps spans.
-    badger_ttl: Duration = "72h"
-    volume_size: str = "10Gi"
+    badger_ttl: Annotated[Duration, _duration_between("1m", "10y")] = "72h"
+    volume_size: VolumeSize = "10Gi"
     # Elasticsearch / OpenSearch only: the cluster's URLs, without credentials.
-    server_urls: tuple[Annotated[str, AfterValidator(_ClusterUrl.validate)], ...] = ()
+    server_urls: Annotated[tuple[Annotated[str, AfterValidator(_ClusterUrl.validate)], ...],
+                           Field(max_length=16)] = ()
     # Indices are named <indexPrefix>-jaeger-span-<date> and so on.
-    index_prefix: str = Field(default="medianest", pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    index_prefix: str = Field(default="medianest", pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
     # Basic auth; the password is the secret `jaeger-storage-password`, read from a mounted file.
-    username: str | None = Field(default=None, pattern=r"^\S+$")
+    username: UserName | None = None
 
     @model_validator(mode="after")
     def _external_storage(self) -> JaegerService:
@@ -447,15 +737,21 @@ class JaegerService(Component):
 class NodeExporterService(Component):
     image: ImageRef = _image("prom/node-exporter", "v1.12.0")
     memory: Memory = "64Mi"
+    # Kubernetes: node exporter listens on the node's loopback only; kube-rbac-proxy serves its
+    # metrics on the node's IP over TLS to callers allowed `get` on /metrics (v0.22.0: released
+    # 2026-04-27 to quay.io/brancz/kube-rbac-proxy and ghcr.io/kube-rbac-proxy/kube-rbac-proxy).
+    rbac_proxy_image: ImageRef = _image("quay.io/brancz/kube-rbac-proxy", "v0.22.0")
 
 
 class PostgresExporterService(Component):
     image: ImageRef = _image("prometheuscommunity/postgres-exporter", "v0.20.0")
     memory: Memory = "64Mi"
-    # host:port/database?options; the password comes from the `postgres-password` secret.
-    data_source_uri: str = Field(default="host.docker.internal:5432/medianest?sslmode=disable",
-                                 pattern=r"^[^/@\s]+:[0-9]+/[^\s]*$")
-    user: str = "postgres_exporter"
+    # host:port/database?options (DATA_SOURCE_URI), never a password: that is the
+    # `postgres-password` secret, mounted as DATA_SOURCE_PASS_FILE.
+    data_source_uri: Annotated[str, AfterValidator(_postgres_dsn)] = (
+        "host.docker.internal:5432/medianest?sslmode=disable")
+    # DATA_SOURCE_USER: a role name alone (a password never rides along as user:password).
+    user: str = Field(default="postgres_exporter", pattern=r"^[A-Za-z0-9_.@-]{1,63}$")
     # Whether PostgreSQL needs a password (the `postgres-password` secret).
     password: bool = True
 
@@ -464,7 +760,9 @@ class RedisExporterService(Component):
     # The -alpine build: the scratch one has no tool to run a health check with.
     image: ImageRef = _image("oliver006/redis_exporter", "v1.80.0-alpine")
     memory: Memory = "64Mi"
-    address: str = Field(default="redis://host.docker.internal:6379", pattern=r"^rediss?://[^@\s]+$")
+    # redis://host:port (REDIS_ADDR), never a password: that is the `redis-password` secret,
+    # mounted as REDIS_PASSWORD_FILE.
+    address: Annotated[str, AfterValidator(_redis_address)] = "redis://host.docker.internal:6379"
     # Whether Redis needs a password (the `redis-password` secret).
     password: bool = False
 
@@ -473,14 +771,14 @@ class BlackboxExporterService(Component):
     image: ImageRef = _image("prom/blackbox-exporter", "v0.28.0")
     memory: Memory = "64Mi"
     # MediaNest's health endpoints, probed for a 2xx (and their TLS certificates' expiry).
-    targets: tuple[Annotated[str, AfterValidator(_https)], ...] = ()
+    targets: Annotated[tuple[Annotated[str, AfterValidator(_probe_url)], ...], Field(max_length=100)] = ()
 
 
 class Namespaced(_Section):
     """Pods of MediaNest in one namespace, selected by their labels (Kubernetes target)."""
 
     namespace: str = Field(default="medianest", pattern=_DNS_LABEL)
-    pod_labels: dict[str, str] = {"app.kubernetes.io/name": "medianest-backend"}
+    pod_labels: Labels = {"app.kubernetes.io/name": "medianest-backend"}
     # The container port serving /metrics.
     port: HostPort = 3001
 
@@ -488,11 +786,11 @@ class Namespaced(_Section):
 class Ingress(_Section):
     """Grafana behind the cluster's ingress controller, over TLS."""
 
-    host: str = Field(pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")
+    host: DnsSubdomain
     # A TLS Secret in the stack's namespace (cert-manager or your own); never generated here.
     tls_secret_name: str = Field(pattern=_DNS_LABEL)
-    class_name: str | None = None
-    annotations: dict[str, str] = {}
+    class_name: DnsSubdomain | None = None
+    annotations: Annotated[dict[LabelKey, str], Field(max_length=64)] = {}
     # Where the ingress controller's pods run: the only ones let through to Grafana.
     controller_namespace: str = Field(default="ingress-nginx", pattern=_DNS_LABEL)
 
@@ -503,9 +801,18 @@ class PrometheusOperator(_Section):
 
     enabled: bool = False
     # The labels the operator's ruleSelector and serviceMonitorSelector match.
-    labels: dict[str, str] = {"release": "kube-prometheus-stack"}
+    labels: Labels = {"release": "kube-prometheus-stack"}
     # Where the operator's Prometheus runs: let through to the metrics ports.
     prometheus_namespace: str = Field(default="monitoring", pattern=_DNS_LABEL)
+
+
+def _not_everywhere(value: str) -> str:
+    # A NetworkPolicy's ipBlock wants address/prefix: a bare address would be refused by the API.
+    if "/" not in value:
+        raise ValueError("must be a CIDR with its prefix length, e.g. 10.96.0.1/32")
+    if ipaddress.ip_network(value, strict=False).prefixlen == 0:
+        raise ValueError("must name the API server's addresses, not every address (/0)")
+    return value
 
 
 class Kubernetes(_Section):
@@ -518,18 +825,22 @@ class Kubernetes(_Section):
     node_namespace: str = Field(default="monitoring-node", pattern=_DNS_LABEL)
     # The Kubernetes version the manifests are validated against (kubernetes-validate 1.37 knows
     # 1.25 to 1.37).
-    version: str = Field(default="1.37", pattern=r"^1\.[0-9]{2}$")
+    version: Annotated[str, Field(pattern=r"^1\.[0-9]{2}$"), SHOWN] = "1.37"
     # Storage class of every volume claim; the cluster's default when null.
-    storage_class: str | None = None
+    storage_class: DnsSubdomain | None = None
     # `required`: replicas never share a node (a pod stays Pending rather than lose HA);
     # `preferred`: spread when the cluster has room.
     anti_affinity: Literal["preferred", "required"] = "preferred"
     # MediaNest's backend pods: scraped, their logs collected, allowed to send logs and traces.
     backend: Namespaced = Namespaced()
     # Where the Kubernetes API server is reached from pods (service discovery, Alloy): CIDRs
-    # for the NetworkPolicies' egress; the API server's address is cluster-specific.
-    api_server_cidrs: tuple[str, ...] = ("0.0.0.0/0",)
-    api_server_ports: tuple[HostPort, ...] = (443, 6443)
+    # for the NetworkPolicies' egress. Cluster-specific, so required with target kubernetes (no
+    # default, never /0): the API server's endpoints, `kubectl get endpointslices -n default -l
+    # kubernetes.io/service-name=kubernetes`, plus the `kubernetes` Service's IP for network
+    # plugins that match before NAT.
+    api_server_cidrs: Annotated[tuple[Annotated[str, AfterValidator(_cidr), AfterValidator(_not_everywhere)], ...],
+                                Field(max_length=64)] = ()
+    api_server_ports: Annotated[tuple[HostPort, ...], Field(max_length=16)] = (443, 6443)
     ingress: Ingress | None = None
     prometheus_operator: PrometheusOperator = PrometheusOperator()
 
@@ -568,22 +879,22 @@ class Services(_Section):
 class Backend(_Section):
     """MediaNest's backend as Prometheus scrapes it (job `jobs.backend`)."""
 
-    targets: tuple[Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+:[0-9]+$")], ...] = (
-        "host.docker.internal:3001",)
-    metrics_path: str = Field(default="/metrics", pattern=r"^/")
+    targets: Annotated[tuple[HostAndPort, ...], Field(max_length=100)] = ("host.docker.internal:3001",)
+    metrics_path: str = Field(default="/metrics", pattern=r"^/[A-Za-z0-9._~/-]{0,255}$")
     scheme: Literal["http", "https"] = "http"
 
 
 # Every component of the stack by its name (its DNS name on the stack's network).
 COMPONENTS = ("prometheus", "alertmanager", "grafana", "loki", "alloy", "jaeger", "node-exporter",
               "postgres-exporter", "redis-exporter", "blackbox")
-Address = Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")]
+Address = HostAndPort
 
 
 def _known_components(value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
     unknown = sorted(set(value) - set(COMPONENTS))
     if unknown:
-        raise ValueError(f"unknown component {', '.join(unknown)}; valid: {', '.join(COMPONENTS)}")
+        shown = [_key_part(name) for name in unknown[:5]]
+        raise ValueError(f"unknown component {', '.join(shown)}; valid: {', '.join(COMPONENTS)}")
     if any(not addresses for addresses in value.values()):
         raise ValueError("each component needs at least one address")
     return dict(sorted(value.items()))
@@ -595,16 +906,16 @@ class Compression(_Section):
     scale with it), and Alertmanager's group_interval; Prometheus's resend delay is the
     sandbox's own command line."""
 
-    slo_period: Duration | None = None
-    group_interval: Duration | None = None
-    resend_delay: Duration | None = None
+    slo_period: Annotated[Duration, _duration_between("1m", "30d")] | None = None
+    group_interval: Annotated[Duration, _duration_between("1s", "1h")] | None = None
+    resend_delay: Annotated[Duration, _duration_between("1s", "1h")] | None = None
 
 
 class StackConfig(_Section):
-    environment: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
+    environment: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,62}$"), SHOWN]
     # Where the stack runs: containers on a Docker engine, or a Kubernetes cluster.
     target: Literal["docker", "kubernetes"] = "docker"
-    runbook_base_url: Annotated[str, AfterValidator(_https)]
+    runbook_base_url: Url
     jobs: Jobs = Jobs()
     thresholds: Thresholds = Thresholds()
     # The rule evaluation interval of Prometheus; promtool tests evaluate at the same pace.
@@ -616,7 +927,8 @@ class StackConfig(_Section):
     services: Services = Services()
     # Where components are reached when not at `<name>:<port>` on the stack's network (the
     # sandbox runs each on its own loopback port; several replicas list one address each).
-    addresses: Annotated[dict[str, tuple[Address, ...]], AfterValidator(_known_components)] = {}
+    addresses: Annotated[dict[str, Annotated[tuple[Address, ...], Field(max_length=16)]],
+                         AfterValidator(_known_components)] = {}
     kubernetes: Kubernetes = Kubernetes()
     compression: Compression = Compression()
 
@@ -641,6 +953,117 @@ class StackConfig(_Section):
                                  "valid on docker: files, docker")
         return self
 
+    @model_validator(mode="after")
+    def _kubernetes_names_its_api_server(self) -> StackConfig:
+        # Prometheus and Alloy may reach the API server only there: no default opens the world.
+        if self.target == "kubernetes" and not self.kubernetes.api_server_cidrs:
+            raise ValueError("kubernetes.apiServerCidrs: required with target kubernetes: the CIDRs of the "
+                             "API server (kubectl get endpointslices -n default -l "
+                             "kubernetes.io/service-name=kubernetes), e.g. [172.16.0.0/28]")
+        return self
+
+
+# --- Reading a stack file ---------------------------------------------------------------------
+
+
+class _StackFileLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader, refusing what no stack file needs and an attacker would use: aliases
+    and anchors (a billion-laughs document grows without bound), merge keys, duplicate keys (the
+    last one silently wins) and nesting deeper than MAX_YAML_DEPTH."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed", event.start_mark)
+        if getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(None, None, "anchors (&name) are not allowed", event.start_mark)
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_YAML_DEPTH} levels",
+                                                  event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    raise yaml.constructor.ConstructorError(None, None, "merge keys (<<) are not allowed",
+                                                            key_node.start_mark)
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                    seen.add(key)
+                except TypeError:  # an unhashable key: SafeLoader reports it
+                    continue
+                if duplicate:
+                    raise yaml.constructor.ConstructorError(None, None, "a key is repeated in this mapping",
+                                                            key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, OverflowError, TypeError, RecursionError):
+            # An integer of thousands of digits, a timestamp that is no date: never quoted back.
+            raise yaml.constructor.ConstructorError(None, None, "a value that cannot be read",
+                                                    node.start_mark) from None
+
+
+# Problems this loader raises itself: fixed texts, safe to print (PyYAML's own may quote the line).
+_OWN_YAML_PROBLEMS = ("aliases (*name) are not allowed", "anchors (&name) are not allowed",
+                      f"nested deeper than {MAX_YAML_DEPTH} levels", "merge keys (<<) are not allowed",
+                      "a key is repeated in this mapping", "a value that cannot be read")
+
+
+def read_stack_file(path: Path) -> Any:
+    """The YAML document of a stack file; ConfigError with the file, line and column (never the
+    line's content) when it is too large, not UTF-8 or not the YAML a stack file may be."""
+    name = path.name
+    try:
+        with path.open("rb") as stream:
+            data = stream.read(MAX_STACK_FILE_BYTES + 1)
+    except OSError as error:
+        raise ConfigError(f"{name}: cannot be read ({error.strerror or type(error).__name__})") from None
+    if len(data) > MAX_STACK_FILE_BYTES:
+        raise ConfigError(f"{name}: larger than {MAX_STACK_FILE_BYTES // MiB} MiB: not a stack file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line, column = _line_column(data[:error.start].decode("utf-8", "replace"))
+        raise ConfigError(f"{name}: not UTF-8 text at line {line}, column {column}") from None
+    loader = None
+    try:
+        loader = _StackFileLoader(text)  # the reader checks every character here
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        reason = error.problem if error.problem in _OWN_YAML_PROBLEMS else "not valid YAML"
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{name}: {reason}{where}") from None
+    except yaml.reader.ReaderError as error:
+        line, column = _line_column(text[:error.position])
+        raise ConfigError(f"{name}: a character YAML does not allow at line {line}, column {column}") from None
+    except (yaml.YAMLError, RecursionError):
+        raise ConfigError(f"{name}: not valid YAML") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def _line_column(before: str) -> tuple[int, int]:
+    """1-based line and column of the character after `before`."""
+    return before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+
 
 def stack_file(stack: str, root: Path = ROOT) -> Path:
     return root / f"Pulumi.{stack}.yaml"
@@ -652,23 +1075,53 @@ def load_stack(stack: str, root: Path = ROOT) -> StackConfig:
     if not path.exists():
         stacks = sorted(p.name.split(".")[1] for p in root.glob("Pulumi.*.yaml"))
         raise ConfigError(f"{path.name}: no such stack file (stacks: {', '.join(stacks)})")
-    try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path.name}: not valid YAML: {error}") from error
-    if not isinstance(document, dict) or not isinstance(document.get("config", {}), dict):
+    document = read_stack_file(path)
+    if document is None:
+        document = {}
+    if not isinstance(document, dict) or not isinstance(document.get("config") or {}, dict):
         raise ConfigError(f"{path.name}: expected a mapping with a `config:` mapping")
-    return from_mapping(document.get("config") or {}, path.name)
+    config = document.get("config") or {}
+    _stack_file_secrets(config, path.name)
+    return from_mapping(config, path.name)
 
 
-def from_mapping(config: dict[str, Any], source: str) -> StackConfig:
+def _is_secure(value: Any) -> bool:
+    """A Pulumi secret as a stack file holds it: `{secure: <ciphertext>}`."""
+    return isinstance(value, dict) and len(value) == 1 and "secure" in value
+
+
+def _stack_file_secrets(config: Mapping[Any, Any], source: str) -> None:
+    """In a stack file, `secrets` holds only encrypted values (`{secure: ...}`), by file name."""
+    secrets = config.get(f"{PROJECT}:{SECRETS_KEY}")
+    key = f"{PROJECT}:{SECRETS_KEY}"
+    if secrets is None or _is_secure(secrets):  # none, or the whole object encrypted
+        return
+    if not isinstance(secrets, dict):
+        raise ConfigError(f"{source}: {key}: must be a mapping of secret file names to secret values, each set "
+                          f"with `pulumi config set --secret --path '{SECRETS_KEY}.<name>' <value>` (value hidden)")
+    for name, value in secrets.items():
+        if not secret_name_ok(name):
+            raise ConfigError(f"{source}: {key}.{_key_part(name)}: not a secret file name: letters, digits, '.', "
+                              "'_' and '-' only, never '.' or '..' (each secret is a file in its component's "
+                              "secrets directory)")
+        if not (_is_secure(value) and isinstance(value["secure"], str)):
+            raise ConfigError(f"{source}: {key}.{name}: a plain-text value (hidden): a secret is stored "
+                              f"encrypted; set it with `pulumi config set --secret --path '{SECRETS_KEY}.{name}' "
+                              "<value>` and remove the plain one")
+
+
+def from_mapping(config: Mapping[Any, Any], source: str) -> StackConfig:
     """Our project's keys (`medianest-observability:<key>`) of a Pulumi config mapping;
     other namespaces belong to providers and are left alone."""
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"{source}: expected a mapping with a `config:` mapping")
     ours: dict[str, Any] = {}
+    budget = [MAX_VALUES]
     for key, value in config.items():
         namespace, _, name = str(key).partition(":")
         # Secret values are read by the Pulumi program alone (stack/secrets.py), never modelled.
         if namespace == PROJECT and name != SECRETS_KEY:
+            _inspect(value, [name], source, budget)
             ours[name] = value
     try:
         return StackConfig.model_validate(ours)
@@ -676,49 +1129,181 @@ def from_mapping(config: dict[str, Any], source: str) -> StackConfig:
         raise ConfigError(_describe(error, source)) from None
 
 
+def _inspect(value: Any, path: list[Any], source: str, budget: list[int]) -> None:
+    """What pydantic is never handed: a Pulumi secret outside `secrets`, values nested too deep or
+    too many, text too long or with control characters, anything YAML types beyond JSON's."""
+    def refuse(problem: str) -> ConfigError:
+        return ConfigError(f"{source}: {PROJECT}:{_key_path(path)}: {problem}")
+
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise refuse(f"more than {MAX_VALUES} values: not a stack configuration")
+    if len(path) > MAX_VALUE_DEPTH:
+        raise refuse(f"nested deeper than {MAX_VALUE_DEPTH} levels")
+    if _is_secure(value):
+        raise refuse(f"a Pulumi secret outside {SECRETS_KEY}: only {PROJECT}:{SECRETS_KEY}.<file name> holds "
+                     "secrets (each mounted as a file); this key is kept in plain state, so keep it free of "
+                     "credentials and set it without --secret")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise refuse("keys must be strings")
+            if len(key) > MAX_KEY or _UNPRINTABLE.search(key):
+                raise refuse(f"a key longer than {MAX_KEY} characters or with control characters (hidden)")
+            _inspect(item, [*path, key], source, budget)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _inspect(item, [*path, index], source, budget)
+    elif isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            raise refuse(f"longer than {MAX_TEXT} characters (value hidden)")
+        if _UNPRINTABLE.search(value):
+            raise refuse("contains control or invisible formatting characters (value hidden)")
+    elif not (value is None or isinstance(value, bool | int | float)):
+        raise refuse("must be a string, number, boolean, list or mapping (value hidden)")
+
+
 def from_pulumi() -> StackConfig:
-    """The config of the running Pulumi program (values arrive as strings, objects as JSON)."""
+    """The config of the running Pulumi program (values arrive as strings, objects as JSON).
+    A key Pulumi holds as a secret must be `secrets` (set with --secret), and no other."""
+    import pulumi
     from pulumi.runtime import config as runtime_config
 
+    source = f"Pulumi.{pulumi.get_stack()}.yaml"
     merged = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    secret_keys = set(runtime_config.get_config_secret_keys_env())
+    for key in sorted(map(str, merged)):
+        namespace, _, name = key.partition(":")
+        if namespace != PROJECT:
+            continue
+        secret = key in secret_keys or runtime_config.is_config_secret(key)
+        if secret and name != SECRETS_KEY:
+            raise ConfigError(f"{source}: {PROJECT}:{_key_part(name)}: a Pulumi secret outside {SECRETS_KEY}: only "
+                              f"{PROJECT}:{SECRETS_KEY}.<file name> holds secrets (each mounted as a file); set "
+                              "this key without --secret and keep credentials out of it")
+        if name == SECRETS_KEY and not secret:
+            raise ConfigError(f"{source}: {PROJECT}:{SECRETS_KEY}: holds plain-text values (hidden): set each "
+                              f"with `pulumi config set --secret --path '{SECRETS_KEY}.<name>' <value>`")
     decoded = {key: _decode(value) for key, value in merged.items()}
-    import pulumi
-
-    return from_mapping(decoded, f"Pulumi.{pulumi.get_stack()}.yaml")
+    return from_mapping(decoded, source)
 
 
 def _decode(value: Any) -> Any:
     if isinstance(value, str):
         try:
             return json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             return value
     return value
 
 
+# --- Error messages: the key always, a value only when known to be safe ----------------------
+
+
 def _describe(error: ValidationError, source: str) -> str:
-    lines = [f"{source}: invalid configuration"]
-    for item in error.errors():
+    """One line per problem: `<file>: <project>:<dotted key>: <what is wrong>`, then the value
+    when the field is on the allowlist (`_shown_kind`), else `(value hidden)`."""
+    lines = []
+    for item in error.errors(include_url=False):
         if not item["loc"]:
             # A rule across keys (StackConfig's own validators): its message names the key.
-            lines.append(f"  {PROJECT}:{item['msg'].removeprefix('Value error, ')}")
+            lines.append(f"{source}: {PROJECT}:{item['msg'].removeprefix('Value error, ')}")
             continue
-        key = ".".join(str(part) for part in item["loc"])
+        key = _key_path(item["loc"])
         message = item["msg"]
+        got = ""
         if item["type"] == "extra_forbidden":
             message = "unknown key; valid keys here: " + ", ".join(_valid_keys(item["loc"][:-1]))
-        got = "" if item["type"] in ("missing", "extra_forbidden") else f" (got {item['input']!r})"
-        if _may_hold_a_secret(item["loc"]):
-            got = ""  # a secret pasted into the wrong field must not reach a terminal or CI log
-        lines.append(f"  {PROJECT}:{key}: {message}{got}")
+        elif item["type"] != "missing":
+            got = _got(item["loc"], item.get("input"))
+        lines.append(f"{source}: {PROJECT}:{key}: {message}{got}")
+    if len(lines) > MAX_ERROR_LINES:
+        lines[MAX_ERROR_LINES:] = [f"{source}: and {len(lines) - MAX_ERROR_LINES} more problems"]
     return "\n".join(lines)
 
 
-_SECRET_HINTS = ("file", "url", "credential", "key", "token", "password", "secret", "alerting")
+def _got(loc: tuple[Any, ...], value: Any) -> str:
+    """` (got <value>)` for an allowlisted field and a value of its kind; else ` (value hidden)`."""
+    kind = _shown_kind(loc)
+    number = isinstance(value, int | float | Decimal)
+    if (kind == "number" and number) or (kind == "text" and (number or isinstance(value, str))):
+        return f" (got {_clip_repr(value)})"
+    return " (value hidden)"
 
 
-def _may_hold_a_secret(loc: tuple[Any, ...]) -> bool:
-    return any(hint in str(part).lower() for part in loc for hint in _SECRET_HINTS)
+def _clip_repr(value: Any) -> str:
+    """A value as an error may quote it: repr (control characters escaped), at most ~MAX_ECHO."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= MAX_ECHO else repr(value[:MAX_ECHO]) + "..."
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return "a number of more than 38 digits"
+    text = repr(value)
+    return text if len(text) <= MAX_ECHO else text[:MAX_ECHO] + "..."
+
+
+def _key_part(part: Any) -> str:
+    """A key as an error names it: as written when plain, else quoted and clipped."""
+    if isinstance(part, int) and not isinstance(part, bool):
+        return str(part)
+    text = str(part)
+    return text if _PLAIN_KEY.fullmatch(text) else _clip_repr(text[:40])
+
+
+def _key_path(loc: Any) -> str:
+    return ".".join(_key_part(part) for part in loc)
+
+
+def _shown_kind(loc: tuple[Any, ...]) -> str | None:
+    """Whether the field at `loc` may be echoed: "number" (int, float, bool), "text" (an enum,
+    or a type marked SHOWN: durations, sizes, image tags) or None (anything else: hidden)."""
+    annotation: Any = StackConfig
+    for part in loc:
+        model = _model_in(annotation)
+        if isinstance(part, int):
+            annotation = _item_type(annotation)
+        elif model is not None:
+            field = next((f for n, f in model.model_fields.items() if f.alias == part or n == part), None)
+            if field is None:
+                return None
+            annotation = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+        else:
+            return None  # inside a dict (labels, annotations, addresses): keys and values hidden
+        if annotation is None:
+            return None
+    return _kind(annotation)
+
+
+def _unwrap(annotation: Any) -> tuple[Any, list[Any]]:
+    """The type under Annotated and Optional, and the metadata met on the way."""
+    metadata: list[Any] = []
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation, *extra = get_args(annotation)
+            metadata += extra
+        elif origin in (Union, types.UnionType):
+            members = [a for a in get_args(annotation) if a is not type(None)]
+            if len(members) != 1:
+                return annotation, metadata
+            annotation = members[0]
+        else:
+            return annotation, metadata
+
+
+def _item_type(annotation: Any) -> Any:
+    base, _ = _unwrap(annotation)
+    if get_origin(base) is tuple:
+        return get_args(base)[0]
+    return None
+
+
+def _kind(annotation: Any) -> str | None:
+    base, metadata = _unwrap(annotation)
+    if any(m is SHOWN for m in metadata) or get_origin(base) is Literal:
+        return "text"
+    if base in (bool, int, float, Decimal):
+        return "number"
+    return None
 
 
 def _valid_keys(loc: tuple[Any, ...]) -> list[str]:

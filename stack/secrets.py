@@ -11,7 +11,7 @@ import pulumi
 import pulumi_random as random
 from pulumi.runtime import config as runtime_config
 
-from stack.config import PROJECT, SECRETS_KEY, ConfigError
+from stack.config import PROJECT, SECRETS_KEY, ConfigError, secret_name_ok
 from stack.services.spec import SecretFile, ServiceSpec
 
 
@@ -22,11 +22,17 @@ def configured(stack: str) -> dict[str, str]:
         return {}
     try:
         values = json.loads(raw) if isinstance(raw, str) else raw
-    except ValueError:
+    except (ValueError, RecursionError):
         values = None
     if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
         raise ConfigError(f"Pulumi.{stack}.yaml: {PROJECT}:{SECRETS_KEY}: must be an object of secret "
-                          "names to string values")
+                          "names to string values (values hidden)")
+    for name in values:
+        # Each name becomes a file in its component's secrets directory: never a path.
+        if not secret_name_ok(name):
+            shown = name if isinstance(name, str) and len(name) <= 60 and name.isprintable() else "(name hidden)"
+            raise ConfigError(f"Pulumi.{stack}.yaml: {PROJECT}:{SECRETS_KEY}.{shown!s}: not a secret file name: "
+                              "letters, digits, '.', '_' and '-' only, never '.' or '..'")
     return values
 
 

@@ -109,12 +109,14 @@ BAD_FILES = [
              "tickets, deadman are not configured and localWebhookUrl is null"),
             ("a secret file Alertmanager is not given",
              "{receivers: {default: {slack: [{apiUrlFile: /run/secrets/slack, channel: '#a'}]}}}",
-             "medianest-observability:alerting: Value error, secret files must live under "
-             "/etc/alertmanager/secrets/: /run/secrets/slack"),
-            ("two secret files of one name",
+             "medianest-observability:alerting.receivers.default.slack.0.apiUrlFile: Value error, must live "
+             "under /etc/alertmanager/secrets/"),
+            ("a secret file in a subdirectory (two files could share a name)",
              "{receivers: {default: {slack: [{apiUrlFile: /etc/alertmanager/secrets/url, channel: '#a'}]}, "
              "tickets: {slack: [{apiUrlFile: /etc/alertmanager/secrets/x/url, channel: '#b'}]}}}",
-             "medianest-observability:alerting: Value error, two secret files are named url"),
+             "medianest-observability:alerting.receivers.tickets.slack.0.apiUrlFile: Value error, must live "
+             "under /etc/alertmanager/secrets/ (where the stack mounts Alertmanager's secrets), as a plain file "
+             "name"),
         ]
     ),
 ]

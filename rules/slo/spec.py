@@ -34,7 +34,7 @@ class LatencySLI(_Frozen):
     kind: Literal["latency"] = "latency"
     histogram: str
     matchers: str = ""  # PromQL matchers without braces, e.g. 'job="x",endpoint=~"/a|/b"'
-    threshold_seconds: float
+    threshold_seconds: float = Field(allow_inf_nan=False)
     example: dict[str, str] = Field(default_factory=dict)
 
 
@@ -53,14 +53,15 @@ class SLO(_Frozen):
     name: str
     service: str
     description: str
-    # In percent, kept exact: 99.9 gives an error budget of exactly 0.001.
-    objective: Decimal
+    # In percent, kept exact: 99.9 gives an error budget of exactly 0.001. Finite (pydantic refuses
+    # NaN and infinities); its valid range depends on the alert windows, checked by validate.py.
+    objective: Decimal = Field(allow_inf_nan=False)
     sli: SLI
     period: str = "30d"
     # Labels the SLO is computed per (each value its own budget); none: one SLO overall.
     grouping: tuple[str, ...] = ()
     # Below this many events per second over a long window, a burn rate means little.
-    min_events_per_second: float | None = None
+    min_events_per_second: float | None = Field(default=None, allow_inf_nan=False)
     page: bool = True
     ticket: bool = True
     for_: str | None = None

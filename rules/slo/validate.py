@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from decimal import ROUND_CEILING, Decimal
 
 import promql_parser as pp
 
@@ -14,9 +15,12 @@ from rules.problems import Problem, Severity
 from rules.promql import selector_matches
 from rules.slo.events import latency_labels, ratio_events
 from rules.slo.spec import SLO, GaugeSLI, LatencySLI, RatioSLI
-from rules.slo.windows import PeriodError, burn_windows
+from rules.slo.windows import BurnWindow, PeriodError, burn_windows, window_name
 
 NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+# Past five nines a 30-day budget is under half a minute of errors: less than one evaluation
+# of the rules, so no burn rate can be measured (and float maths runs out of digits further on).
+MAX_OBJECTIVE = Decimal("99.999")
 
 
 def validate(slo: SLO, catalog: Catalog) -> list[Problem]:
@@ -32,17 +36,14 @@ def _problems(slo: SLO, catalog: Catalog) -> Iterator[tuple[str, Severity, str]]
         yield "name", error, f"{slo.name!r} must be kebab-case (api-availability)"
     if slo.service not in SERVICES:
         yield "service", error, f"{slo.service!r} must be one of {', '.join(SERVICES)}"
-    if not 0 < slo.objective < 100:
-        yield "objective", error, f"{slo.objective} must be a percentage between 0 and 100 (exclusive)"
-    elif slo.objective <= 1:
-        yield "objective", error, (f"{slo.objective} looks like a fraction: objectives are percentages "
-                                   f"(write {format((slo.objective * 100).normalize(), 'f')} for {slo.objective})")
+    windows: tuple[BurnWindow, ...] = ()
     try:
-        burn_windows(slo.period)
+        windows = burn_windows(slo.period)
     except PeriodError as problem:
         yield "period", error, str(problem)
     except ValueError as problem:
         yield "period", error, str(problem)
+    yield from _objective(slo, windows)
     if slo.for_ is not None:
         try:
             duration_seconds(slo.for_)
@@ -53,6 +54,46 @@ def _problems(slo: SLO, catalog: Catalog) -> Iterator[tuple[str, Severity, str]]
     if not (slo.page or slo.ticket):
         yield "page", Severity.WARNING, "both tiers are disabled: this SLO never alerts"
     yield from _sli(slo, catalog)
+
+
+def _objective(slo: SLO, windows: tuple[BurnWindow, ...]) -> Iterator[tuple[str, Severity, str]]:
+    """An objective is a percentage whose error budget an outage can burn at every alerting
+    factor: budget x factor < 1, i.e. objective > 100 - 100 / factor. Past that, even a total
+    outage never reaches the factor, and the alert could never fire."""
+    error = Severity.ERROR
+    objective = slo.objective
+    if not objective.is_finite() or not 0 < objective < 100:
+        yield "objective", error, f"{_shown(objective)} must be a percentage between 0 and 100 (exclusive)"
+        return
+    if objective <= 1:
+        yield "objective", error, (f"{objective} looks like a fraction: objectives are percentages "
+                                   f"(write {format((objective * 100).normalize(), 'f')} for {objective})")
+        return
+    if objective > MAX_OBJECTIVE:
+        yield "objective", error, (f"{_shown(objective)} is above {MAX_OBJECTIVE}: its error budget is too small "
+                                   "for any burn rate to be measured; valid range: above the lowest objective "
+                                   f"its alert windows allow, up to {MAX_OBJECTIVE}")
+        return
+    tiers = {"page"} if slo.page else set()
+    tiers |= {"ticket"} if slo.ticket else set()
+    alerting = [w for w in windows if w.tier in tiers]
+    if not alerting:
+        return
+    steepest = max(alerting, key=lambda w: w.factor)
+    lowest = Decimal(100) - Decimal(100) / steepest.factor
+    if objective <= lowest:
+        shown = lowest.quantize(Decimal("0.01"), rounding=ROUND_CEILING)
+        yield "objective", error, (
+            f"{objective} is outside the valid range {shown} to {MAX_OBJECTIVE}: with an error budget of "
+            f"{(Decimal(100) - objective).normalize():f}% even a total outage burns it at "
+            f"{(Decimal(100) / (Decimal(100) - objective)).quantize(Decimal('0.01')).normalize():f}x, below the "
+            f"{steepest.factor.normalize():f}x of its {steepest.tier} tier over {window_name(steepest.long)}: "
+            "that alert could never fire")
+
+
+def _shown(value: Decimal) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else text[:40] + "..."
 
 
 def _sli(slo: SLO, catalog: Catalog) -> Iterator[tuple[str, Severity, str]]:

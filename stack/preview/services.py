@@ -457,7 +457,7 @@ def _leaf_lines(kind: str, path: tuple[str, ...], before: Any, after: Any) -> li
     if "resources" in path:
         return [f"{where}: {_short(before)} -> {_short(after)}"]
     if kind in ("ConfigMap", "Secret") and path and path[0] in ("data", "stringData", "binaryData"):
-        # Secret values are never shown (rendered ones are placeholders, but still).
+        # Values are never shown: a Secret's would be a secret, a ConfigMap's are in the config diff.
         key = ".".join(path[1:]) or path[0]
         what = "added" if before is _MISSING else "removed" if after is _MISSING else "changed"
         return [f"{path[0]} key {key} {what}"]

@@ -1,5 +1,9 @@
 """`python -m stack sandbox`: start the sandbox, print where everything is, apply a scenario,
-print each notification as it arrives, and stop everything on Ctrl-C or after `--duration`."""
+print each notification as it arrives, and stop everything on Ctrl-C or after `--duration`.
+
+A component that dies is reported at once (a line naming it and how it ended, then the tail of
+its log); the sandbox then stops and exits 1, or, with `--restart`, starts it again after 1 s,
+2 s, 4 s... (at most 30 s), and exits 1 at its fifth death within 5 minutes."""
 
 from __future__ import annotations
 
@@ -22,6 +26,9 @@ def add_parser(commands: Any) -> None:
     sandbox.add_argument("--compressed", action="store_true",
                          help="compress time: SLOs over 5 days instead of 30 (a page resolves 5 minutes after "
                               "recovery), Alertmanager re-notifies a group after 10s, Prometheus resends after 5s")
+    sandbox.add_argument("--restart", action="store_true",
+                         help="restart a component that dies (after 1s, 2s, 4s... at most 30s; its fifth death "
+                              "within 5 minutes stops the sandbox) instead of stopping the sandbox (exit 1)")
 
 
 def _duration(text: str) -> float:
@@ -44,12 +51,16 @@ def apply(sandbox: Any, scenario: Scenario) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stack.sandbox.run import Sandbox  # the sandbox's machinery loads only for this command
+    # The sandbox's machinery loads only for this command.
+    from stack.sandbox.processes import ProcessDied, RestartPolicy
+    from stack.sandbox.run import Sandbox
 
     signal.signal(signal.SIGTERM, _stop)
     scenario = SCENARIOS[args.scenario]
+    died = None
     try:
-        with Sandbox(alertmanagers=args.alertmanagers, compressed=args.compressed) as sandbox:
+        with Sandbox(alertmanagers=args.alertmanagers, compressed=args.compressed,
+                     restart=RestartPolicy() if getattr(args, "restart", False) else None) as sandbox:
             print(f"sandbox: up in {sandbox.started_seconds:.1f} s, files in {sandbox.root}")
             for name, url in sandbox.urls().items():
                 print(f"  {name:<28} {url}")
@@ -58,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
             print("sandbox: notifications as they arrive (Ctrl-C stops everything):")
             deadline = time.monotonic() + args.duration if args.duration else None
             seen = 0
-            while deadline is None or time.monotonic() < deadline:
+            while died is None and (deadline is None or time.monotonic() < deadline):
                 notifications = sandbox.notifications()
                 for note in notifications[seen:]:
                     for alert in note["payload"].get("alerts", []):
@@ -66,8 +77,13 @@ def run(args: argparse.Namespace) -> int:
                         print(f"  {time.strftime('%H:%M:%S')} {note['receiver']:<16} {alert.get('status'):<9} "
                               f"{labels.get('alertname')} {labels.get('severity', '')}")
                 seen = len(notifications)
-                time.sleep(1)
+                died = sandbox.supervisor.death(timeout=1)  # reported already, with its log's tail
+    except ProcessDied as error:  # while the others started
+        died = str(error)
     except KeyboardInterrupt:
         pass
+    if died is not None:
+        print(f"sandbox: stopped: {died}")
+        return 1
     print("sandbox: stopped")
     return 0

@@ -1,22 +1,39 @@
 """Real binaries on loopback, owned and cleaned up: free ports, finding Debian's binaries, and a
-`Supervisor` that starts processes, waits until they are ready and stops every one of them.
+`Supervisor` that starts processes, waits until they are ready, watches them and stops every one
+of them.
 
 Each process runs in its own process group (its own session), so stopping it reaches whatever it
 forked too; the same isolation means a Ctrl-C at the terminal no longer reaches the children, so
 the supervisor turns SIGINT/SIGTERM/SIGHUP of the parent into a normal exit that stops them.
+
+A process that dies on its own is noticed within `poll_interval`, reaped, and reported (one line
+naming it and its exit code or signal, then the tail of its log); then either the supervisor
+records the death (`death()`, `check()`: the sandbox's CLI exits 1), or, with a `RestartPolicy`,
+it is started again after an exponential backoff, until it has died too often within a window.
+
+Nothing outlives the supervisor, even a SIGKILL of it: every child gets the parent-death signal
+(SIGKILL, `prctl(PR_SET_PDEATHSIG)`), and a lifeline process (stack/sandbox/lifeline.py), told
+each child's pid through a pipe, kills what is left of their sessions and descendants once the
+pipe closes. A temporary workdir (`medianest-sandbox-*`) holds a lock file, locked for the
+supervisor's lifetime: the next supervisor removes a workdir whose lock nobody holds any more.
 """
 
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import contextlib
+import ctypes
+import fcntl
 import glob
 import os
 import pwd
+import queue
 import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -30,7 +47,11 @@ from pathlib import Path
 from types import FrameType, TracebackType
 
 LOOPBACK = "127.0.0.1"
-LOG_TAIL_LINES = 40
+LOG_TAIL_LINES = 40  # of a process that failed to start
+DEATH_TAIL_LINES = 20  # of a process that died once running
+WORKDIR_PREFIX = "medianest-sandbox-"
+LOCK_FILE = "sandbox.lock"
+LIFELINE = Path(__file__).with_name("lifeline.py")
 
 # --- ports -----------------------------------------------------------------------------------
 
@@ -113,6 +134,28 @@ class ProcessFailed(RuntimeError):
     pass
 
 
+class ProcessDied(ProcessFailed):
+    """A process died once running, and is not (or no longer) restarted."""
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """Restart a process that died after `first_delay` seconds, doubling at each failure up to
+    `max_delay`; the `max_failures`-th death within `window` seconds is final."""
+
+    first_delay: float = 1.0
+    max_delay: float = 30.0
+    max_failures: int = 5
+    window: float = 300.0
+
+    def delay(self, failures: int) -> float:
+        return min(self.max_delay, self.first_delay * 2 ** max(0, failures - 1))
+
+
+# A process's state, as far as the watcher is concerned: only a RUNNING one is watched.
+STARTING, RUNNING, STOPPED, WAITING, DEAD = "starting", "running", "stopped", "waiting to restart", "dead"
+
+
 @dataclass
 class _Process:
     name: str
@@ -125,6 +168,9 @@ class _Process:
     ready: Callable[[], bool] | None
     stop_signal: signal.Signals
     popen: subprocess.Popen[bytes] | None = field(default=None)
+    state: str = STARTING
+    failures: list[float] = field(default_factory=list)  # when it died (time.monotonic()), within the window
+    restart_at: float = 0.0
 
 
 # Every supervisor not yet closed, for the atexit fallback.
@@ -139,26 +185,51 @@ def _close_all() -> None:
         supervisor.close()
 
 
+def _print_report(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
 class Supervisor:
     """Owns every process it starts; `with Supervisor() as s:` stops them all on the way out.
 
     `workdir` (created if missing) holds `logs/<name>.log` for each process and whatever the
-    caller puts there. Without one, a temporary directory is created and removed on exit, unless
-    `keep` is true or an error ended the `with` block (it keeps the logs for a post-mortem).
+    caller puts there. Without one, a temporary directory (`medianest-sandbox-*`) is created and
+    removed on exit, unless `keep` is true or an error ended the `with` block (it keeps the logs
+    for a post-mortem); creating one first removes those of supervisors that were killed.
+
+    A started process that dies is reported through `report` (by default: to stderr), then
+    restarted if `restart` (a `RestartPolicy`) says so, else recorded: `death()` and `check()`.
     """
 
-    def __init__(self, workdir: Path | str | None = None, *, keep: bool = False) -> None:
+    def __init__(self, workdir: Path | str | None = None, *, keep: bool = False,
+                 restart: RestartPolicy | None = None, report: Callable[[str], None] | None = None,
+                 poll_interval: float = 0.2) -> None:
         self.temporary = workdir is None
+        self._lock_fd: int | None = None
         if workdir is None:
-            workdir = tempfile.mkdtemp(prefix="medianest-sandbox-")
+            remove_stale_workdirs(report=report or _print_report)
+            workdir = tempfile.mkdtemp(prefix=WORKDIR_PREFIX)
             # mkdtemp's 0700 would keep processes run as another user out of their directories.
             os.chmod(workdir, 0o711)
+            self._lock_fd = _lock_workdir(Path(workdir))
         self.workdir = Path(workdir).resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "logs").mkdir(exist_ok=True)
         self.keep = keep
+        self.restart_policy = restart
+        self.report = report or _print_report
+        self.poll_interval = poll_interval
         self._processes: dict[str, _Process] = {}
         self._previous_handlers: dict[int, object] = {}
+        self._lock = threading.RLock()
+        self._closing = threading.Event()
+        self._died = threading.Event()
+        self._deaths: list[str] = []
+        self._watcher: threading.Thread | None = None
+        self._spawner: threading.Thread | None = None
+        self._spawns: queue.SimpleQueue[tuple[concurrent.futures.Future, list[str], dict] | None] = (
+            queue.SimpleQueue())
+        self._lifeline: subprocess.Popen[bytes] | None = None
         _LIVE.add(self)
 
     # --- context manager -------------------------------------------------------------------
@@ -196,13 +267,31 @@ class Supervisor:
     def close(self, keep: bool | None = None, timeout: float = 10) -> None:
         """Stop every process (latest first, all signalled at once), then remove a temporary
         workdir unless `keep` (by default: as told to the constructor)."""
-        _terminate([p for p in reversed(self._processes.values()) if self._alive(p)], timeout)
+        self._closing.set()  # no more restarts, no more reports
+        with self._lock:
+            everything = list(reversed(self._processes.values()))
+            for process in everything:
+                process.state = STOPPED
+        _terminate([p for p in everything if self._alive(p)], timeout)
+        watcher = self._watcher
+        if watcher is not None and watcher is not threading.current_thread():
+            watcher.join(timeout=timeout)
+        # Whatever the watcher started while this closed (it stops it itself; to be sure).
+        _terminate([p for p in everything if self._alive(p)], timeout=2, signum=signal.SIGKILL)
+        self._spawns.put(None)  # the spawner ends: anything it started that is still there gets SIGKILL
+        self._close_lifeline()
         _LIVE.discard(self)
         keep = self.keep if keep is None else keep
         if self.temporary and not keep:
             shutil.rmtree(self.workdir, ignore_errors=True)
         elif self.temporary:
+            # Kept on purpose: without its lock file, no later supervisor takes it for a stale one.
+            with contextlib.suppress(FileNotFoundError):
+                (self.workdir / LOCK_FILE).unlink()
             print(f"sandbox: files kept in {self.workdir}", file=sys.stderr)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     # --- directories -------------------------------------------------------------------------
 
@@ -236,11 +325,15 @@ class Supervisor:
         with open(self.log_path(name), "ab") as log:
             log.write(f"--- {' '.join(argv)}\n".encode())
             log.flush()
-            result = subprocess.run(list(argv), stdout=log, stderr=subprocess.STDOUT, timeout=timeout,
-                                    input=None if input is None else input.encode(),
-                                    **_launch_options(env, cwd, user))
-        if result.returncode != 0:
-            raise ProcessFailed(self._failure(name, f"{name} failed with exit code {result.returncode}"))
+            with self._spawn(list(argv), stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                             stdout=log, stderr=subprocess.STDOUT, **_launch_options(env, cwd, user)) as command:
+                try:
+                    command.communicate(None if input is None else input.encode(), timeout=timeout)
+                except BaseException:
+                    command.kill()
+                    raise
+        if command.returncode != 0:
+            raise ProcessFailed(self._failure(name, f"{name} failed with exit code {command.returncode}"))
 
     # --- long-running processes --------------------------------------------------------------
 
@@ -260,18 +353,30 @@ class Supervisor:
         process = _Process(name, list(argv), None if env is None else dict(env),
                            None if cwd is None else Path(cwd), user, ready_url, ready_timeout, ready,
                            stop_signal)
-        self._processes[name] = process
+        with self._lock:
+            self._processes[name] = process
         return self._launch(process)
 
     def _launch(self, process: _Process) -> subprocess.Popen[bytes]:
+        with self._lock:
+            process.state = STARTING
+        self._start_watching()
         with open(self.log_path(process.name), "ab") as log:
             log.write(f"--- {time.strftime('%H:%M:%S')} starting: {' '.join(process.argv)}\n".encode())
             log.flush()
             # The child keeps its own copy of the log's descriptor.
-            process.popen = subprocess.Popen(process.argv, stdin=subprocess.DEVNULL, stdout=log,
-                                             stderr=subprocess.STDOUT, start_new_session=True,
-                                             **_launch_options(process.env, process.cwd, process.user))
-        self._wait_ready(process)
+            process.popen = self._spawn(process.argv, stdin=subprocess.DEVNULL, stdout=log,
+                                        stderr=subprocess.STDOUT, start_new_session=True,
+                                        **_launch_options(process.env, process.cwd, process.user))
+        try:
+            self._wait_ready(process)
+        except BaseException:
+            with self._lock:
+                process.state = STOPPED
+            raise
+        with self._lock:
+            if process.state == STARTING:
+                process.state = RUNNING
         return process.popen
 
     def _wait_ready(self, process: _Process) -> None:
@@ -285,6 +390,9 @@ class Supervisor:
                                                   f"{process.name} exited ({_describe(code)}) before it was ready"))
             if _answers(process.ready_url) and _true(process.ready):
                 return
+            if self._closing.is_set():
+                _terminate([process], timeout=5)
+                raise ProcessFailed(f"{process.name}: not started, the supervisor is closing")
             if time.monotonic() > deadline:
                 _terminate([process], timeout=5)
                 waited = process.ready_url or "its readiness check"
@@ -292,28 +400,36 @@ class Supervisor:
                     process.name, f"{process.name} was not ready after {process.ready_timeout:g} s ({waited})"))
             time.sleep(0.1)
 
-    def _failure(self, name: str, headline: str) -> str:
-        return (f"{headline}\n--- last {LOG_TAIL_LINES} lines of {self.log_path(name)} ---\n"
-                f"{self.log_tail(name)}")
+    def _failure(self, name: str, headline: str, lines: int = LOG_TAIL_LINES) -> str:
+        return (f"{headline}\n--- last {lines} lines of {self.log_path(name)} ---\n"
+                f"{self.log_tail(name, lines)}")
 
     def stop(self, name: str, timeout: float = 10) -> int | None:
         """Stop signal (SIGTERM unless told) to the process group, SIGKILL after `timeout`
-        seconds; its exit code (None if it was never started)."""
-        process = self._get(name)
+        seconds; its exit code (None if it was never started). A stopped process is not
+        restarted, nor reported as dead."""
+        process = self._stopping(name)
         _terminate([process], timeout)
         return process.popen.returncode if process.popen else None
 
     def kill(self, name: str) -> int | None:
-        """SIGKILL to the process group and everything it forked, as a crash would end it."""
-        process = self._get(name)
+        """SIGKILL to the process group and everything it forked, as a crash would end it (but
+        on purpose: neither reported nor restarted)."""
+        process = self._stopping(name)
         _terminate([process], timeout=5, signum=signal.SIGKILL)
         return process.popen.returncode if process.popen else None
 
     def restart(self, name: str) -> subprocess.Popen[bytes]:
         """Stop it if it runs, then start the same command again and wait until it is ready."""
-        process = self._get(name)
+        process = self._stopping(name)
         _terminate([process], timeout=10)
         return self._launch(process)
+
+    def _stopping(self, name: str) -> _Process:
+        with self._lock:
+            process = self._get(name)
+            process.state = STOPPED
+        return process
 
     def running(self, name: str) -> bool:
         return self._alive(self._get(name))
@@ -334,6 +450,221 @@ class Supervisor:
     @staticmethod
     def _alive(process: _Process) -> bool:
         return process.popen is not None and process.popen.poll() is None
+
+    # --- deaths --------------------------------------------------------------------------------
+
+    def death(self, timeout: float = 0) -> str | None:
+        """What died for good (its report's first line), waiting up to `timeout` seconds for
+        it; None while every process started runs (or was stopped on purpose)."""
+        self._died.wait(timeout)
+        with self._lock:
+            return self._deaths[0] if self._deaths else None
+
+    def check(self) -> None:
+        """ProcessDied if a process died for good."""
+        if (headline := self.death()) is not None:
+            raise ProcessDied(headline)
+
+    def _start_watching(self) -> None:
+        with self._lock:
+            if self._watcher is None and not self._closing.is_set():
+                self._watcher = threading.Thread(target=self._watch, name="sandbox-watcher", daemon=True)
+                self._watcher.start()
+
+    def _watch(self) -> None:
+        """The watcher thread: reaps and reports what died, restarts what is due."""
+        while not self._closing.wait(self.poll_interval):
+            try:
+                self._reap()
+                self._restart_due()
+            except Exception as error:  # never let the watching stop silently
+                self.report(f"sandbox: the supervisor's watcher failed: {error!r}")
+
+    def _reap(self) -> None:
+        with self._lock:
+            dead = [p for p in self._processes.values()
+                    if p.state == RUNNING and p.popen is not None and p.popen.poll() is not None]
+            for process in dead:
+                process.state = DEAD
+        for process in dead:
+            assert process.popen is not None
+            _signal_group(process, signal.SIGKILL)  # what it forked in its group goes with it
+            self._died_once(process, f"{process.name} died ({_describe(process.popen.returncode)})")
+
+    def _died_once(self, process: _Process, headline: str) -> None:
+        """Report a death (or a failed restart), then restart it later or give up."""
+        policy = self.restart_policy
+        if self._closing.is_set():
+            return
+        if policy is None:
+            self._give_up(process, headline)
+            return
+        now = time.monotonic()
+        process.failures = [t for t in process.failures if now - t < policy.window] + [now]
+        failures = len(process.failures)
+        if failures >= policy.max_failures:
+            self._give_up(process, f"{headline}: {failures} failures within {policy.window:g} s, not restarted")
+            return
+        delay = policy.delay(failures)
+        with self._lock:
+            if process.state in (STOPPED, RUNNING):  # stopped, or started again, meanwhile
+                return
+            process.state, process.restart_at = WAITING, now + delay
+        self.report(self._failure(process.name, f"sandbox: {headline}; restarting it in {delay:g} s "
+                                                f"(failure {failures} of {policy.max_failures} within "
+                                                f"{policy.window:g} s)", DEATH_TAIL_LINES))
+
+    def _give_up(self, process: _Process, headline: str) -> None:
+        with self._lock:
+            if process.state == STOPPED:
+                return
+            process.state = DEAD
+            self._deaths.append(headline)
+        self.report(self._failure(process.name, f"sandbox: {headline}", DEATH_TAIL_LINES))
+        self._died.set()
+
+    def _restart_due(self) -> None:
+        for process in list(self._processes.values()):
+            with self._lock:
+                if process.state != WAITING or time.monotonic() < process.restart_at or self._closing.is_set():
+                    continue
+            try:
+                popen = self._launch(process)
+            except Exception as error:  # not ready, or not even started (its binary gone...)
+                if self._closing.is_set():
+                    return
+                with self._lock:
+                    process.state = DEAD
+                reason = (str(error).splitlines() or [repr(error)])[0]
+                self._died_once(process, f"{process.name} failed to restart: {reason}")
+            else:
+                self.report(f"sandbox: {process.name} restarted (pid {popen.pid})")
+
+    # --- starting processes ---------------------------------------------------------------------
+
+    def _spawn(self, argv: list[str], **options: object) -> subprocess.Popen[bytes]:
+        """`subprocess.Popen(argv, **options)` from the spawner thread, with the parent-death
+        signal; the lifeline told its pid.
+
+        The kernel sends the parent-death signal when the *thread* that started the child ends:
+        one thread starts every process, whichever thread asks (the main one, the watcher, a
+        caller's), and it ends only once `close` has stopped them all."""
+        future: concurrent.futures.Future[subprocess.Popen[bytes]] = concurrent.futures.Future()
+        with self._lock:
+            if self._spawner is None and not self._closing.is_set():
+                self._spawner = threading.Thread(target=self._spawn_forever, name="sandbox-spawner", daemon=True)
+                self._spawner.start()
+            spawner = None if self._closing.is_set() else self._spawner
+        if spawner is None:  # closing or closed: started here, with the lifeline alone
+            popen = subprocess.Popen(argv, **options)  # type: ignore[call-overload]
+        else:
+            self._spawns.put((future, argv, options))
+            try:
+                popen = future.result()
+            except BaseException:  # interrupted while waiting: what it started must not stay
+                future.add_done_callback(lambda done: done.exception() or done.result().kill())
+                raise
+        self._tell_lifeline(popen.pid)
+        return popen
+
+    def _spawn_forever(self) -> None:
+        preexec = _parent_death_signal()
+        while (request := self._spawns.get()) is not None:
+            future, argv, options = request
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(subprocess.Popen(argv, preexec_fn=preexec, **options))
+                except BaseException as error:
+                    future.set_exception(error)
+
+    # --- the lifeline --------------------------------------------------------------------------
+
+    def _tell_lifeline(self, pid: int) -> None:
+        """Tell the lifeline about a child (starting the lifeline first if need be)."""
+        with self._lock:
+            if self._lifeline is None or self._lifeline.poll() is not None:
+                # Started here, not by the spawner: without the parent-death signal, since it
+                # must outlive this process to do its job; in a session of its own, out of reach
+                # of the terminal's signals.
+                self._lifeline = subprocess.Popen([sys.executable, "-I", "-S", str(LIFELINE)],
+                                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                                  start_new_session=True)
+            assert self._lifeline.stdin is not None
+            try:
+                self._lifeline.stdin.write(f"{pid}\n".encode())
+                self._lifeline.stdin.flush()
+            except OSError:
+                pass  # gone: the parent-death signal remains
+
+    def _close_lifeline(self) -> None:
+        lifeline, self._lifeline = self._lifeline, None
+        if lifeline is None:
+            return
+        with contextlib.suppress(OSError):
+            lifeline.stdin.close()  # type: ignore[union-attr]
+        try:
+            lifeline.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            lifeline.kill()
+            lifeline.wait()
+
+
+# --- temporary workdirs -----------------------------------------------------------------------
+
+
+def _lock_workdir(workdir: Path) -> int:
+    """Create `<workdir>/sandbox.lock` already locked (locked under another name, then renamed:
+    no other supervisor ever sees it unlocked), with this process's pid; its descriptor, to hold
+    for the supervisor's lifetime. The lock goes when the process does, however it ends."""
+    partial = workdir / f".{LOCK_FILE}.{os.getpid()}"
+    fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        os.rename(partial, workdir / LOCK_FILE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def remove_stale_workdirs(parent: Path | str | None = None,
+                          report: Callable[[str], None] | None = None) -> list[Path]:
+    """Remove the temporary workdirs of supervisors that were killed, in `parent` (by default:
+    the temporary directory); the paths removed.
+
+    Only a directory named `medianest-sandbox-*`, not a symbolic link, owned by this user, with a
+    `sandbox.lock` file of this user's that nobody holds locked; never a directory without that
+    file (another program's, a supervisor's creating its lock, or a workdir kept on purpose)."""
+    parent = Path(parent or tempfile.gettempdir())
+    removed = []
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(WORKDIR_PREFIX):
+            continue
+        try:
+            if not entry.is_dir(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_uid != os.geteuid():
+                continue
+            fd = os.open(os.path.join(entry.path, LOCK_FILE), os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # its supervisor runs
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(Path(entry.path))
+            (report or _print_report)(f"sandbox: removed {entry.path}, left behind by a sandbox that was killed")
+        finally:
+            os.close(fd)
+    return removed
 
 
 def _terminate(processes: list[_Process], timeout: float, signum: int | None = None) -> None:
@@ -398,6 +729,25 @@ def _launch_options(env: Mapping[str, str] | None, cwd: Path | str | None, user:
     return options
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """For `preexec_fn`: SIGKILL the child when the thread that started it ends (with its
+    process, even by a SIGKILL). subprocess runs it after switching to `user` (a change of user
+    would clear it)."""
+    if sys.platform != "linux":
+        return None
+    prctl, parent = ctypes.CDLL(None, use_errno=True).prctl, os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent ended before that: nobody would send it
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
+
+
 def _signal_group(process: _Process, signum: int) -> None:
     # The group outlives a leader that exited but was not yet reaped; a reaped group may be gone.
     if process.popen is not None:
@@ -426,5 +776,5 @@ def _true(check: Callable[[], bool] | None) -> bool:
 
 def _describe(code: int) -> str:
     if code < 0:
-        return f"exit code {code}, killed by {signal.Signals(-code).name}"
+        return f"killed by {signal.Signals(-code).name}"
     return f"exit code {code}"

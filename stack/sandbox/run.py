@@ -136,6 +136,8 @@ class Sandbox:
     workdir: Path | None = None
     rps: int = 20
     compressed: bool = False
+    # A component that dies is reported (and `supervisor.death()` says so); with a policy, restarted.
+    restart: processes.RestartPolicy | None = None
     config: StackConfig = field(init=False)
     bundle: Bundle = field(init=False)
     ports: Ports = field(init=False)
@@ -147,10 +149,11 @@ class Sandbox:
 
     def __enter__(self) -> Sandbox:
         began = time.monotonic()
-        self.supervisor = processes.Supervisor(self.workdir)
+        self.supervisor = processes.Supervisor(self.workdir, restart=self.restart)
         self.supervisor.__enter__()
         try:
             self._start()
+            self.supervisor.check()  # a component that died while the next ones started
         except BaseException:
             self.supervisor.__exit__(*sys.exc_info())
             raise

@@ -1,5 +1,13 @@
 """node_exporter: the host's CPU, memory, disks and filesystems, read through the host's /proc,
-/sys and root filesystem mounted read-only (the container's own would describe the container)."""
+/sys and root filesystem mounted read-only (the container's own would describe the container).
+
+On Kubernetes it shares the node's network (where NetworkPolicies do not apply), so it never
+listens on the node's interfaces: it binds the node's loopback (`LOOPBACK_PORT`), and
+kube-rbac-proxy, beside it in the pod (stack/targets/kubernetes/rbac_proxy.py), serves its
+/metrics on `PORT` of the node's IP over TLS to callers the API server allows `get` on
+/metrics (Prometheus, with its service-account token). The spec's port is that proxy's: what
+the cluster sees. On Docker it listens on the stack's private network only, as every component.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,8 @@ from stack.services.spec import HostMount, MetricsEndpoint, Port, ServiceSpec, h
 
 NAME = "node-exporter"
 PORT = 9100
+# Kubernetes: node exporter itself, on the node's loopback only, behind kube-rbac-proxy on PORT.
+LOOPBACK_PORT = 9101
 CONFIG_DIR = "/etc/node-exporter"
 HOST_PROC = HostMount("proc", "/proc", "/host/proc")
 HOST_SYS = HostMount("sys", "/sys", "/host/sys")
@@ -26,6 +36,11 @@ MOUNT_POINTS_EXCLUDE = (
 
 def service(config: StackConfig) -> ServiceSpec:
     settings = config.services.node_exporter
+    if config.target == "kubernetes":
+        # The node's loopback: nothing but the proxy beside it (and the node itself) reaches it.
+        listen, port, health = f"127.0.0.1:{LOOPBACK_PORT}", Port("https", PORT), http_health(LOOPBACK_PORT, "/")
+    else:
+        listen, port, health = f":{PORT}", Port("http", PORT, host_port=settings.publish), http_health(PORT, "/")
     return ServiceSpec(
         name=NAME,
         image=image(settings.image),
@@ -36,13 +51,13 @@ def service(config: StackConfig) -> ServiceSpec:
             f"--path.sysfs={HOST_SYS.path}",
             f"--path.rootfs={HOST_ROOT.path}",
             f"--collector.filesystem.mount-points-exclude={MOUNT_POINTS_EXCLUDE}",
-            f"--web.listen-address=:{PORT}",
+            f"--web.listen-address={listen}",
         ),
-        ports=(Port("http", PORT, host_port=settings.publish),),
+        ports=(port,),
         config_dir=CONFIG_DIR,
         host_mounts=(HOST_PROC, HOST_SYS, HOST_ROOT),
         # The host's processes, so /host/proc/1/mountinfo is the host's mount table.
         host_pid=True,
-        health=http_health(PORT, "/"),
+        health=health,
         metrics=MetricsEndpoint(job=config.jobs.node, port=PORT),
     )

@@ -30,6 +30,9 @@ DATA_DIR = "/prometheus"
 RULES = "prometheus/rules/"
 # The replica's name, distinct per Prometheus of an HA pair; Alertmanager never sees it.
 REPLICA_LABEL = "replica"
+# Prometheus' own service-account token (Kubernetes mounts it: Prometheus reads the API): what it
+# shows node exporter's kube-rbac-proxy, which asks the API server whether it may get /metrics.
+SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 
 def prometheus_config(config: StackConfig, rule_files: Sequence[str], targets: Sequence[ServiceSpec]) -> dict[str, Any]:
@@ -84,8 +87,17 @@ def _kubernetes_jobs(config: StackConfig, targets: Sequence[ServiceSpec]) -> lis
         # node exporter describes its node: the node's name is the meaningful instance.
         instance = "__meta_kubernetes_pod_node_name" if name == node_exporter.NAME else "__meta_kubernetes_pod_name"
         jobs.append({"job_name": job, "metrics_path": path,
+                     **(_through_rbac_proxy() if name == node_exporter.NAME else {}),
                      **_pods(namespace, f"{NAME_LABEL}={name}", port, instance)})
     return jobs
+
+
+def _through_rbac_proxy() -> dict[str, Any]:
+    """node exporter on Kubernetes is served by kube-rbac-proxy on the node's IP: HTTPS with the
+    proxy's self-signed certificate (nothing to verify it against), authenticated by this
+    Prometheus' service-account token, authorized to `get` /metrics by a ClusterRole."""
+    return {"scheme": "https", "authorization": {"credentials_file": SERVICE_ACCOUNT_TOKEN},
+            "tls_config": {"insecure_skip_verify": True}}
 
 
 def _pods(namespace: str, label_selector: str, port: int, instance: str) -> dict[str, Any]:

@@ -17,8 +17,9 @@ from rules.problems import Severity
 from stack.bundle import build
 from stack.config import PROJECT, ConfigError, from_mapping
 from stack.output import write_tree
+from stack.services import node_exporter
 from stack.shipped_checks import check_shipped
-from stack.targets.kubernetes.manifests import manifests, placeholder, replacements
+from stack.targets.kubernetes.manifests import manifests, replacements
 from stack.targets.kubernetes.workloads import CHECKSUM_ANNOTATION
 
 WORKLOADS = ("StatefulSet", "Deployment", "DaemonSet")
@@ -151,11 +152,19 @@ def test_grafana_gets_two_replicas_only_with_an_external_database() -> None:
 
 def test_every_container_has_probes_requests_and_limits(objects) -> None:
     for name, workload in workloads(objects).items():
-        (container,) = pod(workload)["containers"]
-        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            assert container[probe]["httpGet"]["port"] > 0, f"{name} has no {probe}"
-        assert set(container["resources"]["requests"]) == {"memory", "cpu"}, name
-        assert "memory" in container["resources"]["limits"], name
+        for container in pod(workload)["containers"]:
+            # The component: startup, readiness and liveness; a proxy beside it: the last two.
+            probes = ("startupProbe", "readinessProbe", "livenessProbe") if container["name"] == name else (
+                "readinessProbe", "livenessProbe")
+            for probe in probes:
+                check = container[probe]
+                assert (check.get("httpGet", {}).get("port") or check.get("tcpSocket", {}).get("port")
+                        or check.get("exec", {}).get("command")), f"{name}/{container['name']} has no {probe}"
+            assert set(container["resources"]["requests"]) == {"memory", "cpu"}, name
+            assert "memory" in container["resources"]["limits"], name
+    # node exporter listens on the node's loopback, where the kubelet's HTTP probes cannot go.
+    (node,) = [c for c in pod(workloads(objects)["node-exporter"])["containers"] if c["name"] == "node-exporter"]
+    assert node["livenessProbe"]["exec"]["command"][-1] == "http://127.0.0.1:9101/"
     prometheus = pod(workloads(objects)["prometheus"])["containers"][0]
     assert prometheus["readinessProbe"]["httpGet"]["path"] == "/-/ready"
     assert prometheus["livenessProbe"]["httpGet"]["path"] == "/-/healthy"
@@ -167,10 +176,11 @@ def test_pods_follow_the_restricted_pod_security_profile(objects) -> None:
         assert spec["securityContext"]["runAsNonRoot"] is True
         assert spec["securityContext"]["runAsUser"] != 0
         assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-        (container,) = spec["containers"]
-        context = container["securityContext"]
-        assert context["allowPrivilegeEscalation"] is False and context["capabilities"] == {"drop": ["ALL"]}
-        assert context["readOnlyRootFilesystem"] is True, f"{name} writes to its image"
+        for container in spec["containers"]:
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False and context["capabilities"] == {"drop": ["ALL"]}
+            assert context["readOnlyRootFilesystem"] is True, f"{name} writes to its image"
+            assert context["runAsNonRoot"] is True and "runAsUser" not in context, "the pod's user"
     host = {n for n, w in workloads(objects).items()
             if pod(w).get("hostPID") or pod(w).get("hostNetwork")
             or any("hostPath" in v for v in pod(w).get("volumes", []))}
@@ -190,11 +200,16 @@ def test_only_api_clients_get_a_service_account_token(objects) -> None:
     assert tokens == {"prometheus", "alloy"}
     for name, workload in workloads(objects).items():
         assert pod(workload)["serviceAccountName"] == name
+    # node exporter's kube-rbac-proxy sends TokenReviews: a token in its container alone.
+    node = pod(workloads(objects)["node-exporter"])
+    mounting = {c["name"] for c in node["containers"]
+                for m in c.get("volumeMounts", []) if m["mountPath"] == "/var/run/secrets/kubernetes.io/serviceaccount"}
+    assert mounting == {"kube-rbac-proxy"}
+    (token,) = [v for v in node["volumes"] if v["name"] == "kube-api-access"]
+    assert {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}} in token["projected"]["sources"]
 
 
 def test_rbac_is_least_privilege(objects) -> None:
-    kinds = {o["kind"] for o in objects}
-    assert "ClusterRole" not in kinds and "ClusterRoleBinding" not in kinds
     roles = [o for o in objects if o["kind"] == "Role"]
     for role in roles:
         for rule in role["rules"]:
@@ -213,15 +228,29 @@ def test_rbac_is_least_privilege(objects) -> None:
     for binding in find(objects, "RoleBinding").values():
         (subject,) = binding["subjects"]
         assert subject["kind"] == "ServiceAccount" and subject["namespace"] == "monitoring"
+    # Cluster-wide, only what node exporter's kube-rbac-proxy needs: it may ask who a caller is
+    # and whether they may get /metrics; Prometheus may get /metrics. Nothing reads a resource.
+    cluster = {r["metadata"]["name"]: r["rules"] for r in objects if r["kind"] == "ClusterRole"}
+    assert cluster == {
+        "medianest-monitoring-node-node-exporter-auth": [
+            {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+            {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]}],
+        "medianest-monitoring-prometheus-metrics": [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}],
+    }
+    bound = {b["roleRef"]["name"]: b["subjects"] for b in objects if b["kind"] == "ClusterRoleBinding"}
+    assert bound == {
+        "medianest-monitoring-node-node-exporter-auth": [
+            {"kind": "ServiceAccount", "name": "node-exporter", "namespace": "monitoring-node"}],
+        "medianest-monitoring-prometheus-metrics": [
+            {"kind": "ServiceAccount", "name": "prometheus", "namespace": "monitoring"}],
+    }
 
 
 def test_no_secret_value_in_a_config_map_or_manifest() -> None:
     config = prod()
     bundle = build(config)
     objects = manifests(config, bundle.services, bundle.files)
-    for secret in find(objects, "Secret").values():
-        for name, content in secret["stringData"].items():
-            assert placeholder(name) in content, "rendered Secrets hold placeholders only"
+    assert not find(objects, "Secret"), "rendered manifests hold no Secret (no value to put in one)"
     for config_map in find(objects, "ConfigMap").values():
         text = yaml.safe_dump(config_map)
         assert "REPLACE-ME" not in text
@@ -256,10 +285,12 @@ def test_a_config_change_rolls_only_the_pods_that_read_it(objects, change, reade
     assert all(m["immutable"] is True for m in find(changed, "ConfigMap").values())
 
 
-def test_a_secret_change_rolls_the_pods_through_their_checksum(objects) -> None:
+def test_rendered_pods_carry_no_checksum_of_secrets_they_do_not_know(objects) -> None:
+    # Under Pulumi a keyed hash of the values rolls the pods (test_kubernetes_program); rendered,
+    # there are no values: a constant would only pretend to.
     annotated = {n for n, w in workloads(objects).items()
                  if CHECKSUM_ANNOTATION in w["spec"]["template"]["metadata"].get("annotations", {})}
-    assert annotated == {"alertmanager", "grafana", "postgres-exporter", "redis-exporter"}
+    assert annotated == set()
 
 
 @pytest.mark.parametrize("change", [
@@ -343,7 +374,7 @@ def test_replicas_and_kubernetes_log_source_need_the_kubernetes_target(services,
     config[f"{PROJECT}:services"] = services
     with pytest.raises(ConfigError) as error:
         from_mapping(config, "Pulumi.dev.yaml")
-    assert f"\n  {PROJECT}:{message}" in str(error.value)
+    assert f"{PROJECT}:{message}" in str(error.value)
     assert "(got" not in str(error.value), "a rule across keys never echoes the whole config"
 
 
@@ -375,3 +406,39 @@ def test_nothing_holding_data_is_replaced_since_the_reviewed_golden_files(object
     reviewed = [d for path in sorted(golden.glob("*.yaml")) for d in yaml.safe_load_all(path.read_text()) if d]
     assert reviewed, "no golden manifests"
     assert replacements(reviewed, objects) == [], "this change replaces data-holding objects: review, then make golden"
+
+
+def test_node_exporter_listens_on_the_nodes_loopback_behind_kube_rbac_proxy(objects) -> None:
+    """The host's network is outside every NetworkPolicy: node exporter binds 127.0.0.1 there, and
+    kube-rbac-proxy alone is exposed, on the node's IP, over TLS, to callers allowed /metrics."""
+    spec = pod(workloads(objects)["node-exporter"])
+    assert spec["hostNetwork"] is True
+    containers = {c["name"]: c for c in spec["containers"]}
+    assert set(containers) == {"node-exporter", "kube-rbac-proxy"}
+    exporter, proxy = containers["node-exporter"], containers["kube-rbac-proxy"]
+    listen = [a for a in exporter["args"] if a.startswith("--web.listen-address=")]
+    assert listen == ["--web.listen-address=127.0.0.1:9101"]
+    assert "ports" not in exporter
+    # The only port of the pod, hence of the node: the proxy's.
+    assert [(c["name"], p["containerPort"], p.get("hostPort")) for c in spec["containers"]
+            for p in c.get("ports", [])] == [("kube-rbac-proxy", 9100, 9100)]
+    assert proxy["image"] == "quay.io/brancz/kube-rbac-proxy:v0.22.0"
+    assert {"--secure-listen-address=[$(IP)]:9100", "--upstream=http://127.0.0.1:9101/",
+            "--allow-paths=/metrics"} <= set(proxy["args"])
+    assert {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}} in proxy["env"]
+    assert not any(a.startswith(("--insecure-listen-address", "--ignore-paths")) for a in proxy["args"])
+    # Prometheus scrapes the proxy: HTTPS, its own token, the proxy's self-signed certificate.
+    config = yaml.safe_load(build(prod()).files["prometheus/prometheus.yml"])
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "node-exporter"]
+    assert job["scheme"] == "https"
+    assert job["authorization"] == {"credentials_file": "/var/run/secrets/kubernetes.io/serviceaccount/token"}
+    assert job["tls_config"] == {"insecure_skip_verify": True}
+    assert {"source_labels": ["__meta_kubernetes_pod_container_port_number"], "regex": "9100",
+            "action": "keep"} in job["relabel_configs"]
+    # Which it can: Prometheus mounts its token (it reads the API) and may get /metrics.
+    assert pod(workloads(objects)["prometheus"])["automountServiceAccountToken"] is True
+
+
+def test_node_exporter_on_docker_is_unchanged() -> None:
+    spec = node_exporter.service(from_mapping(stack_config("dev"), "Pulumi.dev.yaml"))
+    assert "--web.listen-address=:9100" in spec.args and [p.container_port for p in spec.ports] == [9100]

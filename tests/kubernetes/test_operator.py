@@ -191,3 +191,15 @@ def test_output_is_deterministic(config: StackConfig, bundle: Bundle, manifests:
     # And independent of the order the files arrive in.
     shuffled = dict(reversed(list(bundle.files.items())))
     assert operator_manifests(config, shuffled, bundle.services) == manifests
+
+
+def test_node_exporter_is_scraped_through_its_kube_rbac_proxy(manifests: list[dict]) -> None:
+    monitors = _of_kind(manifests, "ServiceMonitor")
+    (monitor,) = [m for m in monitors if m["metadata"]["name"] == "medianest-node-exporter"]
+    [endpoint] = monitor["spec"]["endpoints"]
+    # As kube-prometheus' node-exporter ServiceMonitor: HTTPS to the proxy, the Prometheus' own token.
+    assert endpoint["port"] == "https" and endpoint["scheme"] == "https"
+    assert endpoint["bearerTokenFile"] == "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    assert endpoint["tlsConfig"] == {"insecureSkipVerify": True}
+    others = [m["spec"]["endpoints"][0] for m in monitors if m is not monitor]
+    assert others and not any("scheme" in e or "bearerTokenFile" in e for e in others)

@@ -35,8 +35,10 @@ def docker(config: StackConfig) -> StackConfig:
 
 def kubernetes(**settings: object) -> StackConfig:
     """A Kubernetes stack whose Alloy tails pods through the API, validated as Pulumi config is."""
-    keys = {"environment": "prod", "runbookBaseUrl": "https://runbooks.example.com/alerts", "target": "kubernetes",
-            "services": {"alloy": {"logSource": "kubernetes"}}, **settings}
+    keys: dict[str, object] = {"environment": "prod", "runbookBaseUrl": "https://runbooks.example.com/alerts",
+                               "target": "kubernetes", "services": {"alloy": {"logSource": "kubernetes"}}, **settings}
+    # Required with target kubernetes: where the API server is.
+    keys["kubernetes"] = {"apiServerCidrs": ["10.96.0.1/32"], **dict(keys.get("kubernetes") or {})}
     return from_mapping({f"medianest-observability:{k}": v for k, v in keys.items()}, "test")
 
 

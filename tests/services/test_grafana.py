@@ -26,9 +26,11 @@ def with_database(config: StackConfig, replicas: int = 2, **database: str) -> St
 
 def load(grafana_settings: dict[str, Any], target: str = "docker") -> StackConfig:
     """A stack file's config with `services.grafana` set, as the CLI reads it."""
+    # Kubernetes wants to know where its API server is.
+    cluster = {f"{PROJECT}:kubernetes": {"apiServerCidrs": ["10.96.0.1/32"]}} if target == "kubernetes" else {}
     return from_mapping({f"{PROJECT}:environment": "dev", f"{PROJECT}:runbookBaseUrl": "https://r",
                          f"{PROJECT}:target": target,
-                         f"{PROJECT}:services": {"grafana": grafana_settings}}, "Pulumi.dev.yaml")
+                         f"{PROJECT}:services": {"grafana": grafana_settings}, **cluster}, "Pulumi.dev.yaml")
 
 
 def test_sqlite_on_the_data_volume_by_default(dev_config: StackConfig) -> None:
@@ -105,7 +107,7 @@ def test_a_database_in_the_stack_file(dev_config: StackConfig) -> None:
 def test_replicas_need_the_kubernetes_target() -> None:
     with pytest.raises(ConfigError) as error:
         load({"replicas": 2, "database": POSTGRES})
-    assert str(error.value) == ("Pulumi.dev.yaml: invalid configuration\n  medianest-observability:services.grafana."
+    assert str(error.value) == ("Pulumi.dev.yaml: medianest-observability:services.grafana."
                                 "replicas: above 1 needs target kubernetes (one container per component on Docker)")
 
 

@@ -1,13 +1,16 @@
 """Every manifest of the Kubernetes target, as plain dicts: what `render` writes for
 `kubectl apply` and what `resources.py` hands to pulumi-kubernetes, from the same functions.
 
-Secret values are the only difference: rendered manifests carry placeholders (`PLACEHOLDER`),
-the Pulumi program the values from Pulumi secrets.
+Secrets are the only difference. The Pulumi program passes their values (Pulumi secrets) and
+gets each component's Secret, and a keyed checksum of it on the pods. Rendered, there is no value
+to write: `kubernetes/` holds no Secret at all (a placeholder would start Grafana with a known
+admin password, and re-applying the directory would overwrite the real Secrets), and
+`kubernetes-secrets/create-secrets.sh` beside it creates the same Secrets from files
+(secrets_script.py). Either way the pods mount them non-optional: no Secret, no start.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,31 +18,11 @@ from stack.config import StackConfig
 from stack.dump import HEADER, dump_yaml
 from stack.services import alertmanager, grafana, prometheus
 from stack.services.spec import ServiceSpec
-from stack.targets.kubernetes import network_policies, operator, rbac, workloads
+from stack.targets.kubernetes import network_policies, operator, rbac, secrets_script, workloads
 from stack.targets.kubernetes.common import Manifest, manifest, metadata, namespace_of
 from stack.targets.kubernetes.workloads import SecretValues
 
 DIRECTORY = "kubernetes"
-PLACEHOLDER = "REPLACE-ME: secrets.{name}"
-
-
-def placeholder(name: str) -> str:
-    """What a rendered Secret holds instead of the value set with `pulumi config set --secret`."""
-    return PLACEHOLDER.format(name=name)
-
-
-def _placeholder_data(spec: ServiceSpec) -> dict[str, Any]:
-    return {s.name: s.file_content(placeholder(s.name)) for s in sorted(spec.secrets, key=lambda s: s.name)}
-
-
-def _placeholder_checksum(spec: ServiceSpec) -> str:
-    # No values when rendered: a hash of the placeholders, replaced by a keyed hash of the real
-    # values in Pulumi (resources.py). Apply a rendered tree after setting the Secrets' values.
-    data = _placeholder_data(spec)
-    return hashlib.sha256("".join(f"{k}\0{v}\0" for k, v in data.items()).encode()).hexdigest()[:16]
-
-
-RENDERED = SecretValues(data=_placeholder_data, checksum=_placeholder_checksum)
 
 
 def deployed(config: StackConfig, specs: Sequence[ServiceSpec]) -> list[ServiceSpec]:
@@ -84,8 +67,9 @@ def ingress(config: StackConfig, specs: Sequence[ServiceSpec]) -> list[Manifest]
 
 
 def manifests(config: StackConfig, specs: Sequence[ServiceSpec], files: dict[str, str],
-              values: SecretValues = RENDERED) -> list[Manifest]:
-    """Every object, in an order `kubectl apply` accepts (namespaces first)."""
+              values: SecretValues | None = None) -> list[Manifest]:
+    """Every object, in an order `kubectl apply` accepts (namespaces first); Secrets only with
+    their `values` (Pulumi)."""
     running = deployed(config, specs)
     objects = namespaces(config, running)
     for spec in running:
@@ -96,6 +80,13 @@ def manifests(config: StackConfig, specs: Sequence[ServiceSpec], files: dict[str
     if config.kubernetes.prometheus_operator.enabled:
         objects += operator.operator_manifests(config, files, running)
     return objects
+
+
+def rendered_files(config: StackConfig, specs: Sequence[ServiceSpec], files: dict[str, str]) -> dict[str, str]:
+    """What `render` writes for a user without Pulumi: `kubernetes/*.yaml` (no Secret) and, beside
+    it, `kubernetes-secrets/create-secrets.sh`, which creates the Secrets those pods wait for."""
+    return {**render_files(manifests(config, specs, files)),
+            secrets_script.SCRIPT: secrets_script.script(config, deployed(config, specs))}
 
 
 def object_key(item: Manifest) -> str:

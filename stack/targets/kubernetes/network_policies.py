@@ -35,7 +35,9 @@ API_VERSION = "networking.k8s.io/v1"
 NAMESPACE_LABEL = "kubernetes.io/metadata.name"  # set by Kubernetes on every namespace
 DEFAULT_DENY = "default-deny"
 ALLOW_DNS = "allow-dns"
-# Pods on the host's network have the node's IP: no pod selector matches them as a destination.
+# Pods on the host's network have the node's IP: no pod selector matches them as a destination,
+# and no policy of theirs applies. node exporter listens on the node's loopback only; its
+# kube-rbac-proxy, on its declared port, is all a flow to it can reach (rbac_proxy.py).
 HOST_NETWORK = frozenset({node_exporter.NAME})
 ALLOY = "alloy"  # its module has no NAME
 
@@ -133,7 +135,7 @@ def flows(config: StackConfig, specs: Sequence[ServiceSpec]) -> list[Flow]:
     prom, am = Component(prometheus.NAME), Component(alertmanager.NAME)
     graf, lok, jae, ally = Component(grafana.NAME), Component(loki.NAME), Component(jaeger.NAME), Component(ALLOY)
     backend_pods = Pods(k8s.backend.namespace, tuple(sorted(k8s.backend.pod_labels.items())))
-    # Any of MediaNest's pods may push logs and traces, not only the backend's.
+    # Any of MediaNest's pods may send traces, not only the backend's; nothing else of ours.
     backend_namespace = Pods(k8s.backend.namespace)
     api_server = Hosts(tuple(sorted(k8s.api_server_cidrs)))
     operator = k8s.prometheus_operator
@@ -162,9 +164,11 @@ def flows(config: StackConfig, specs: Sequence[ServiceSpec]) -> list[Flow]:
         Flow(graf, am, tcp(alertmanager.PORT)),
         Flow(graf, ANYWHERE, tcp(*grafana_database_ports(config))),
         *([Flow(Pods(k8s.ingress.controller_namespace), graf, tcp(grafana.PORT))] if k8s.ingress else []),
-        # Loki and Jaeger: logs and traces from Alloy and MediaNest's pods; Jaeger's storage.
+        # Loki: logs from Alloy alone (it reads MediaNest's pods' logs through the API server),
+        # queried by Grafana, scraped by Prometheus. Loki runs without auth: nobody else may
+        # push or query, MediaNest's pods included.
         Flow(ally, lok, tcp(loki.HTTP_PORT)),
-        Flow(backend_namespace, lok, tcp(loki.HTTP_PORT)),
+        # Jaeger: traces from MediaNest's pods, on the OTLP ports only; its storage.
         Flow(backend_namespace, jae, tcp(jaeger.OTLP_GRPC_PORT, jaeger.OTLP_HTTP_PORT)),
         Flow(jae, ANYWHERE, tcp(*jaeger_storage_ports(config))),
         # Alloy discovers MediaNest's pods and reads their logs through the API server.

@@ -20,7 +20,8 @@ Field names checked against the prometheus-operator API reference
 `ServiceMonitorSpec.selector/namespaceSelector.matchNames/endpoints[].port,path,interval,relabelings`,
 `RelabelConfig.sourceLabels/targetLabel/regex/replacement/action`,
 `PodMetricsEndpoint.portNumber` (added in v0.79.0, prometheus-operator PR #7150; the older
-`targetPort` is deprecated), `ProbeSpec.jobName/prober.url,path/module/interval/
+`targetPort` is deprecated), `Endpoint.scheme/bearerTokenFile/tlsConfig.insecureSkipVerify` (as
+kube-prometheus' node-exporter ServiceMonitor), `ProbeSpec.jobName/prober.url,path/module/interval/
 targets.staticConfig.static`, `PrometheusRuleSpec.groups`.
 """
 
@@ -33,7 +34,9 @@ import yaml
 
 from stack.config import StackConfig
 from stack.services import alertmanager, blackbox_exporter, node_exporter, prometheus
+from stack.services.prometheus import SERVICE_ACCOUNT_TOKEN
 from stack.services.spec import ServiceSpec
+from stack.targets.kubernetes import rbac_proxy
 from stack.targets.kubernetes.common import (
     NAME_LABEL,
     PART_OF,
@@ -104,6 +107,12 @@ def service_monitor(config: StackConfig, spec: ServiceSpec) -> Manifest:
     port = metrics_port(spec)
     assert port is not None, f"{spec.name}: its metrics port is not declared"
     instance = "__meta_kubernetes_pod_node_name" if spec.name == node_exporter.NAME else "__meta_kubernetes_pod_name"
+    # node exporter is behind kube-rbac-proxy (rbac_proxy.py): HTTPS with its self-signed
+    # certificate and the operator's Prometheus' own token, as kube-prometheus' ServiceMonitor
+    # (kube-prometheus-stack's Prometheus may `get` /metrics). bearerTokenFile is deprecated
+    # since operator v0.73 for `authorization`, which takes a Secret, not the pod's own token.
+    proxied = {"scheme": "https", "bearerTokenFile": SERVICE_ACCOUNT_TOKEN,
+               "tlsConfig": {"insecureSkipVerify": True}} if rbac_proxy.proxied(spec) else {}
     return manifest(API_VERSION, "ServiceMonitor", _meta(config, spec.name, spec.name), spec={
         # Part-of too: kube-prometheus-stack's own Grafana Service is also `app.kubernetes.io/name: grafana`.
         "selector": {"matchLabels": {NAME_LABEL: spec.name, PART_OF_LABEL: PART_OF}},
@@ -111,6 +120,7 @@ def service_monitor(config: StackConfig, spec: ServiceSpec) -> Manifest:
         "endpoints": [{
             "port": port.name,
             "path": spec.metrics.path,
+            **proxied,
             # The pace the rules' windows were written for, not the cluster Prometheus' default.
             "interval": config.services.prometheus.scrape_interval,
             "relabelings": [

@@ -1,6 +1,8 @@
 """The Kubernetes target under Pulumi: each manifest of `manifests.py` becomes the
-pulumi-kubernetes resource of its kind, inputs equal to the rendered manifest but for the
-Secrets' values (Pulumi secrets) and the pods' checksum of them.
+pulumi-kubernetes resource of its kind, inputs equal to the rendered manifest, plus what only the
+deployed stack knows: each component's Secret holding the values (Pulumi secrets, never in a
+rendered file) and the pods' keyed checksum of them. A rendered tree gets the same Secrets from
+`kubernetes-secrets/create-secrets.sh` instead.
 
 - StatefulSets, volume claims and namespaces are protected: `pulumi destroy` or a refactor
   that drops them stops with an error instead of deleting data (`pulumi state unprotect` first).
@@ -39,6 +41,8 @@ KINDS: dict[tuple[str, str], Any] = {
     ("policy/v1", "PodDisruptionBudget"): k8s.policy.v1.PodDisruptionBudget,
     ("rbac.authorization.k8s.io/v1", "Role"): k8s.rbac.v1.Role,
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): k8s.rbac.v1.RoleBinding,
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"): k8s.rbac.v1.ClusterRole,
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): k8s.rbac.v1.ClusterRoleBinding,
     ("networking.k8s.io/v1", "Ingress"): k8s.networking.v1.Ingress,
     ("networking.k8s.io/v1", "NetworkPolicy"): k8s.networking.v1.NetworkPolicy,
 }

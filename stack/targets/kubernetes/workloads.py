@@ -2,10 +2,13 @@
 Deployment or DaemonSet running it, its volume claims and its PodDisruptionBudget.
 
 - Config files are ConfigMaps named by a hash of their content (immutable): a change makes a new
-  ConfigMap, the pod template names it, so the pods roll. Secrets keep their name; the pod
-  template carries a checksum of their values made by the caller (a keyed hash in Pulumi, a
-  placeholder when rendered), so a new secret value rolls the pods too.
-- Every file and secret is projected into the spec's `config_dir`, read-only.
+  ConfigMap, the pod template names it, so the pods roll. Secrets keep their name; under Pulumi
+  the pod template carries a keyed hash of their values, so a new secret value rolls the pods
+  too. Rendered for kubectl there are no Secret objects at all (no values to put in them): the
+  operator creates them (kubernetes-secrets/create-secrets.sh) and restarts what reads them.
+- Every file and secret is projected into the spec's `config_dir`, read-only. A secret source is
+  never optional: a pod whose Secret does not exist yet waits in ContainerCreating instead of
+  starting without it (Grafana with no admin password file, Alertmanager with no routing key).
 - Pods run with the restricted pod security profile: non-root, RuntimeDefault seccomp, no
   capabilities, no privilege escalation, read-only root filesystem where the image allows.
 """
@@ -20,6 +23,7 @@ from typing import Any
 from stack.config import StackConfig
 from stack.services import prometheus
 from stack.services.spec import ServiceSpec, Volume, headless_service
+from stack.targets.kubernetes import rbac_proxy
 from stack.targets.kubernetes.common import (
     Manifest,
     manifest,
@@ -39,12 +43,14 @@ PER_NODE = frozenset({"node-exporter", "alloy"})
 # Components that talk to the Kubernetes API: the only pods given a service account token.
 API_CLIENTS = frozenset({prometheus.NAME, "alloy"})
 CHECKSUM_ANNOTATION = "checksum/secrets"
+DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 
 
 @dataclass(frozen=True)
 class SecretValues:
-    """How a Secret's data and the pods' checksum of it are filled: placeholders when rendered,
-    Pulumi secrets when deployed. `data(spec)` returns the Secret's `stringData`."""
+    """How a Secret's data and the pods' checksum of it are filled from Pulumi secrets when
+    deployed (None when rendered: no Secret objects, no checksum). `data(spec)` returns the
+    Secret's `stringData`."""
 
     data: Callable[[ServiceSpec], dict[str, Any]]
     checksum: Callable[[ServiceSpec], Any]
@@ -92,10 +98,17 @@ def config_maps(config: StackConfig, spec: ServiceSpec) -> list[Manifest]:
     return maps
 
 
-def secret(config: StackConfig, spec: ServiceSpec, values: SecretValues) -> Manifest | None:
-    if not spec.secrets:
+def secret_name(spec: ServiceSpec) -> str:
+    """The Secret holding a component's secret files, one key per secret (named after it)."""
+    return f"{spec.name}-secrets"
+
+
+def secret(config: StackConfig, spec: ServiceSpec, values: SecretValues | None) -> Manifest | None:
+    """The component's Secret with its values, under Pulumi; nothing when rendered (a Secret of
+    placeholders would start the pods with known values, and overwrite real ones on re-apply)."""
+    if not spec.secrets or values is None:
         return None
-    return manifest("v1", "Secret", metadata(config, f"{spec.name}-secrets", namespace_of(config, spec), spec.name),
+    return manifest("v1", "Secret", metadata(config, secret_name(spec), namespace_of(config, spec), spec.name),
                     type="Opaque", stringData=values.data(spec))
 
 
@@ -129,8 +142,14 @@ def services(config: StackConfig, spec: ServiceSpec) -> list[Manifest]:
 def _probe(spec: ServiceSpec, path: str, failure_threshold: int) -> dict[str, Any]:
     assert spec.health is not None
     health = spec.health
-    return {"httpGet": {"path": path, "port": health.port}, "periodSeconds": health.interval_seconds,
-            "timeoutSeconds": health.timeout_seconds, "failureThreshold": failure_threshold}
+    if rbac_proxy.proxied(spec):
+        # Listening on the node's loopback, where the kubelet's probes (sent to the pod's IP)
+        # cannot reach: asked from inside the container, as the Docker target does.
+        check: dict[str, Any] = {"exec": {"command": list(health.command)}}
+    else:
+        check = {"httpGet": {"path": path, "port": health.port}}
+    return {**check, "periodSeconds": health.interval_seconds, "timeoutSeconds": health.timeout_seconds,
+            "failureThreshold": failure_threshold}
 
 
 def _probes(spec: ServiceSpec) -> dict[str, Any]:
@@ -178,8 +197,9 @@ def _config_volume(spec: ServiceSpec, maps: list[Manifest]) -> dict[str, Any] | 
         for m in maps
     ]
     if spec.secrets:
-        # Readable by the component's group alone (fsGroup): 0440.
-        sources.append({"secret": {"name": f"{spec.name}-secrets", "items": [
+        # Readable by the component's group alone (fsGroup): 0440. Not optional: without its
+        # Secret the pod waits (ContainerCreating) rather than start with no secret files.
+        sources.append({"secret": {"name": secret_name(spec), "optional": False, "items": [
             {"key": s.name, "path": _relative(spec, s.path), "mode": 0o440}
             for s in sorted(spec.secrets, key=lambda s: s.name)]}})
     if not sources:
@@ -224,8 +244,9 @@ def _pod_spec(config: StackConfig, spec: ServiceSpec, maps: list[Manifest]) -> d
         "imagePullPolicy": "IfNotPresent",
         "args": list(spec.args),
         "env": _env(spec),
-        "ports": [{"name": p.name, "containerPort": p.container_port, "protocol": p.protocol.upper()}
-                  for p in spec.ports],
+        # A proxied component's ports are its proxy's; it listens on the loopback only.
+        "ports": [] if rbac_proxy.proxied(spec) else [
+            {"name": p.name, "containerPort": p.container_port, "protocol": p.protocol.upper()} for p in spec.ports],
         "resources": _resources(spec),
         **_probes(spec),
         "volumeMounts": mounts,
@@ -259,6 +280,9 @@ def _pod_spec(config: StackConfig, spec: ServiceSpec, maps: list[Manifest]) -> d
     if spec.host_pid:
         # The host's processes and network interfaces: what node exporter reports on.
         pod.update(hostPID=True, hostNetwork=True, dnsPolicy="ClusterFirstWithHostNet")
+    if rbac_proxy.proxied(spec):
+        pod["containers"].append(rbac_proxy.container(config, spec))
+        volumes.append(rbac_proxy.token_volume())
     if workload_kind(spec) == "DaemonSet":
         # Every node, control plane included: a node without its agent is a blind spot.
         pod["tolerations"] = [{"operator": "Exists"}]
@@ -297,9 +321,12 @@ def volume_claims(config: StackConfig, spec: ServiceSpec) -> list[Manifest]:
                      spec=_claim_spec(config, v)) for v in spec.volumes]
 
 
-def workload(config: StackConfig, spec: ServiceSpec, maps: list[Manifest], values: SecretValues) -> Manifest:
+def workload(config: StackConfig, spec: ServiceSpec, maps: list[Manifest], values: SecretValues | None) -> Manifest:
     kind = workload_kind(spec)
-    annotations = {CHECKSUM_ANNOTATION: values.checksum(spec)} if spec.secrets else {}
+    annotations = {CHECKSUM_ANNOTATION: values.checksum(spec)} if spec.secrets and values is not None else {}
+    if rbac_proxy.proxied(spec):
+        # `kubectl logs` and `exec` pick the component, not its proxy.
+        annotations[DEFAULT_CONTAINER_ANNOTATION] = spec.name
     template: dict[str, Any] = {"metadata": {"labels": metadata(config, spec.name, None, spec.name)["labels"]},
                                 "spec": _pod_spec(config, spec, maps)}
     if annotations:
@@ -336,7 +363,7 @@ def disruption_budget(config: StackConfig, spec: ServiceSpec) -> Manifest | None
                     spec={"maxUnavailable": 1, "selector": {"matchLabels": selector(spec.name)}})
 
 
-def component(config: StackConfig, spec: ServiceSpec, values: SecretValues) -> list[Manifest]:
+def component(config: StackConfig, spec: ServiceSpec, values: SecretValues | None) -> list[Manifest]:
     """Every object of one component, in the order they can be applied."""
     maps = config_maps(config, spec) if spec.files else []
     objects = [service_account(config, spec), *maps, secret(config, spec, values), *volume_claims(config, spec),
