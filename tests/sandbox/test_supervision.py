@@ -394,6 +394,7 @@ def sandbox_tempdir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.mark.e2e  # the real sandbox's binaries
 def test_the_sandbox_reports_a_dead_component_and_exits_1(sandbox_tempdir: Path) -> None:
     sandbox = Sandbox(sandbox_tempdir, "--duration", "5m")
     everything: set[tuple[int, int]] = set()
@@ -415,6 +416,7 @@ def test_the_sandbox_reports_a_dead_component_and_exits_1(sandbox_tempdir: Path)
         _kill_leftovers(everything)
 
 
+@pytest.mark.e2e  # the real sandbox's binaries
 def test_a_killed_sandbox_leaves_no_process_and_the_next_start_removes_its_files(
         sandbox_tempdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sandbox = Sandbox(sandbox_tempdir, "--restart")
