@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from rules.model import RuleFile, RuleGroup, alert
 from stack import bundle as bundle_module
+from stack import cli
 from stack.bundle import build
 from stack.cli import main
 from stack.config import load_stack
@@ -110,6 +112,12 @@ def test_a_broken_alert_fails_the_test_command_naming_its_test(tmp_path: Path, c
         return group.model_copy(update={"rules": rules})
 
     monkeypatch.setattr(medianest, "alerts", demoted)
+    # Only MediaNest's rule file is run: the others' outcome is the other tests' business.
+    def medianest_only(config):
+        bundle = build(config)
+        return dataclasses.replace(bundle, rule_files=tuple(f for f in bundle.rule_files if f.name == "medianest"))
+
+    monkeypatch.setattr(cli, "build", medianest_only)
     junit = tmp_path / "junit.xml"
     assert main(["test", "--stack", "dev", "--junit", str(junit)]) == 1
     out = capsys.readouterr().out
