@@ -17,17 +17,16 @@ $(VENV)/.installed: requirements.txt
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
 	touch $@
 
-# promtool and amtool judge every generated rule and route, the blackbox exporter's
-# --config.check its probe modules; the sandbox (stack/sandbox) runs every binary for real on
-# loopback: Debian's packages, each checked by one of its binaries (package:binary), installed
-# together with one apt-get update, only when one is missing. PostgreSQL's binaries are not on
-# PATH: /usr/lib/postgresql/<version>/bin.
-tools:
+# The judges: Prometheus, promtool, Alertmanager, amtool, Jaeger, the node and blackbox exporters,
+# built from their Go modules (tools/<name>/go.mod) at the versions the images ship, into .tools/
+# (stack/judges.py: a stamp per version, so a second run only compares stamps). The postgres and
+# redis exporters, whose modules the Go module proxy does not serve, and the sandbox's throwaway
+# PostgreSQL and Redis come from Debian's packages, each checked by one of its binaries
+# (package:binary), installed together with one apt-get update, only when one is missing.
+# PostgreSQL's binaries are not on PATH: /usr/lib/postgresql/<version>/bin.
+tools: $(VENV)/.installed
 	@missing=""; \
-	for pair in prometheus:promtool prometheus-alertmanager:amtool \
-	    prometheus-blackbox-exporter:prometheus-blackbox-exporter \
-	    prometheus-node-exporter:prometheus-node-exporter \
-	    prometheus-postgres-exporter:prometheus-postgres-exporter \
+	for pair in prometheus-postgres-exporter:prometheus-postgres-exporter \
 	    prometheus-redis-exporter:prometheus-redis-exporter redis-server:redis-server; do \
 	  command -v "$${pair#*:}" >/dev/null || missing="$$missing $${pair%%:*}"; \
 	done; \
@@ -38,6 +37,7 @@ tools:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
 	    $$missing >/dev/null; \
 	fi
+	@$(PY) -m stack.judges build
 
 # dev needs a Docker engine, prod a Kubernetes cluster (the kubeconfig's context, or
 # kubernetes:context in Pulumi.prod.yaml).

@@ -33,7 +33,7 @@ TARGET_SECONDS = {"typical": 15.0, "slo": 10.0}
 REPEAT = 3
 TYPICAL = [
     ("Pulumi.dev.yaml", "errorRatio: 0.05", "errorRatio: 0.07"),
-    ("Pulumi.dev.yaml", "tag: v3.13.0}", "tag: v3.14.0}"),
+    ("Pulumi.dev.yaml", "tag: v3.16.0}", "tag: v3.17.0}"),
     ("rules/platform.py", '"1 minute"), **common),\n        alert("HostHighCpu",',
      '"1 minute"), **common),\n'
      '        alert("RedisRejectingConnections", "increase(redis_rejected_connections_total[5m]) > 0",\n'

@@ -192,7 +192,8 @@ def _receiver(name: str, integrations: Integrations | None, local_webhook_url: s
                         require_tls=e.require_tls)
             for e in integrations.email),
         webhook_configs=tuple(
-            WebhookConfig(url=w.url, credentials_file=w.credentials_file, send_resolved=send_resolved)
+            WebhookConfig(url=w.url, url_file=w.url_file, credentials_file=w.credentials_file,
+                          send_resolved=send_resolved)
             for w in integrations.webhook),
     )
 

@@ -120,7 +120,8 @@ def alerts(config: StackConfig) -> RuleGroup:
               f'sum by (job, queue) (rate({jobs_total}{{{sel},status="queued"}}[15m])) * 0)',
               for_="30m", severity=WARNING, service="medianest",
               summary="Background jobs are queued faster than they finish",
-              description="Queue {{ $labels.queue }} receives {{ $value | humanize }} jobs/s, "
+              # Two decimals: humanize writes 0.5 as "500m" (and a rate of 0.9999… as "1000m").
+              description="Queue {{ $labels.queue }} receives {{ printf \"%.2f\" $value }} jobs/s, "
                           "more than it finishes.", **common),
         alert("QueueBacklog", f"medianest_queue_size{{{sel}}} > {number(t.queue_backlog_items)}",
               for_="15m", severity=WARNING, service="business",

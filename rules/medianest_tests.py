@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 
 from rules import medianest as m
-from rules.humanize import humanize, humanize1024, humanize_duration, humanize_percentage, value
+from rules.checks.le_selector import bucket_label, le_matcher
+from rules.humanize import humanize1024, humanize_duration, humanize_percentage, value
 from rules.metrics import CATALOG
 from rules.testing import AlertAt, Expected, ExprAt, RuleTest, Series
 from stack.config import StackConfig
@@ -153,7 +154,7 @@ def _histogram(config: StackConfig, metric: str, per_minute: float, bucket_index
     bounds = CATALOG.metrics[metric].buckets
     out = []
     for i, bound in enumerate((*bounds, float("inf"))):
-        le = "+Inf" if bound == float("inf") else f"{bound:g}"
+        le = bucket_label(bound)  # as Prometheus 3 stores it
         rate = per_minute if i >= bucket_index else 0
         out.append(_series(config, f"{metric}_bucket", _counter(rate), **labels, le=le))
     out.append(_series(config, f"{metric}_count", _counter(per_minute), **labels))
@@ -194,7 +195,7 @@ def _latency(config: StackConfig) -> list[RuleTest]:
                           (m.ENDPOINT_LATENCY_P, {"job": job, "endpoint": "/api/v1/media"}))
     )
     bound = CATALOG.metrics[metric].buckets[over]
-    le = f'le=~"{bound:g}(\\\\.0)?"'
+    le = le_matcher(bound)
     return [
         RuleTest("p95 latency over the threshold for 10 minutes opens a ticket",
                  _histogram(config, metric, 600, over, **labels), alerts=(
@@ -202,10 +203,10 @@ def _latency(config: StackConfig) -> list[RuleTest]:
                              f"95th percentile latency of {job} is {humanize_duration(slow)} over all "
                              "endpoints."),), exprs=(*exprs,
                      ExprAt("15m", f"{m.LATENCY_BUCKETS}{{{le}}}", (
-                         (f'{m.LATENCY_BUCKETS}{{job="{job}",le="{bound:g}"}}', 10),)),
+                         (f'{m.LATENCY_BUCKETS}{{job="{job}",le="{bucket_label(bound)}"}}', 10),)),
                      ExprAt("15m", f"{m.ENDPOINT_LATENCY_BUCKETS}{{{le}}}", (
                          (m.ENDPOINT_LATENCY_BUCKETS
-                          + _braces({"job": job, "endpoint": "/api/v1/media", "le": f"{bound:g}"}), 10),)),
+                          + _braces({"job": job, "endpoint": "/api/v1/media", "le": bucket_label(bound)}), 10),)),
                  )),
         RuleTest("p95 latency just under the threshold raises nothing",
                  _histogram(config, metric, 600, under, **labels),
@@ -306,11 +307,11 @@ def _queues(config: StackConfig) -> list[RuleTest]:
             _series(config, jobs_total, _counter(30), queue="transcode", status="completed"),
             _series(config, jobs_total, _counter(6), queue="transcode", status="failed"),
         ), alerts=(_fires("50m", "BackgroundJobQueueBuildup", {"job": job, "queue": "transcode"},
-                   f"Queue transcode receives {humanize(1.0)} jobs/s, more than it finishes."),)),
+                   "Queue transcode receives 1.00 jobs/s, more than it finishes."),)),
         RuleTest("A stalled queue that finishes nothing opens a ticket", (
             _series(config, jobs_total, _counter(60), queue="metadata", status="queued"),
         ), alerts=(_fires("50m", "BackgroundJobQueueBuildup", {"job": job, "queue": "metadata"},
-                   f"Queue metadata receives {humanize(1.0)} jobs/s, more than it finishes."),)),
+                   "Queue metadata receives 1.00 jobs/s, more than it finishes."),)),
         RuleTest("A queue that keeps up raises nothing", (
             _series(config, jobs_total, _counter(60), queue="transcode", status="queued"),
             _series(config, jobs_total, _counter(54), queue="transcode", status="completed"),

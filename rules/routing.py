@@ -3,8 +3,8 @@ route tests that prove a routing tree sends every alert where it should.
 
 Machinery only: what MediaNest routes where lives in `rules/alerting_policy.py`. Secrets are
 file references (`*_file`, `credentials_file`), never values: the models have no field that
-could hold one. Every field here is accepted by Alertmanager 0.25 (Debian's `amtool`, the
-judge in tests) and by the 0.34 we deploy.
+could hold one. Every field here is accepted by Alertmanager (`amtool`, the
+judge, built at the version we deploy: stack/judges.py).
 
 `receivers_for` evaluates a tree the way Alertmanager's dispatcher does, for the static checks;
 the route tests run the real `amtool config routes test` on the rendered file.
@@ -89,16 +89,18 @@ def render_matchers(matchers: Iterable[Matcher]) -> str:
 
 
 class WebhookConfig(_Frozen):
-    """A webhook. Alertmanager 0.25 has no `url_file`, so the URL is not a secret: a secret
-    endpoint authenticates with a bearer token read from `credentials_file`."""
+    """A webhook: `url`, or `url_file` when the URL itself is a secret; a secret endpoint may
+    also authenticate with a bearer token read from `credentials_file`."""
 
-    url: str
+    url: str | None = None
+    url_file: str | None = None
     credentials_file: str | None = None
     send_resolved: bool = True
     max_alerts: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"url": self.url, "send_resolved": self.send_resolved}
+        target = {"url": self.url} if self.url is not None else {"url_file": self.url_file}
+        out: dict[str, Any] = {**target, "send_resolved": self.send_resolved}
         if self.max_alerts:
             out["max_alerts"] = self.max_alerts
         if self.credentials_file:

@@ -249,7 +249,7 @@ def _webhook_url(value: str) -> str:
     _url(value, query=True)
     if _split(value)[0].query:
         raise ValueError("must not carry credentials (user:password@ or a query string): "
-                         "put the token in a file named by credentialsFile")
+                         "put the token in a file named by credentialsFile, or the whole URL in urlFile")
     return value
 
 
@@ -474,10 +474,18 @@ class Email(_Section):
 
 
 class Webhook(_Section):
-    """A webhook; when it needs a secret, a bearer token read from `credentialsFile`."""
+    """A webhook: `url`, or `urlFile` when the URL itself is the secret (a token in its path or
+    query: Alertmanager reads it from the mounted file); a bearer token from `credentialsFile`."""
 
-    url: WebhookUrl
+    url: WebhookUrl | None = None
+    url_file: SecretFile | None = None
     credentials_file: SecretFile | None = None
+
+    @model_validator(mode="after")
+    def _one_url(self) -> Webhook:
+        if (self.url is None) == (self.url_file is None):
+            raise ValueError("set exactly one of url and urlFile")
+        return self
 
 
 class Integrations(_Section):
@@ -524,6 +532,7 @@ class Alerting(_Section):
             paths.update(s.api_url_file for s in integrations.slack)
             paths.update(e.auth_password_file for e in integrations.email if e.auth_password_file)
             paths.update(w.credentials_file for w in integrations.webhook if w.credentials_file)
+            paths.update(w.url_file for w in integrations.webhook if w.url_file)
         return sorted(paths)
 
     @model_validator(mode="after")
@@ -561,7 +570,7 @@ class Grafana(_Section):
 
 def _tag(value: str) -> str:
     if value in ("latest", "main", "master") or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", value):
-        raise ValueError("must be an exact version tag such as v3.13.0 (never latest)")
+        raise ValueError("must be an exact version tag such as v3.16.0 (never latest)")
     return value
 
 
@@ -596,7 +605,7 @@ Retention = Annotated[Duration, _duration_between("1h", "10y")]
 
 
 class PrometheusService(Component):
-    image: ImageRef = _image("prom/prometheus", "v3.13.0")
+    image: ImageRef = _image("prom/prometheus", "v3.16.0")
     memory: Memory = "2Gi"
     retention_time: Retention = "15d"
     retention_size: RetentionSize = "10GB"
@@ -611,7 +620,7 @@ class PrometheusService(Component):
 
 
 class AlertmanagerService(Component):
-    image: ImageRef = _image("prom/alertmanager", "v0.34.0")
+    image: ImageRef = _image("prom/alertmanager", "v0.35.0")
     memory: Memory = "128Mi"
     # More than one forms a gossip cluster (Kubernetes target): notifications deduplicated, silences shared.
     replicas: Count(1, 7) = 1
@@ -705,7 +714,7 @@ class _ClusterUrl:
 
 
 class JaegerService(Component):
-    image: ImageRef = _image("jaegertracing/jaeger", "2.20.0")
+    image: ImageRef = _image("jaegertracing/jaeger", "2.12.0")
     memory: Memory = "512Mi"
     # `memory` loses traces on restart (dev); `badger` keeps them on a volume; `elasticsearch` and
     # `opensearch` store them in an external cluster at serverUrls (nothing kept locally; how long
@@ -735,7 +744,7 @@ class JaegerService(Component):
 
 
 class NodeExporterService(Component):
-    image: ImageRef = _image("prom/node-exporter", "v1.12.0")
+    image: ImageRef = _image("prom/node-exporter", "v1.12.1")
     memory: Memory = "64Mi"
     # Kubernetes: node exporter listens on the node's loopback only; kube-rbac-proxy serves its
     # metrics on the node's IP over TLS to callers allowed `get` on /metrics (v0.22.0: released

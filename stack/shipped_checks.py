@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import kubernetes_validate
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from stack import tools
 from stack.bundle import ALERTMANAGER_CONFIG, Bundle
@@ -90,64 +89,34 @@ def _kubernetes(bundle: Bundle, out: Path, path: str) -> Verdict:
     return Verdict(path, f"kubernetes-validate {version} (strict)", not problems, "\n".join(problems))
 
 
-class KubernetesSelector(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    role: Literal["node", "service", "pod", "endpoints", "endpointslice", "ingress"]
-    label: str | None = None
-    field: str | None = None
-
-
-class KubernetesNamespaces(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    own_namespace: bool = False
-    names: list[str] = []
-
-
-class KubernetesSDConfig(BaseModel):
-    """The fields of Prometheus' kubernetes_sd_config we generate (prometheus.io configuration
-    reference, <kubernetes_sd_config>); anything else is refused."""
-
-    model_config = ConfigDict(extra="forbid")
-    role: Literal["node", "service", "pod", "endpoints", "endpointslice", "ingress"]
-    namespaces: KubernetesNamespaces = KubernetesNamespaces()
-    selectors: list[KubernetesSelector] = []
-
-
 def _prometheus(bundle: Bundle, out: Path) -> Verdict:
-    """promtool check config, which also loads every rule file prometheus.yml names. Debian's
-    promtool is built without Kubernetes service discovery ("field kubernetes_sd_configs not
-    found"): those blocks are checked against KubernetesSDConfig and promtool judges the rest,
-    with each replaced by an empty static_configs."""
+    """promtool check config, which also loads every rule file prometheus.yml names, and judges
+    the Kubernetes service discovery blocks (promtool built at the shipped version has every SD)."""
     path = out / prometheus.CONFIG_FILE
     document = yaml.safe_load(path.read_text())
-    problems: list[str] = []
-    # The pod's service-account token (node exporter's kube-rbac-proxy wants it), which promtool
-    # would look for on this machine: a stand-in file beside the variant takes its place.
+    # promtool requires every credentials file to exist: the pod's service-account token
+    # (node exporter's kube-rbac-proxy wants it) is replaced by a stand-in beside the file.
     token = path.with_name(".service-account-token")
+    replaced = False
     for job in document.get("scrape_configs", []):
-        for sd in job.pop("kubernetes_sd_configs", None) or []:
-            try:
-                KubernetesSDConfig.model_validate(sd)
-            except ValidationError as error:
-                problems.append(f"job {job['job_name']}: kubernetes_sd_configs: {error}")
-            job.setdefault("static_configs", [])
         authorization = job.get("authorization") or {}
         if authorization.get("credentials_file") == prometheus.SERVICE_ACCOUNT_TOKEN:
             authorization["credentials_file"] = token.name
-    judge = "promtool check config"
-    if problems or document != yaml.safe_load(path.read_text()):
-        judge += " (Kubernetes SD by its model)"
-        variant = path.with_name(".prometheus-without-kubernetes-sd.yml")
+            replaced = True
+    if replaced:
+        variant = path.with_name(".prometheus-with-stand-in-token.yml")
         variant.write_text(yaml.safe_dump(document))
         token.write_text("stand-in\n")
-        run = tools.promtool_check_config(variant)
-        variant.unlink()
-        token.unlink()
+        try:
+            run = tools.promtool_check_config(variant)
+        finally:
+            variant.unlink()
+            token.unlink()
     else:
         run = tools.promtool_check_config(path)
-    if not run.ok:
-        problems.append(run.output)
-    return Verdict(prometheus.CONFIG_FILE, judge, not problems, "\n".join(problems))
+    # promtool names the file it read: the stand-in's name would only confuse.
+    output = run.output.replace(".prometheus-with-stand-in-token.yml", path.name) if not run.ok else ""
+    return Verdict(prometheus.CONFIG_FILE, "promtool check config", run.ok, output)
 
 
 CHECKS: tuple[Callable[[Bundle, Path], Verdict], ...] = (
@@ -155,7 +124,7 @@ CHECKS: tuple[Callable[[Bundle, Path], Verdict], ...] = (
     _tool(ALERTMANAGER_CONFIG, "amtool check-config", tools.amtool_check_config),
     _tool(blackbox_exporter.CONFIG_FILE, "blackbox_exporter --config.check", tools.blackbox_check_config),
     _model(loki.CONFIG_FILE, loki.LokiConfig),
-    _model(jaeger.CONFIG_FILE, jaeger.JaegerConfig),
+    _tool(jaeger.CONFIG_FILE, "jaeger validate", tools.jaeger_validate),
     _alloy,
 )
 

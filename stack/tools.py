@@ -27,26 +27,24 @@ from typing import Literal
 
 import yaml
 
+from stack import judges
+
 
 class ToolMissing(Exception):
     pass
 
 
-# The Debian package that ships each tool.
-PACKAGES = {
-    "promtool": "prometheus",
-    "amtool": "prometheus-alertmanager",
-    "prometheus-blackbox-exporter": "prometheus-blackbox-exporter",
-}
-
-
 def require(tool: str) -> str:
+    """The absolute path of a tool: a judge built at the shipped version (stack/judges.py), never
+    another of the same name on PATH; anything else from PATH."""
+    if tool in judges.BY_BINARY:
+        try:
+            return judges.path(tool)
+        except judges.JudgeMissing as error:
+            raise ToolMissing(str(error)) from None
     path = shutil.which(tool)
     if path is None:
-        package = PACKAGES.get(tool, tool)
-        raise ToolMissing(
-            f"{tool} is not installed: `make setup` installs it (Debian: apt-get install {package})"
-        )
+        raise ToolMissing(f"{tool} is not installed: `make setup` installs it")
     return path
 
 
@@ -68,8 +66,9 @@ class ToolRun:
 
 
 def run(command: list[str], cwd: Path | None = None) -> ToolRun:
-    require(command[0])
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+    """`command` with its tool (by name) resolved by `require`; the result names it as given."""
+    result = subprocess.run([require(command[0]), *command[1:]], cwd=cwd, capture_output=True, text=True,
+                            check=False)
     return ToolRun(command, result.returncode, (result.stdout + result.stderr).strip())
 
 
@@ -134,7 +133,17 @@ def amtool_test_routes(config: Path, cases: Sequence[tuple[Mapping[str, str], Se
 
 def blackbox_check_config(path: Path) -> ToolRun:
     """The blackbox exporter's own validation of its config file (exit 1 on an unknown field)."""
-    return run(["prometheus-blackbox-exporter", "--config.check", f"--config.file={path}"])
+    return run(["blackbox_exporter", "--config.check", f"--config.file={path}"])
+
+
+_JAEGER_VERSION_LINE = re.compile(r"^\S+ \S+ application version: .*\n?", re.MULTILINE)
+
+
+def jaeger_validate(path: Path) -> ToolRun:
+    """Jaeger's own validation of its config: every extension, receiver and exporter decoded
+    (an unknown field or component fails), nothing started."""
+    run_ = run(["jaeger", "validate", f"--config={path}"])
+    return ToolRun(run_.command, run_.returncode, _JAEGER_VERSION_LINE.sub("", run_.output).strip())
 
 
 def promtool_test_many(paths: Sequence[Path], cache: ResultCache | None = None,

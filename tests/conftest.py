@@ -15,6 +15,8 @@ sys.path.insert(0, str(ROOT))
 if not os.environ.get("MEDIANEST_TEST_SESSION_CACHE"):
     os.environ["MEDIANEST_TEST_SESSION_CACHE"] = tempfile.mkdtemp(prefix="medianest-test-cache-")
 os.environ["MEDIANEST_CACHE_DIR"] = os.environ["MEDIANEST_TEST_SESSION_CACHE"]
+# This checkout's judges, also for the copies of the project some tests run commands in.
+os.environ.setdefault("MEDIANEST_TOOLS_DIR", str(ROOT / ".tools"))
 
 from stack.bundle import Bundle, build  # noqa: E402
 from stack.config import StackConfig, load_stack  # noqa: E402

@@ -4,14 +4,13 @@ a broken cache entry runs it again."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import stat
 from pathlib import Path
 
 import pytest
 
-from stack import tools
+from stack import judges, tools
 from stack.cli import main
 
 TEST_FILE = """rule_files: [rules.yaml]
@@ -74,14 +73,14 @@ def test_another_promtool_never_reuses_a_result(tmp_path: Path, cache: tools.Res
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     path = _tree(tmp_path / "t")
     assert tools.promtool_test_many([path], cache)[0].origin == "ran"
-    # The same binary under another version: a wrapper on PATH that says so.
+    # The same binary under another version: a wrapper in the judges' directory that says so.
     wrapper = tmp_path / "bin" / "promtool"
     wrapper.parent.mkdir()
     real = tools.require("promtool")
     wrapper.write_text(f'#!/bin/sh\n[ "$1" = --version ] && {{ echo "promtool, version 99.0.0"; exit 0; }}\n'
                        f'exec {real} "$@"\n')
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{wrapper.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(judges, "BIN", wrapper.parent)
     tools.tool_identity.cache_clear()
     try:
         assert tools.promtool_test_many([path], cache)[0].origin == "ran"

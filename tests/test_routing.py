@@ -42,6 +42,34 @@ def test_the_config_and_its_templates_pass_amtool_check_config(rendered: Path) -
     assert "3 inhibit rules" in run.output and "6 receivers" in run.output and "1 templates" in run.output
 
 
+def test_a_webhook_whose_url_is_the_secret_is_read_from_a_file(tmp_path: Path) -> None:
+    """Alertmanager reads a webhook's URL from `url_file` (0.35; 0.25 had no such field), so a
+    URL carrying a token never appears in the config."""
+    from stack.bundle import build
+    from stack.config import load_stack
+
+    base = load_stack("prod")
+    data = base.model_dump(by_alias=True)
+    data["alerting"]["receivers"]["deadman"] = {"webhook": [{"urlFile": "/etc/alertmanager/secrets/deadman-url"}]}
+    bundle = build(type(base).model_validate(data))
+    [deadman] = [r for r in bundle.alertmanager.to_dict()["receivers"] if r["name"] == "deadman"]
+    # The dead man's switch is told only that alerts still flow, never that they resolved.
+    assert deadman["webhook_configs"] == [{"url_file": "/etc/alertmanager/secrets/deadman-url", "send_resolved": False}]
+    write_tree(bundle.files, tmp_path / "out")
+    run = tools.amtool_check_config(tmp_path / "out" / ALERTMANAGER_CONFIG)
+    assert run.ok, run.output
+    assert "/etc/alertmanager/secrets/deadman-url" in bundle.config.alerting.secret_files()
+
+
+@pytest.mark.parametrize("webhook", [{}, {"url": "https://hooks.example.com/x", "urlFile": "/etc/alertmanager/secrets/x"}])
+def test_a_webhook_needs_exactly_one_url(webhook: dict) -> None:
+    from pydantic import ValidationError
+
+    from stack.config import Webhook
+    with pytest.raises(ValidationError, match="set exactly one of url and urlFile"):
+        Webhook.model_validate(webhook)
+
+
 def test_every_alert_of_the_bundle_has_a_route_case(bundle) -> None:
     alerts = {tuple(sorted(alert_labels(rule).items())) for _, rule in bundle.alerts}
     cases = [tuple(sorted(c.labels.items())) for c in bundle.route_cases]

@@ -1,7 +1,8 @@
-"""`le` selectors that match on Prometheus 2 and 3, and name a real bucket.
+"""`le` selectors that match what Prometheus 3 stores, and name a real bucket.
 
-Prometheus 3 writes classic histogram bucket bounds as floats (`le="1.0"`), 2.x as exposed
-(`le="1"`): `le="1"` silently matches nothing on one of them. `le=~"1(\\.0)?"` works on both.
+Prometheus 3 normalises classic histogram bucket bounds to floats at ingestion (`le="1.0"`, even
+when the target exposes `le="1"`): `le="1"` silently matches nothing. (`le=~"1(\\.0)?"`, which
+also matched Prometheus 2, is accepted.)
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ _INTEGER = re.compile(r"^[+-]?\d+$")
 _PORTABLE = re.compile(r"^(?P<number>[+-]?\d+)\(\\\.0\)\?$")
 
 
-def portable_le(bound: float) -> str:
-    """The `le` matcher text for a bucket bound that matches on Prometheus 2 and 3."""
-    if float(bound).is_integer():
-        return f'le=~"{int(bound)}(\\\\.0)?"'
-    return f'le="{bound}"'
+def bucket_label(bound: float) -> str:
+    """A bucket bound as Prometheus 3 stores it in `le`: a float, `1.0` not `1`."""
+    return "+Inf" if bound == float("inf") else repr(float(bound))
+
+
+def le_matcher(bound: float) -> str:
+    """The `le` matcher text for a bucket bound."""
+    return f'le="{bucket_label(bound)}"'
 
 
 def check(analysis: Analysis) -> Iterator[Finding]:
@@ -34,11 +38,9 @@ def check(analysis: Analysis) -> Iterator[Finding]:
             op = str(matcher.op).rsplit(".", 1)[-1]
             value = matcher.value
             if op in ("Equal", "NotEqual") and _INTEGER.match(value):
-                portable = portable_le(float(value))
-                if op == "NotEqual":
-                    portable = portable.replace("=~", "!~")
-                yield Finding(Severity.ERROR, f'le{"=" if op == "Equal" else "!="}"{value}" behaves differently '
-                              f'on Prometheus 2 ("{value}") and 3 ("{value}.0"): write {portable}')
+                sign = "=" if op == "Equal" else "!="
+                yield Finding(Severity.ERROR, f'le{sign}"{value}" matches no bucket on Prometheus 3, which stores '
+                              f'bounds as floats: write le{sign}"{bucket_label(float(value))}"')
             bound = _bound(op, value)
             if bound is not None and buckets and bound not in buckets and bound != float("inf"):
                 yield Finding(Severity.ERROR, f"le {value!r} is not a bucket of {series.metric.name} "

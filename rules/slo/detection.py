@@ -1,11 +1,11 @@
 """When a burn-rate alert fires: the closed form for a report, and a minute-by-minute model of
 what Prometheus computes, for the expectations of generated promtool scenarios.
 
-The model follows Prometheus: `rate(x[w])` at time t uses the samples in (t-w, t] (Prometheus
-3; 2.x also takes a sample at exactly t-w), so with one sample a minute the error ratio is the
-traffic-weighted share of bad events over the last w/1m - 1 (or w/1m) one-minute intervals,
-fewer while the series is younger than the window; `avg_over_time` averages those samples.
-Scenario checkpoints are only placed where both readings agree.
+The model follows Prometheus 3: `rate(x[w])` at time t uses the samples in (t-w, t] (left-open:
+not one at exactly t-w), so with one sample a minute the error ratio is the traffic-weighted
+share of bad events over the last w/1m - 1 one-minute intervals, fewer while the series is
+younger than the window; `avg_over_time` averages those w/1m samples. Scenario checkpoints stay a
+minute away from every change of state.
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ class Schedule:
         """_prefix[k] = sum of the first k intervals' error ratios (window sums in O(1))."""
         return [0.0, *accumulate(self.errors)]
 
-    def ratio(self, minute: int, window_seconds: int, gauge: bool = False, closed: bool = False) -> float | None:
-        samples = window_seconds // STEP + (1 if closed else 0)
+    def ratio(self, minute: int, window_seconds: int, gauge: bool = False) -> float | None:
+        samples = window_seconds // STEP
         if gauge:
             # avg_over_time of a 0/1 gauge sampled each minute; minute 0 holds interval 1's value.
             first = max(0, minute - samples + 1)
@@ -83,20 +83,20 @@ class Schedule:
 
 
 def tiers_firing(schedule: Schedule, windows: Sequence[BurnWindow], budget: Decimal, minute: int,
-                 gauge: bool = False, closed: bool = False) -> set[str]:
+                 gauge: bool = False) -> set[str]:
     """Tiers whose condition holds at this evaluation (before any `for`)."""
     firing = set()
     for window in windows:
         threshold = float(window.factor * budget)
-        long = schedule.ratio(minute, window.long, gauge, closed)
-        short = schedule.ratio(minute, window.short, gauge, closed)
+        long = schedule.ratio(minute, window.long, gauge)
+        short = schedule.ratio(minute, window.short, gauge)
         if long is not None and short is not None and long > threshold and short > threshold:
             firing.add(window.tier)
     return firing
 
 
 def timeline(schedule: Schedule, windows: Sequence[BurnWindow], budget: Decimal, for_: str | None = None,
-             gauge: bool = False, closed: bool = False) -> list[set[str]]:
+             gauge: bool = False) -> list[set[str]]:
     """The tiers firing at each minute 0..N, honouring `for` as Prometheus does."""
     wait = math.ceil(duration_seconds(for_) / STEP) if for_ else 0
     active_since: dict[str, int] = {}
@@ -104,7 +104,7 @@ def timeline(schedule: Schedule, windows: Sequence[BurnWindow], budget: Decimal,
     clean = next((k for k, e in enumerate(schedule.errors) if e), schedule.minutes)
     out: list[set[str]] = [set() for _ in range(clean + 1)]
     for minute in range(clean + 1, schedule.minutes + 1):
-        now = tiers_firing(schedule, windows, budget, minute, gauge, closed)
+        now = tiers_firing(schedule, windows, budget, minute, gauge)
         active_since = {t: active_since.get(t, minute) for t in now}
         out.append({t for t, since in active_since.items() if minute - since >= wait})
     return out
@@ -112,13 +112,11 @@ def timeline(schedule: Schedule, windows: Sequence[BurnWindow], budget: Decimal,
 
 def certain_minutes(schedule: Schedule, windows: Sequence[BurnWindow], budget: Decimal,
                     for_: str | None = None, gauge: bool = False) -> tuple[list[set[str]], set[int]]:
-    """The timeline, and the minutes where it is certain: both window readings agree there and
-    nothing changes within a minute either side (rate extrapolation stays well inside that)."""
-    open_ = timeline(schedule, windows, budget, for_, gauge, closed=False)
-    closed = timeline(schedule, windows, budget, for_, gauge, closed=True)
-    unsure = {m + d for m in transitions(open_) + transitions(closed) for d in (-1, 0, 1)}
-    unsure |= {m for m in range(len(open_)) if open_[m] != closed[m]}
-    return open_, {m for m in range(len(open_)) if m not in unsure}
+    """The timeline, and the minutes where it is certain: nothing changes within a minute either
+    side (rate extrapolation stays well inside that)."""
+    states = timeline(schedule, windows, budget, for_, gauge)
+    unsure = {m + d for m in transitions(states) for d in (-1, 0, 1)}
+    return states, {m for m in range(len(states)) if m not in unsure}
 
 
 def transitions(states: Sequence[set[str]]) -> list[int]:

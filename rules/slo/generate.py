@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from rules.checks.le_selector import portable_le
+from rules.checks.le_selector import le_matcher
 from rules.conventions import (
     SLO_BUDGET_REMAINING,
     SLO_BURN_ALERT,
@@ -60,7 +60,7 @@ def _total_selector(sli: RatioSLI | LatencySLI) -> str:
 
 
 def _good_selector(sli: LatencySLI) -> str:
-    le = portable_le(sli.threshold_seconds)
+    le = le_matcher(sli.threshold_seconds)
     matchers = f"{sli.matchers},{le}" if sli.matchers else le
     return f"{sli.histogram}_bucket{{{matchers}}}"
 

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 import promql_parser as pp
 
 from rules.catalog import Catalog
+from rules.checks.le_selector import bucket_label
 from rules.conventions import (
     SLO_BUDGET_REMAINING,
     SLO_BURN_ALERT,
@@ -325,7 +326,7 @@ def _series(slo: SLO, schedule: Schedule, catalog: Catalog, step_minutes: float 
                 per_step = good
             else:
                 per_step = every
-            le = "+Inf" if bound == math.inf else f"{bound:g}"
+            le = bucket_label(bound)  # as Prometheus 3 stores it
             out.append(Series(_labels_text(f"{sli.histogram}_bucket", {**labels, "le": le}), counter(per_step)))
         out.append(Series(_labels_text(f"{sli.histogram}_count", labels), counter(every)))
         return tuple(out)

@@ -3,6 +3,7 @@ base from a temporary git worktree of the ref, the head from the working tree.""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,8 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+
+from stack import judges
 
 
 class PreviewError(Exception):
@@ -69,11 +72,19 @@ def worktree(repo: Path, sha: str) -> Iterator[Path]:
 def export(tree: Path, stack: str, out: Path, side: str) -> None:
     """`python -m stack export` with the tree's own code, into `out/<stack>` (`stack` may be all)."""
     run = subprocess.run([sys.executable, "-m", "stack", "export", "--stack", stack, "--out", str(out)],
-                         cwd=tree, capture_output=True, text=True, check=False)
+                         cwd=tree, env=_judged_by_ours(), capture_output=True, text=True, check=False)
     if run.returncode != 0:
         tail = "\n".join((run.stdout + run.stderr).strip().splitlines()[-15:])
         raise PreviewError(f"exporting the {side} ({tree}) failed (exit {run.returncode}); a base older than "
                            f"`python -m stack export` cannot be compared:\n{tail}")
+
+
+def _judged_by_ours() -> dict[str, str]:
+    """The environment of an export: a checked-out tree has no judges of its own (.tools/ is not
+    in git), so both sides use this project's, found by path (MEDIANEST_TOOLS_DIR) or, by code
+    older than stack/judges.py, by name on PATH."""
+    return {**os.environ, "MEDIANEST_TOOLS_DIR": str(judges.STATE),
+            "PATH": f"{judges.BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
 def export_both(base: Path, head: Path, stack: str, out: Path) -> tuple[Path, Path]:

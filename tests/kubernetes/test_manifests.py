@@ -394,8 +394,8 @@ def test_check_judges_every_rendered_manifest_and_names_a_broken_one(tmp_path) -
     verdicts = {v.path: v for v in check_shipped(bundle, out)}
     assert not verdicts["kubernetes/loki.yaml"].ok
     assert "StatefulSet loki" in verdicts["kubernetes/loki.yaml"].output
-    assert not verdicts["prometheus/prometheus.yml"].ok and "kubernetes_sd_configs" in verdicts[
-        "prometheus/prometheus.yml"].output
+    assert not verdicts["prometheus/prometheus.yml"].ok
+    assert 'prometheus.yml: unknown Kubernetes SD role "pods"' in verdicts["prometheus/prometheus.yml"].output
 
 
 def test_nothing_holding_data_is_replaced_since_the_reviewed_golden_files(objects) -> None:

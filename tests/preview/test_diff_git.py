@@ -45,7 +45,7 @@ COMMITS = [
     ("lower an SLO objective", "rules/slos.py", f'objective=Decimal("{OBJECTIVE}")',
      f'objective=Decimal("{LOWERED_OBJECTIVE}")'),
     ("remove a dashboard panel", "dashboards/infrastructure.py", LOAD_PANEL, ""),
-    ("bump the Prometheus image", "Pulumi.dev.yaml", "tag: v3.13.0}", "tag: v3.14.0}"),
+    ("bump the Prometheus image", "Pulumi.dev.yaml", "tag: v3.16.0}", "tag: v3.17.0}"),
     ("reword a comment", "rules/platform.py", "from __future__ import annotations\n",
      "from __future__ import annotations\n\n# Only a comment changes here.\n"),
     # Last: it breaks the routing policy's intent, and every later commit would inherit the error.
@@ -167,7 +167,7 @@ def test_a_removed_panel_is_reported_by_its_title(repo) -> None:
 def test_an_image_bump_is_reported_per_environment(repo) -> None:
     report, _ = diff_of(repo, "bump the Prometheus image")
     stack = "\n".join(text_of(c) for c in changes(report, "Stack"))
-    assert "v3.13.0" in stack and "v3.14.0" in stack
+    assert "v3.16.0" in stack and "v3.17.0" in stack
     assert changed_sections(report) == {"Stack"}
 
 

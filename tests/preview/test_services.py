@@ -38,8 +38,8 @@ def test_identical_trees_change_nothing(tmp_path: Path, stack: str) -> None:
 
 
 DEV = [
-    ("image bump", {"services": {"prometheus": {"image": {"repository": "prom/prometheus", "tag": "v3.14.0"}}}},
-     "image prom/prometheus v3.13.0 -> v3.14.0"),
+    ("image bump", {"services": {"prometheus": {"image": {"repository": "prom/prometheus", "tag": "v3.17.0"}}}},
+     "image prom/prometheus v3.16.0 -> v3.17.0"),
     ("retention", {"services": {"prometheus": {"retentionTime": "30d"}}},
      "retention: --storage.tsdb.retention.time 15d -> 30d"),
     ("memory", {"services": {"prometheus": {"memory": "4Gi"}}}, "memory limit 2Gi -> 4Gi"),

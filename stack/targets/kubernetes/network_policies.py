@@ -103,7 +103,8 @@ def receiver_ports(config: StackConfig) -> list[int]:
         if integrations.pagerduty or integrations.slack:
             ports.add(443)
         ports.update(address_port(email.smarthost) for email in integrations.email)
-        ports.update(url_port(webhook.url) for webhook in integrations.webhook)
+        # A URL kept in a file (urlFile) is not known here: HTTPS, as every hosted webhook.
+        ports.update(url_port(webhook.url) if webhook.url else 443 for webhook in integrations.webhook)
     if alerting.local_webhook_url:
         ports.add(url_port(alerting.local_webhook_url))
     return sorted(ports)
