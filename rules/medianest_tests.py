@@ -94,7 +94,7 @@ def _http(config: StackConfig, ok_per_minute: float, errors_per_minute: float) -
 
 
 # 480 requests a minute is 8 per second, and an error share that is a power of two gives rates
-# and ratios binary floating point holds exactly: promtool 2.x compares expression results
+# and ratios binary floating point holds exactly: promtool compares expression results
 # exactly, so any configured threshold yields exact expectations (600 a minute with a share of
 # 0.14 gave 0.13999999999999999; shares like 7/32 still round in PromQL's rate arithmetic).
 REQUESTS_PER_MINUTE = 480

@@ -44,7 +44,7 @@ def test_generated_tests_pass_unchanged(dev_config, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("error_ratio", [0.001, 0.05, 0.07, 0.1, 0.3, 0.9])
 def test_generated_tests_pass_for_any_error_ratio_threshold(dev_config, tmp_path: Path, error_ratio: float) -> None:
-    # promtool 2.x compares expression results exactly: the generated cases must pick traffic whose
+    # promtool compares expression results exactly: the generated cases must pick traffic whose
     # rates and ratios floating point holds exactly, whatever the threshold (0.07 once gave 0.13999999999999999).
     config = dev_config.model_copy(update={"thresholds": dev_config.thresholds.model_copy(
         update={"error_ratio": error_ratio})})
