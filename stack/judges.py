@@ -18,6 +18,7 @@ Stdlib only: it runs before anything else is installed.
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import json
 import os
@@ -120,7 +121,8 @@ JUDGES = (
           "prom/prometheus", _prometheus_tag, _common_version),
     Judge("alertmanager", "github.com/prometheus/alertmanager", ("alertmanager", "amtool"), "alertmanager",
           "prom/alertmanager", _same, _common_version,
-          placeholders=("ui/app/dist/elm/index.html", "ui/app/dist/mantine/index.html")),
+          # 0.35 serves its pages only from their compressed files (ui/web.go).
+          placeholders=("ui/app/dist/elm/index.html.gz", "ui/app/dist/mantine/index.html.gz")),
     Judge("jaeger", "github.com/jaegertracing/jaeger", ("jaeger",), "jaeger", "jaegertracing/jaeger",
           _jaeger_tag, _jaeger_version),
     Judge("node_exporter", "github.com/prometheus/node_exporter", ("node_exporter",), "nodeExporter",
@@ -213,7 +215,9 @@ def _source_copy(judge: Judge, go: str, scratch: Path) -> Path:
     for relative in judge.placeholders:
         page = source / relative
         page.parent.mkdir(parents=True, exist_ok=True)
-        page.write_text(PLACEHOLDER_PAGE.format(binary=judge.name, version=judge.image_tag))
+        text = PLACEHOLDER_PAGE.format(binary=judge.name, version=judge.image_tag).encode()
+        # mtime 0: the same bytes at every build.
+        page.write_bytes(gzip.compress(text, mtime=0) if relative.endswith(".gz") else text)
     return source
 
 

@@ -61,7 +61,8 @@ def test_a_webhook_whose_url_is_the_secret_is_read_from_a_file(tmp_path: Path) -
     assert "/etc/alertmanager/secrets/deadman-url" in bundle.config.alerting.secret_files()
 
 
-@pytest.mark.parametrize("webhook", [{}, {"url": "https://hooks.example.com/x", "urlFile": "/etc/alertmanager/secrets/x"}])
+@pytest.mark.parametrize("webhook", [
+    {}, {"url": "https://hooks.example.com/x", "urlFile": "/etc/alertmanager/secrets/x"}])
 def test_a_webhook_needs_exactly_one_url(webhook: dict) -> None:
     from pydantic import ValidationError
 

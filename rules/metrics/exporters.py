@@ -1,8 +1,13 @@
 """The exporters' metrics: node_exporter 1.x, postgres_exporter 0.1x/0.20, redis_exporter 1.x and
 blackbox_exporter 0.2x, as their /metrics pages expose them.
 
-Names, types and labels were read from the exporters' sources and from Debian's builds (node 1.5,
-postgres 0.11, redis 1.45, blackbox 0.23). Where versions differ, only the labels all of them
+Names, types and labels of node_exporter and blackbox_exporter are checked against the versions we
+ship, built from their Go modules (node_exporter 1.12.1, blackbox_exporter 0.28.0):
+tests/e2e/test_catalog_on_shipped_binaries.py runs each one and reads what it exposes. They were
+first written from sources and Debian's older builds (node 1.5, blackbox 0.23); nothing used here
+changed between those and the shipped versions. postgres_exporter and redis_exporter are still
+only checked against Debian's builds (postgres 0.11, redis 1.45: their modules are not served by
+the Go module proxy), older than the images. Where versions differ, only the labels all of them
 have are declared: postgres_exporter 0.11 adds `server` to every series and 0.20 does not, so
 rules aggregate `by (job, instance)` and never match on it.
 """
@@ -11,6 +16,7 @@ from rules.catalog import Metric, MetricType
 
 C, G = MetricType.COUNTER, MetricType.GAUGE
 
+# node_exporter 1.12 also sets `device_error`, empty (so absent in Prometheus) unless statfs failed.
 FILESYSTEM = ("device", "fstype", "mountpoint")
 DATABASE = ("datid", "datname")
 

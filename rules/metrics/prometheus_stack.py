@@ -1,8 +1,11 @@
 """Series Prometheus makes itself (scrape health, ALERTS) and the stack components' own.
 
-Names, types and labels come from the components' sources (Prometheus 2.42 and 3.x, Alertmanager
-0.25 and 0.34, Loki 3.x through dskit, Grafana, the OpenTelemetry collector inside Jaeger v2).
-Where versions differ, only the labels all of them have are declared.
+Names, types, labels and buckets of Prometheus, Alertmanager and Jaeger are checked against the
+versions we ship, built from their Go modules (Prometheus 3.16.0, Alertmanager 0.35.0, Jaeger
+v2.12.0 with its OpenTelemetry collector 0.139): tests/e2e/test_catalog_on_shipped_binaries.py runs
+each one and reads its /metrics. They were first written from sources and Debian's older builds
+(Prometheus 2.42, Alertmanager 0.25); where those differ, the comments say so. Loki's and
+Grafana's (AGPL, not built) come from their sources (Loki 3.x through dskit, Grafana).
 """
 
 from rules.catalog import Metric, MetricType
@@ -26,7 +29,7 @@ RULES = (
 
 PROMETHEUS = (
     Metric("prometheus_build_info", G, "Build information of Prometheus",
-           ("branch", "goarch", "goos", "goversion", "revision", "version")),
+           ("branch", "goarch", "goos", "goversion", "revision", "tags", "version")),
     Metric("prometheus_ready", G, "Whether Prometheus startup was fully completed and the server is ready"),
     Metric("prometheus_config_last_reload_successful", G, "Whether the last configuration reload succeeded"),
     Metric("prometheus_config_last_reload_success_timestamp_seconds", G,
@@ -45,9 +48,12 @@ PROMETHEUS = (
     Metric("prometheus_notifications_sent_total", C, "Total number of alerts sent", ("alertmanager",)),
     Metric("prometheus_notifications_errors_total", C, "Total number of sent alerts affected by errors",
            ("alertmanager",)),
+    # Per Alertmanager in 3.16 (2.42: one unlabelled series): matching the queue's length to its
+    # (unlabelled) capacity needs `ignoring (alertmanager)`.
     Metric("prometheus_notifications_dropped_total", C,
-           "Total number of alerts dropped due to errors when sending to Alertmanager"),
-    Metric("prometheus_notifications_queue_length", G, "The number of alert notifications in the queue"),
+           "Total number of alerts dropped due to errors when sending to Alertmanager", ("alertmanager",)),
+    Metric("prometheus_notifications_queue_length", G, "The number of alert notifications in the queue",
+           ("alertmanager",)),
     Metric("prometheus_notifications_queue_capacity", G, "The capacity of the alert notifications queue"),
     Metric("prometheus_tsdb_head_series", G, "Total number of series in the head block"),
     Metric("prometheus_tsdb_head_samples_appended_total", C, "Total number of appended samples", ("type",)),
@@ -71,7 +77,7 @@ PROMETHEUS = (
 
 ALERTMANAGER = (
     Metric("alertmanager_build_info", G, "Build information of Alertmanager",
-           ("branch", "goarch", "goos", "goversion", "revision", "version")),
+           ("branch", "goarch", "goos", "goversion", "revision", "tags", "version")),
     Metric("alertmanager_config_last_reload_successful", G, "Whether the last configuration reload "
            "attempt was successful"),
     Metric("alertmanager_config_hash", G, "Hash of the currently loaded alertmanager configuration"),
@@ -82,7 +88,8 @@ ALERTMANAGER = (
            "invalid", ("version",)),
     Metric("alertmanager_notifications_total", C, "The total number of attempted notifications",
            ("integration",)),
-    # `reason` (clientError, serverError, other) exists since 0.27; rules sum it away.
+    # `reason` exists since 0.27 (clientError, serverError, other...); 0.35 has thirteen values, a
+    # refused connection counting as `other`. Rules sum it away.
     Metric("alertmanager_notifications_failed_total", C, "The total number of failed notifications",
            ("integration", "reason")),
     Metric("alertmanager_notification_latency_seconds", H, "The latency of notifications in seconds",
@@ -113,8 +120,12 @@ LOKI = (
 )
 
 # Jaeger v2 is an OpenTelemetry collector: its own metrics (port 8888) are the collector's, with
-# the `_total` suffix the Prometheus exporter adds to counters. The resource labels
-# (service_instance_id, service_name, service_version) are left out: rules sum them away.
+# the `_total` suffix the Prometheus exporter adds to counters. In 2.12 the resource attributes
+# (service_instance_id, service_name, service_version) are on `target_info` only, and each series
+# carries `otel_scope_name` (and an empty scope version and schema URL, which Prometheus drops):
+# left out, rules sum them away. `refused` counts every span a receiver could not push: the
+# collector's alpha gate receiverhelper.newReceiverMetrics, off in 2.12, would move internal
+# errors to otelcol_receiver_failed_spans_total instead.
 JAEGER = (
     Metric("otelcol_receiver_accepted_spans_total", C, "Number of spans successfully pushed into the "
            "pipeline", ("receiver", "transport")),
@@ -124,6 +135,7 @@ JAEGER = (
            ("exporter",)),
     Metric("otelcol_exporter_send_failed_spans_total", C, "Number of spans in failed attempts to send to "
            "destination", ("exporter",)),
+    # Only once a sending queue refuses spans: the shipped jaeger_storage_exporter has its queue off.
     Metric("otelcol_exporter_enqueue_failed_spans_total", C, "Number of spans failed to be added to the "
            "sending queue", ("exporter",)),
 )

@@ -1,9 +1,12 @@
-"""`python -m stack sandbox`: start the sandbox, print where everything is, apply a scenario,
-print each notification as it arrives, and stop everything on Ctrl-C or after `--duration`.
+"""`python -m stack sandbox`: start the sandbox, print where everything is (what each component
+serves, and a command asking it), apply a scenario, print each notification as it arrives, and
+stop everything on Ctrl-C or after `--duration`.
 
-A component that dies is reported at once (a line naming it and how it ended, then the tail of
-its log); the sandbox then stops and exits 1, or, with `--restart`, starts it again after 1 s,
-2 s, 4 s... (at most 30 s), and exits 1 at its fifth death within 5 minutes."""
+A component that does not start (its binary refusing an argument of its spec, say) is reported
+with the tail of its log, and the sandbox exits 1. A component that dies is reported at once (a
+line naming it and how it ended, then the tail of its log); the sandbox then stops and exits 1,
+or, with `--restart`, starts it again after 1 s, 2 s, 4 s... (at most 30 s), and exits 1 at its
+fifth death within 5 minutes."""
 
 from __future__ import annotations
 
@@ -52,7 +55,7 @@ def apply(sandbox: Any, scenario: Scenario) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # The sandbox's machinery loads only for this command.
-    from stack.sandbox.processes import ProcessDied, RestartPolicy
+    from stack.sandbox.processes import ProcessDied, ProcessFailed, RestartPolicy
     from stack.sandbox.run import Sandbox
 
     signal.signal(signal.SIGTERM, _stop)
@@ -62,8 +65,11 @@ def run(args: argparse.Namespace) -> int:
         with Sandbox(alertmanagers=args.alertmanagers, compressed=args.compressed,
                      restart=RestartPolicy() if getattr(args, "restart", False) else None) as sandbox:
             print(f"sandbox: up in {sandbox.started_seconds:.1f} s, files in {sandbox.root}")
-            for name, url in sandbox.urls().items():
-                print(f"  {name:<28} {url}")
+            for endpoint in sandbox.endpoints():
+                print(f"  {endpoint.name:<16} {endpoint.url}")
+                print(f"  {'':<16} {endpoint.serves}")
+                if endpoint.command:
+                    print(f"  {'':<16} try: {endpoint.command}")
             apply(sandbox, scenario)
             print(f"sandbox: scenario {scenario.name}: {scenario.description}")
             print("sandbox: notifications as they arrive (Ctrl-C stops everything):")
@@ -80,6 +86,11 @@ def run(args: argparse.Namespace) -> int:
                 died = sandbox.supervisor.death(timeout=1)  # reported already, with its log's tail
     except ProcessDied as error:  # while the others started
         died = str(error)
+    except ProcessFailed as error:
+        # Did not start (e.g. its binary refused an argument of its spec): the whole report, with
+        # the tail of its log, where the binary says why.
+        print(f"sandbox: not started: {error}")
+        return 1
     except KeyboardInterrupt:
         pass
     if died is not None:

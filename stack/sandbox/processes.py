@@ -46,11 +46,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
 
+from stack import judges
+
 LOOPBACK = "127.0.0.1"
 LOG_TAIL_LINES = 40  # of a process that failed to start
 DEATH_TAIL_LINES = 20  # of a process that died once running
 WORKDIR_PREFIX = "medianest-sandbox-"
 LOCK_FILE = "sandbox.lock"
+# In a process's log, the line opening each start: `--- <time> starting: <argv>`.
+START_MARKER = " starting: "
 LIFELINE = Path(__file__).with_name("lifeline.py")
 
 # --- ports -----------------------------------------------------------------------------------
@@ -81,16 +85,12 @@ class BinaryMissing(RuntimeError):
     pass
 
 
-# The Debian package shipping each binary the sandbox runs.
+# The Debian package shipping each binary the sandbox runs that is not a judge built at the
+# shipped version (stack/judges.py: prometheus, promtool, alertmanager, amtool, jaeger,
+# node_exporter, blackbox_exporter).
 PACKAGES = {
-    "prometheus": "prometheus",
-    "promtool": "prometheus",
-    "prometheus-alertmanager": "prometheus-alertmanager",
-    "amtool": "prometheus-alertmanager",
-    "prometheus-node-exporter": "prometheus-node-exporter",
     "prometheus-postgres-exporter": "prometheus-postgres-exporter",
     "prometheus-redis-exporter": "prometheus-redis-exporter",
-    "prometheus-blackbox-exporter": "prometheus-blackbox-exporter",
     "redis-server": "redis-server",
     "redis-cli": "redis-tools",
     "initdb": "postgresql",
@@ -112,7 +112,13 @@ def _postgres_bin_dirs() -> list[str]:
 
 
 def binary(name: str) -> str:
-    """The absolute path of a binary from Debian's packages, or BinaryMissing naming the package."""
+    """The absolute path of a judge built at the shipped version, or of a binary from Debian's
+    packages; BinaryMissing saying how to get it."""
+    if name in judges.BY_BINARY:
+        try:
+            return judges.path(name)
+        except judges.JudgeMissing as error:
+            raise BinaryMissing(str(error)) from None
     candidates = []
     if PACKAGES.get(name, "").startswith("postgresql"):
         # /usr/bin/psql etc. are Debian's version-picking wrappers: prefer the real binaries.
@@ -362,7 +368,7 @@ class Supervisor:
             process.state = STARTING
         self._start_watching()
         with open(self.log_path(process.name), "ab") as log:
-            log.write(f"--- {time.strftime('%H:%M:%S')} starting: {' '.join(process.argv)}\n".encode())
+            log.write(f"--- {time.strftime('%H:%M:%S')}{START_MARKER}{' '.join(process.argv)}\n".encode())
             log.flush()
             # The child keeps its own copy of the log's descriptor.
             process.popen = self._spawn(process.argv, stdin=subprocess.DEVNULL, stdout=log,

@@ -1,23 +1,33 @@
 """The sandbox: the stack's generated configuration on real binaries, on loopback.
 
-Prometheus, Alertmanager (one, or a gossip cluster), the node, postgres, redis and blackbox
-exporters (Debian's packages), a throwaway PostgreSQL and Redis, MediaNest's traffic simulator
-and a webhook sink recording every notification. Every config file comes from the same
+Prometheus, Alertmanager (one, or a gossip cluster), Jaeger, the node, postgres, redis and
+blackbox exporters, a throwaway PostgreSQL and Redis, MediaNest's traffic simulator (its requests
+traced to Jaeger over OTLP, their trace ids in its logs and as exemplars) and a webhook sink
+recording every notification. Every component runs as its `ServiceSpec` ships it (the same
 `build()` as the Docker and Kubernetes targets, with a `sandbox` configuration: components on
 free loopback ports (`addresses`), notifications to the sink, shorter scrape and evaluation
-intervals. The sandbox only chooses each binary's command line, since Debian's versions are
-not the images'.
+intervals): the container's own arguments, environment, files and secrets, with only listen
+addresses, data paths, host mounts and peers mapped to this machine (stack/sandbox/localize.py).
+A flag the shipped version does not know fails the sandbox's start, naming it.
+
+The binaries are the judges built from their Go modules at the versions the images ship
+(stack/judges.py: Prometheus, Alertmanager, Jaeger, node and blackbox exporters); the postgres and redis
+exporters are Debian's packages (0.11 and 1.45: their Go modules are not served), older than
+their images. To run another component, add its binary to `BINARIES` and take it out of
+`UNAVAILABLE`.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
+import shlex
 import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,46 +36,69 @@ from rules.problems import Severity
 from stack.bundle import Bundle, build
 from stack.config import StackConfig, load_stack
 from stack.output import write_tree
-from stack.sandbox import datastores, processes, sink
+from stack.sandbox import datastores, localize, processes, sink
 from stack.services import (
     alertmanager,
     blackbox_exporter,
+    jaeger,
     node_exporter,
     postgres_exporter,
     prometheus,
     redis_exporter,
 )
-from stack.services.spec import ServiceSpec
+from stack.services.spec import ServiceSpec, replica_address
 
 LOOPBACK = "127.0.0.1"
 SIMULATOR = "simulator"
-# No binary of these runs here (no Debian package): the sandbox leaves them out, with their alerts.
-UNAVAILABLE = ("grafana", "loki", "jaeger", "alloy")
 SINK = "sink"
+# Each component the sandbox runs, in the order it starts them (Prometheus last: it scrapes the
+# others), and the binary it runs: its image's entrypoint, given the spec's args.
+BINARIES = {
+    # First: the simulator sends it its traces from the start.
+    jaeger.NAME: "jaeger",
+    node_exporter.NAME: "node_exporter",
+    # Debian's packages (0.11 and 1.45): their Go modules are not served (stack/judges.py NOT_BUILT).
+    postgres_exporter.NAME: "prometheus-postgres-exporter",
+    redis_exporter.NAME: "prometheus-redis-exporter",
+    blackbox_exporter.NAME: "blackbox_exporter",
+    alertmanager.NAME: "alertmanager",
+    prometheus.NAME: "prometheus",
+}
+# Not run here, so switched off with their alerts: Grafana and Loki are AGPL (never built here),
+# and Alloy's binary is not built here.
+UNAVAILABLE = ("grafana", "loki", "alloy")
+# Components the sandbox may run several replicas of (`Sandbox(alertmanagers=3)`): their
+# processes are numbered (`alertmanager-0`...), even when there is one.
+REPLICATED = (alertmanager.NAME,)
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Ports:
-    """A free loopback port for every listener of the sandbox."""
+    """The loopback ports chosen before the stack is built: each component's metrics endpoint,
+    one per replica (where Prometheus scrapes it: `addresses`), the simulator's and the sink's.
+    A component's other listeners (Alertmanager's gossip) get theirs once its spec is built."""
 
-    prometheus: int
-    alertmanagers: tuple[int, ...]
-    gossip: tuple[int, ...]
-    node_exporter: int
-    postgres_exporter: int
-    redis_exporter: int
-    blackbox: int
+    metrics: Mapping[str, tuple[int, ...]]
     simulator: int
     sink: int
 
     @classmethod
-    def free(cls, alertmanagers: int) -> Ports:
-        ports = iter(processes.free_ports(7 + 2 * alertmanagers))
-        return cls(prometheus=next(ports), alertmanagers=tuple(next(ports) for _ in range(alertmanagers)),
-                   gossip=tuple(next(ports) for _ in range(alertmanagers)), node_exporter=next(ports),
-                   postgres_exporter=next(ports), redis_exporter=next(ports), blackbox=next(ports),
+    def free(cls, replicas: Mapping[str, int]) -> Ports:
+        ports = iter(processes.free_ports(2 + sum(replicas.values())))
+        return cls(metrics={name: tuple(next(ports) for _ in range(count)) for name, count in replicas.items()},
                    simulator=next(ports), sink=next(ports))
+
+    @property
+    def prometheus(self) -> int:
+        return self.metrics[prometheus.NAME][0]
+
+    @property
+    def alertmanagers(self) -> tuple[int, ...]:
+        return self.metrics[alertmanager.NAME]
+
+    def taken(self) -> set[int]:
+        return {p for ports in self.metrics.values() for p in ports} | {self.simulator, self.sink}
 
 
 def _at(port: int) -> str:
@@ -95,36 +128,145 @@ def sandbox_config(base: StackConfig, ports: Ports, postgres: datastores.Postgre
         "compression": COMPRESSION if compressed else {},
         "backend": {**data["backend"], "targets": [_at(ports.simulator)], "scheme": "http"},
         "alerting": {"localWebhookUrl": f"http://{_at(ports.sink)}", "receivers": {}},
-        "addresses": {
-            prometheus.NAME: [_at(ports.prometheus)],
-            alertmanager.NAME: [_at(p) for p in ports.alertmanagers],
-            node_exporter.NAME: [_at(ports.node_exporter)],
-            postgres_exporter.NAME: [_at(ports.postgres_exporter)],
-            redis_exporter.NAME: [_at(ports.redis_exporter)],
-            blackbox_exporter.NAME: [_at(ports.blackbox)],
-        },
+        "addresses": {name: [_at(port) for port in ports.metrics[name]] for name in BINARIES},
     }
     return StackConfig.model_validate(data)
 
 
-def localize(spec: ServiceSpec, root: Path, secret_values: dict[str, str]) -> tuple[Path, dict[str, str]]:
-    """Write a spec's files and secrets under `root/<name>` as they would be under its config
-    directory; its environment with that directory replaced."""
-    directory = root / spec.name
+# --- components from their specs ---------------------------------------------------------------
 
-    def write(path: str, content: str) -> Path:
-        local = directory / path.removeprefix(spec.config_dir + "/")
-        local.parent.mkdir(parents=True, exist_ok=True)
-        local.write_text(content)
-        return local
 
-    for file in spec.files:
-        write(file.path, file.content)
-    for secret in spec.secrets:
-        value = secret_values[secret.name]
-        write(secret.path, secret.file_content(value)).chmod(0o600)
-    env = {k: v.replace(spec.config_dir, str(directory)) for k, v in spec.env.items()}
-    return directory, env
+@dataclass(frozen=True)
+class Component:
+    """One process the sandbox runs from a spec, and where."""
+
+    process: str  # its name under the supervisor
+    binary: str
+    spec: ServiceSpec
+    where: localize.Placement
+
+    @property
+    def ready_url(self) -> str | None:
+        health = self.spec.health
+        return None if health is None else f"http://{_at(self.where.ports[health.port])}{health.path}"
+
+
+def alertmanager_cluster(bundle: Bundle, replicas: int) -> ServiceSpec:
+    """Alertmanager as a gossip cluster of `replicas` ships it: the Kubernetes target's spec (a
+    Docker stack runs one), built from the sandbox's config and files. The config is copied
+    without validation: on Docker, validation refuses replicas above 1."""
+    config = bundle.config
+    settings = config.services.alertmanager.model_copy(update={"replicas": replicas})
+    cluster = config.model_copy(update={"target": "kubernetes",
+                                        "services": config.services.model_copy(update={"alertmanager": settings})})
+    return alertmanager.service(cluster, bundle.files)
+
+
+def components(bundle: Bundle, ports: Ports, root: Path, free: Callable[[int], list[int]]) -> list[Component]:
+    """Every process the sandbox runs from a spec of `bundle`, in start order: each replica with
+    its metrics port from `ports`, its other listeners on ports from `free(count)`, its files in
+    `root/<process>`, its volumes in `root/volumes/<process>/`, its peers on loopback."""
+    specs = {s.name: s for s in bundle.services}
+    namespace = bundle.config.kubernetes.namespace
+    planned = []
+    for name, binary in BINARIES.items():
+        replicas = len(ports.metrics[name])
+        spec = alertmanager_cluster(bundle, replicas) if name == alertmanager.NAME and replicas > 1 else specs[name]
+        assert spec.metrics is not None, f"{name}: Prometheus scrapes every component"
+        others = [p for p in localize.listen_ports(spec) if p != spec.metrics.port]
+        spare = iter(free(len(others) * replicas))
+        listens = [{spec.metrics.port: ports.metrics[name][i]} | {p: next(spare) for p in others}
+                   for i in range(replicas)]
+        # Replicas name each other by their stable names (a StatefulSet's, through its headless Service).
+        peers = {replica_address(name, i, namespace, port): _at(local)
+                 for i, listen in enumerate(listens) for port, local in listen.items()} if replicas > 1 else {}
+        for index, listen in enumerate(listens):
+            process = f"{name}-{index}" if name in REPLICATED else name
+            where = localize.placement(spec, listen, root / process, root / "volumes" / process, peers)
+            planned.append(Component(process, binary, spec, where))
+    return planned
+
+
+def free_ports_except(taken: set[int]) -> Callable[[int], list[int]]:
+    """`free_ports`, never one of `taken` (chosen earlier, not bound yet by what will listen there)."""
+    def free(count: int) -> list[int]:
+        while True:
+            ports = processes.free_ports(count)
+            if taken.isdisjoint(ports):
+                taken.update(ports)
+                return ports
+    return free
+
+
+# The shipped binary refusing an argument: kingpin's words (Prometheus, Alertmanager, the
+# exporters built here, Debian's postgres_exporter) and Go's flag package's (Debian's
+# redis_exporter, which then prints its whole usage: the words are far above the log's tail).
+_REJECTED = re.compile(r"unknown long flag '(?P<long>[^']+)'|unknown short flag '(?P<short>[^']+)'"
+                       r"|flag provided but not defined: (?P<go>\S+)")
+
+
+def rejected_flag(log: str) -> tuple[str, str] | None:
+    """The flag a binary's log says it does not know, as it names it, and the words it says it
+    with; None when it does not say so."""
+    match = _REJECTED.search(log)
+    return None if match is None else (next(g for g in match.groups() if g), match.group(0))
+
+
+def spec_flag(args: Sequence[str], reported: str) -> str:
+    """The argument's flag as the spec writes it: Go's flag package names `--x` as `-x`."""
+    flags = (arg.split("=")[0] for arg in args if arg.startswith("-"))
+    return next((flag for flag in flags if flag.lstrip("-") == reported.lstrip("-")), reported)
+
+
+def start_component(supervisor: processes.Supervisor, component: Component,
+                    secret_values: Mapping[str, str]) -> None:
+    """Write a component's files and secrets, start its binary with its spec's (mapped) args and
+    env, and wait until its health check answers. ProcessFailed when it does not start; its first
+    line names the component and the flag when the binary refused one."""
+    local = localize.localize(component.spec, component.where, secret_values)
+    for path, content in local.files.items():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(content)
+    for path, content in local.secrets.items():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(content)
+        Path(path).chmod(0o600)
+    for volume in component.spec.volumes:  # as a fresh volume is: empty, there
+        Path(component.where.paths[volume.path]).mkdir(parents=True, exist_ok=True)
+    binary = processes.binary(component.binary)
+    try:
+        supervisor.start(component.process, [binary, *local.args], env=local.env, ready_url=component.ready_url)
+    except processes.ProcessFailed as error:
+        log = supervisor.log_path(component.process).read_text(errors="replace")
+        rejected = rejected_flag(log[log.rfind(processes.START_MARKER):])  # this start's words only
+        if rejected is None:
+            raise
+        flag, words = rejected
+        raise processes.ProcessFailed(
+            f"{component.process}: {component.binary} does not know {spec_flag(local.args, flag)}, an argument of "
+            f"its spec ({words})\n{error}") from None
+
+
+# Built from their Go modules, Prometheus and Alertmanager have no web UI (its compiled assets
+# need an npm build): Prometheus's / redirects to /query, which answers 500 ("Error opening React
+# index.html"); Alertmanager's / and /ui/ answer 404. Their HTTP APIs are complete.
+PROMETHEUS_SERVES = ("no web UI in this build; the HTTP API: "
+                     "/api/v1/query, /api/v1/targets, /api/v1/alerts, /api/v1/rules")
+ALERTMANAGER_SERVES = "no web UI in this build; the HTTP API: /api/v2/alerts, /api/v2/silences, /api/v2/status"
+# Jaeger's UI is an npm build too: its module embeds a placeholder page (cmd/query/app/ui).
+JAEGER_SERVES = ("no web UI in this build; the query API: /api/services, /api/traces/<trace id> "
+                 "(the simulator's requests, by the trace ids in its log and its exemplars)")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What the sandbox's printout says of one thing it runs."""
+
+    name: str
+    url: str
+    serves: str
+    # A command line asking it, with the tools built at the shipped version.
+    command: str | None = None
 
 
 @dataclass
@@ -141,6 +283,8 @@ class Sandbox:
     config: StackConfig = field(init=False)
     bundle: Bundle = field(init=False)
     ports: Ports = field(init=False)
+    # Every process run from a spec, by its name under the supervisor.
+    components: dict[str, Component] = field(init=False, default_factory=dict)
     supervisor: processes.Supervisor = field(init=False)
     started_seconds: float = field(init=False, default=0.0)
     started_at: float = field(init=False, default=0.0)  # when everything was up (time.time())
@@ -169,7 +313,7 @@ class Sandbox:
         return self.supervisor.workdir
 
     def _start(self) -> None:
-        self.ports = Ports.free(self.alertmanagers)
+        self.ports = Ports.free({name: self.alertmanagers if name in REPLICATED else 1 for name in BINARIES})
         password = secrets.token_hex(16)
         postgres = datastores.start_postgres(self.supervisor, exporter_password=password)
         redis = datastores.start_redis(self.supervisor)
@@ -180,56 +324,20 @@ class Sandbox:
         if errors:
             raise RuntimeError("the sandbox configuration has problems:\n" + "\n".join(errors))
         write_tree(self.bundle.files, self.root / "rendered")
-        specs = {s.name: s for s in self.bundle.services}
         values = {postgres_exporter.PASSWORD.name: password}
         start = self.supervisor.start
         python = [sys.executable, "-m"]
         start(SINK, [*python, "stack.sandbox.sink", "--port", str(self.ports.sink), "--out", str(self.sink_file)],
               ready_url=f"http://{_at(self.ports.sink)}/notifications")
-        start(SIMULATOR, [*python, "stack.sandbox.simulator", "--port", str(self.ports.simulator),
-                          "--log-file", str(self.root / "medianest.log"), "--rps", str(self.rps)],
-              ready_url=f"http://{_at(self.ports.simulator)}/metrics")
-        start(node_exporter.NAME, [processes.binary("prometheus-node-exporter"),
-                                   f"--web.listen-address={_at(self.ports.node_exporter)}"],
-              ready_url=f"http://{_at(self.ports.node_exporter)}/metrics")
-        _, env = localize(specs[postgres_exporter.NAME], self.root, values)
-        start(postgres_exporter.NAME, [processes.binary("prometheus-postgres-exporter"),
-                                       f"--web.listen-address={_at(self.ports.postgres_exporter)}"],
-              env=env, ready_url=f"http://{_at(self.ports.postgres_exporter)}/metrics")
-        _, env = localize(specs[redis_exporter.NAME], self.root, values)
-        start(redis_exporter.NAME, [processes.binary("prometheus-redis-exporter"),
-                                    f"--web.listen-address={_at(self.ports.redis_exporter)}"],
-              env=env, ready_url=f"http://{_at(self.ports.redis_exporter)}/metrics")
-        directory, _ = localize(specs[blackbox_exporter.NAME], self.root, values)
-        start(blackbox_exporter.NAME, [processes.binary("prometheus-blackbox-exporter"),
-                                       f"--config.file={directory / 'blackbox.yml'}",
-                                       f"--web.listen-address={_at(self.ports.blackbox)}"],
-              ready_url=f"http://{_at(self.ports.blackbox)}/-/healthy")
-        directory, _ = localize(specs[alertmanager.NAME], self.root, values)
-        for index in range(self.alertmanagers):
-            start(self.alertmanager_name(index), self._alertmanager_argv(index, directory),
-                  ready_url=f"http://{_at(self.ports.alertmanagers[index])}/-/ready")
-        directory, _ = localize(specs[prometheus.NAME], self.root, values)
-        settings = self.config.services.prometheus
-        start(prometheus.NAME, [
-            processes.binary("prometheus"), f"--config.file={directory / 'prometheus.yml'}",
-            f"--storage.tsdb.path={self.root / 'prometheus-data'}",
-            f"--storage.tsdb.retention.time={settings.retention_time}",
-            f"--storage.tsdb.retention.size={settings.retention_size}",
-            f"--web.listen-address={_at(self.ports.prometheus)}",
-            *([f"--rules.alert.resend-delay={self.config.compression.resend_delay}"]
-              if self.config.compression.resend_delay else []),
-        ], ready_url=f"{self.prometheus_url}/-/ready")
-
-    def _alertmanager_argv(self, index: int, directory: Path) -> list[str]:
-        gossip = self.ports.gossip
-        cluster = ([f"--cluster.listen-address={_at(gossip[index])}",
-                    f"--cluster.advertise-address={_at(gossip[index])}",
-                    *(f"--cluster.peer={_at(port)}" for i, port in enumerate(gossip) if i != index)]
-                   if self.alertmanagers > 1 else ["--cluster.listen-address="])
-        return [processes.binary("prometheus-alertmanager"), f"--config.file={directory / 'alertmanager.yml'}",
-                f"--storage.path={self.root / f'alertmanager-data-{index}'}",
-                f"--web.listen-address={_at(self.ports.alertmanagers[index])}", *cluster]
+        planned = components(self.bundle, self.ports, self.root, free_ports_except(self.ports.taken()))
+        for component in planned:
+            self.components[component.process] = component
+            start_component(self.supervisor, component, values)
+            if component.process == jaeger.NAME:  # the simulator traces to it from its first request
+                start(SIMULATOR, [*python, "stack.sandbox.simulator", "--port", str(self.ports.simulator),
+                                  "--log-file", str(self.root / "medianest.log"), "--rps", str(self.rps),
+                                  "--otlp-endpoint", self.jaeger_url(jaeger.OTLP_HTTP_PORT)],
+                      ready_url=f"http://{_at(self.ports.simulator)}/metrics")
 
     @staticmethod
     def alertmanager_name(index: int) -> str:
@@ -241,6 +349,10 @@ class Sandbox:
     def prometheus_url(self) -> str:
         return f"http://{_at(self.ports.prometheus)}"
 
+    def jaeger_url(self, port: int = jaeger.UI_PORT) -> str:
+        """Where Jaeger's listener on `port` (of its spec: the UI and query API by default) is."""
+        return f"http://{_at(self.components[jaeger.NAME].where.ports[port])}"
+
     @property
     def simulator_url(self) -> str:
         return f"http://{_at(self.ports.simulator)}"
@@ -249,12 +361,20 @@ class Sandbox:
     def sink_file(self) -> Path:
         return self.root / "notifications.jsonl"
 
-    def urls(self) -> dict[str, str]:
-        urls = {"prometheus": self.prometheus_url, "simulator (faults: /faults)": self.simulator_url,
-                "webhook sink": f"http://{_at(self.ports.sink)}/notifications"}
+    def endpoints(self) -> list[Endpoint]:
+        """Where everything is, what it serves, and a command that asks it."""
+        promtool, amtool = processes.binary("promtool"), processes.binary("amtool")
+        found = [Endpoint(prometheus.NAME, self.prometheus_url, PROMETHEUS_SERVES,
+                          shlex.join([promtool, "query", "instant", self.prometheus_url, "up"]))]
         for index, port in enumerate(self.ports.alertmanagers):
-            urls[self.alertmanager_name(index)] = f"http://{_at(port)}"
-        return urls
+            url = f"http://{_at(port)}"
+            found.append(Endpoint(self.alertmanager_name(index), url, ALERTMANAGER_SERVES,
+                                  shlex.join([amtool, f"--alertmanager.url={url}", "alert", "query"])))
+        found += [Endpoint(jaeger.NAME, self.jaeger_url(), JAEGER_SERVES),
+                  Endpoint("simulator", self.simulator_url, "MediaNest's /metrics; faults: POST /faults"),
+                  Endpoint("webhook sink", f"http://{_at(self.ports.sink)}/notifications",
+                           "every notification received")]
+        return found
 
     # --- acting on it ---------------------------------------------------------------------------
 

@@ -5,10 +5,18 @@ only list of names), `/api/health`, and a fault injection API (`/faults`), and w
 winston-style JSON log lines. Healthy traffic keeps every MediaNest alert and SLO silent; each
 fault is what makes its alert fire.
 
-    python -m stack.sandbox.simulator --port P --log-file F [--rps 20] [--seed 1]
+    python -m stack.sandbox.simulator --port P --log-file F [--rps 20] [--seed 1] [--otlp-endpoint URL]
 
 `Simulator` holds the state and the traffic model (no HTTP, deterministic for a seed);
 `serve()` runs it behind an HTTP server with a ticking thread.
+
+Traces (with `--otlp-endpoint`, OTLP over HTTP; none without it): each request is a SERVER span
+named after its route (`GET /api/v1/media`), with a CLIENT span per PostgreSQL query and Redis
+command it makes, stamped with the simulated times (a 2.5 s latency fault gives 2.5 s spans, no
+sleeping). Its trace id is the `traceId` of its log line and the `trace_id` exemplar of its
+latency bucket and request counter (OpenMetrics scrapes only: the text format has no exemplars).
+The traffic model is the same with or without traces: same seed, same metrics and log lines
+(ids apart).
 """
 
 from __future__ import annotations
@@ -30,8 +38,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
@@ -219,27 +232,111 @@ class _WithoutCreated(Collector):
 
 @dataclass(frozen=True)
 class Request:
-    """One simulated request, as the access log sees it."""
+    """One simulated request, as the access log sees it: it ended at `end` (the clock's seconds)."""
 
     method: str
     endpoint: str
     status_code: int
     duration_seconds: float
+    end: float
     note: str = ""
+    # Its span's ids (hex), when traces are on.
+    trace_id: str | None = None
+    span_id: str | None = None
+
+
+# --- Traces -------------------------------------------------------------------------------------
+
+# Instrumentation scope of the simulator's spans.
+TRACER = "medianest-simulator"
+# Where MediaNest's backend finds PostgreSQL and Redis (docker-compose service names), and which
+# database: what a real client span would say.
+POSTGRES = {"db.system.name": "postgresql", "db.system": "postgresql", "db.namespace": "medianest",
+            "server.address": "postgres", "server.port": 5432}
+REDIS = {"db.system.name": "redis", "db.system": "redis", "db.namespace": "0",
+         "server.address": "redis", "server.port": 6379}
+# The batch processor's queue: a tick's spans arrive at once (~5 per request), and a full queue
+# drops spans. At --rps 200 a 0.5 s tick makes ~500; this keeps 16 ticks' worth.
+SPAN_QUEUE = 8192
+SPAN_BATCH = 512
+SPAN_DELAY_MILLIS = 1000  # spans reach the collector within about a second
+EXPORT_TIMEOUT_SECONDS = 5.0
+SHUTDOWN_SECONDS = 8.0  # flushing on stop waits no longer (the sandbox kills after 10 s)
+
+
+# A PostgreSQL query (operation, table, seconds) or a Redis command (command, None, seconds) a
+# request made: one CLIENT span. Plain tuples: the model makes millions of them with traces off.
+Call = tuple[str, str | None, float]
+
+
+def _call_span(call: Call) -> tuple[str, dict[str, str | int]]:
+    """A call's span name and attributes (OpenTelemetry's database semantic conventions)."""
+    operation, table, _ = call
+    if table is None:
+        command = operation.upper()
+        return command, {**REDIS, "db.operation.name": command}
+    summary = f"{operation} {table}"
+    return summary, {**POSTGRES, "db.operation.name": operation, "db.collection.name": table,
+                     "db.query.summary": summary}
+
+
+def tracer_provider(exporter: SpanExporter) -> TracerProvider:
+    """MediaNest's backend as a tracer provider (service.name medianest-backend, the `service`
+    of its log lines: Grafana's traces-to-logs maps one to the other), exporting every span
+    through a batch processor. `shutdown()` flushes it."""
+    # No shutdown at exit: `SimulatorServer.stop` flushes, within SHUTDOWN_SECONDS.
+    provider = TracerProvider(resource=Resource.create({"service.name": SERVICE, "service.namespace": "medianest"}),
+                              shutdown_on_exit=False)
+    provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=SPAN_QUEUE,
+                                                   schedule_delay_millis=SPAN_DELAY_MILLIS,
+                                                   max_export_batch_size=SPAN_BATCH))
+    return provider
+
+
+def traces_url(endpoint: str) -> str:
+    """The OTLP/HTTP traces URL of a collector's base URL (`http://127.0.0.1:4318`), or the URL
+    itself when it already ends in /v1/traces; ValueError when it is not an http(s) URL."""
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError(f"{endpoint!r} is not an OTLP/HTTP endpoint: expected http(s)://HOST:PORT")
+    path = parts.path.rstrip("/")
+    return endpoint if path.endswith("/v1/traces") else f"{parts.scheme}://{parts.netloc}{path}/v1/traces"
+
+
+def otlp_exporter(endpoint: str) -> SpanExporter:
+    """An OTLP/HTTP (protobuf) span exporter to `endpoint` (see `traces_url`), straight to it
+    whatever HTTP(S)_PROXY says."""
+    import requests
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    session = requests.Session()
+    session.trust_env = False  # the collector is on loopback or the stack's network, never behind a proxy
+    return OTLPSpanExporter(endpoint=traces_url(endpoint), timeout=EXPORT_TIMEOUT_SECONDS, session=session)
+
+
+def _nanoseconds(seconds: float) -> int:
+    return round(seconds * 1e9)
 
 
 # --- The simulator ------------------------------------------------------------------------------
 
 class Simulator:
     """The backend's state and traffic model, without HTTP. `tick(seconds)` advances it; for a
-    seed (and a fixed clock) the metrics and log records are the same on every run."""
+    seed (and a fixed clock) the metrics and log records are the same on every run.
+
+    With a `tracer_provider` (see `tracer_provider()`), every request is also a trace: its spans
+    go to the provider's processors, its trace id to its log line and its exemplars. The provider
+    belongs to the caller (`SimulatorServer.stop` shuts down the one `serve` made)."""
 
     def __init__(self, rps: float = 20.0, seed: int = 1, clock: Callable[[], float] = time.time,
-                 log_lines_per_second: float = LOG_LINES_PER_SECOND) -> None:
+                 log_lines_per_second: float = LOG_LINES_PER_SECOND,
+                 tracer_provider: trace.TracerProvider | None = None) -> None:
         if not 0 <= rps <= 100_000:
             raise ValueError(f"rps must be from 0 to 100000, not {rps}")
         self.rps = rps
         self.log_lines_per_second = log_lines_per_second
+        self.tracer_provider = tracer_provider
+        self._tracer = None if tracer_provider is None else tracer_provider.get_tracer(TRACER)
         self.registry = CollectorRegistry()
         self.metrics = build_metrics(medianest.APPLICATION + medianest.NODEJS_DEFAULTS, self.registry)
         self._rng = random.Random(seed)
@@ -289,10 +386,21 @@ class Simulator:
             return 503, {"status": "unavailable"}
         return 200, {"status": "ok"}
 
+    @property
+    def tracing(self) -> bool:
+        return self._tracer is not None
+
     def exposition(self) -> bytes:
+        """The Prometheus text format (0.0.4): no exemplars."""
+        return self.scrape("")[0]
+
+    def scrape(self, accept: str | None) -> tuple[bytes, str]:
+        """The body and content type a scrape with this Accept header gets: OpenMetrics (with the
+        exemplars) when asked for, as Prometheus does by default; else the text format."""
+        encode, content_type = choose_encoder(accept or "")
         # Under the lock: a scrape never sees a tick half applied (e.g. jobs queued, not yet completed).
         with self._lock:
-            return generate_latest(_WithoutCreated(self.registry))
+            return encode(_WithoutCreated(self.registry)), content_type
 
     # --- time -----------------------------------------------------------------------------------
 
@@ -304,11 +412,14 @@ class Simulator:
         with self._lock:
             now = self._clock()
             self._arrivals = {}
-            requests = [self._request() for _ in range(self._whole("requests", self.rps * seconds))]
+            count = self._whole("requests", self.rps * seconds)
+            # Each ends at its share of the tick, so requests (and their log lines) are not all
+            # stamped with the same millisecond.
+            requests = [self._request(now - seconds + seconds * (index + 0.5) / count) for index in range(count)]
             self._jobs(seconds)
             self._gauges(seconds)
             self._process(seconds, len(requests))
-            return self._log_records(requests, now, seconds)
+            return self._log_records(requests, seconds)
 
     def _whole(self, key: str, amount: float) -> int:
         """The whole part of `amount`, carrying the fraction to the next tick: rates stay exact."""
@@ -320,16 +431,19 @@ class Simulator:
     def _lognormal(self, median: float, cap: float, sigma: float = 0.5) -> float:
         return min(self._rng.lognormvariate(math.log(median), sigma), cap)
 
-    def _request(self) -> Request:
+    def _request(self, end: float) -> Request:
+        """One request that ended at `end`."""
         faults, m, rng = self._faults, self.metrics, self._rng
         ep = rng.choices(ENDPOINTS, weights=[e.weight for e in ENDPOINTS])[0]
         status = self._status(ep)
         duration = self._lognormal(ep.median_seconds, HEALTHY_MAX_SECONDS)
         note = ""
+        queries: list[Call] = []
         for operation, table in ep.queries:
             query = self._lognormal(0.004, 0.25, sigma=0.6) + faults.database_latency_seconds
             m["medianest_database_query_duration_seconds"].labels(operation, table, "success").observe(query)
             duration += faults.database_latency_seconds
+            queries.append((operation, table, query))
         redis = list(ep.redis)
         served_from_cache = False
         if ep.cache:
@@ -338,9 +452,11 @@ class Simulator:
             # A moving average over the last ~50 lookups, as a hit-ratio gauge would report.
             self._hit_ratio[ep.cache] = ratio + (float(served_from_cache) - ratio) * 0.02
             redis += ["get"] if served_from_cache else ["get", "set"]
+        commands: list[Call] = []
         for command in redis:
-            m["medianest_redis_operation_duration_seconds"].labels(command, "success").observe(
-                self._lognormal(0.0006, 0.02))
+            seconds = self._lognormal(0.0006, 0.02)
+            m["medianest_redis_operation_duration_seconds"].labels(command, "success").observe(seconds)
+            commands.append((command, None, seconds))
         if ep.external and not served_from_cache and status < 500:
             service, operation = ep.external
             if service in faults.circuit_open:
@@ -359,11 +475,52 @@ class Simulator:
             m["medianest_auth_attempts_total"].labels(outcome).inc()
         if ep.job and status < 400 and rng.random() < ep.job[1]:
             self._arrivals[ep.job[0]] = self._arrivals.get(ep.job[0], 0) + 1
+        # The session lookup, the queries, then the cache and any other writes, one after the
+        # other: a request lasts at least as long as they do.
+        calls = commands[:1] + queries + commands[1:]
+        duration = max(duration, sum(seconds for _, _, seconds in calls))
         duration += faults.latency_seconds
+        trace_id = span_id = None
+        if self._tracer is not None:
+            trace_id, span_id = self._spans(ep, status, duration, end, calls)
+        exemplar = None if trace_id is None else {"trace_id": trace_id}
         labels = (ep.method, ep.path, str(status))
-        m["medianest_http_request_duration_seconds"].labels(*labels).observe(duration)
-        m["medianest_http_requests_total"].labels(*labels).inc()
-        return Request(ep.method, ep.path, status, duration, note)
+        m["medianest_http_request_duration_seconds"].labels(*labels).observe(duration, exemplar=exemplar)
+        m["medianest_http_requests_total"].labels(*labels).inc(exemplar=exemplar)
+        return Request(ep.method, ep.path, status, duration, end, note, trace_id, span_id)
+
+    def _spans(self, ep: Endpoint, status: int, duration: float, end: float, calls: list[Call]) -> tuple[str, str]:
+        """The request's SERVER span, lasting `duration` up to `end`, and a CLIENT span per call,
+        spread evenly over it; the server span's (trace id, span id) in hex."""
+        assert self._tracer is not None
+        # In whole nanoseconds from the end: each span lasts its duration to the nanosecond (a
+        # float of the clock's seconds is only precise to a fraction of a microsecond).
+        end_ns = _nanoseconds(end)
+        start_ns = end_ns - _nanoseconds(duration)
+        busy = [_nanoseconds(seconds) for _, _, seconds in calls]
+        # (Never below 0: a request as long as its calls has them back to back.)
+        gap = max((end_ns - start_ns - sum(busy)) // (len(calls) + 1), 0)
+        attributes: dict[str, str | int] = {
+            "http.request.method": ep.method, "http.route": ep.path, "url.path": ep.path, "url.scheme": "http",
+            "network.protocol.version": "1.1", "http.response.status_code": status}
+        if status >= 500:
+            attributes["error.type"] = str(status)
+        span = self._tracer.start_span(f"{ep.method} {ep.path}", kind=SpanKind.SERVER, attributes=attributes,
+                                       start_time=start_ns)
+        parent = trace.set_span_in_context(span)
+        at = start_ns + gap
+        for call, length in zip(calls, busy, strict=True):
+            name, call_attributes = _call_span(call)
+            child = self._tracer.start_span(name, context=parent, kind=SpanKind.CLIENT,
+                                            attributes=call_attributes, start_time=at)
+            child.end(end_time=min(at + length, end_ns))  # nanoseconds of rounding at most
+            at += length + gap
+        if status >= 500:
+            # Server spans: 5xx is an error, 4xx is the client's (left unset).
+            span.set_status(Status(StatusCode.ERROR, f"HTTP {status}"))
+        span.end(end_time=end_ns)
+        context = span.get_span_context()
+        return trace.format_trace_id(context.trace_id), trace.format_span_id(context.span_id)
 
     def _status(self, ep: Endpoint) -> int:
         faults, rng = self._faults, self._rng
@@ -465,7 +622,7 @@ class Simulator:
             for _ in range(self._whole(f"gc:{kind}", per_second * seconds)):
                 m["medianest_nodejs_gc_duration_seconds"].labels(kind).observe(self._lognormal(median, 0.5))
 
-    def _log_records(self, requests: list[Request], now: float, seconds: float) -> list[dict[str, Any]]:
+    def _log_records(self, requests: list[Request], seconds: float) -> list[dict[str, Any]]:
         """winston-style records of a sample of `requests` (at most log_lines_per_second)."""
         rng = self._rng
         allowed = self._whole("log", self.log_lines_per_second * seconds)
@@ -475,18 +632,20 @@ class Simulator:
         records = []
         for index in picked:
             r = requests[index]
-            # Spread over the tick, so lines are not all stamped with the same millisecond.
-            at = now - seconds + seconds * (index + 0.5) / len(requests)
             level = "error" if r.status_code >= 500 else "warn" if r.status_code >= 400 or r.note else "info"
             message = f"{r.method} {r.endpoint} {r.status_code}" + (f" ({r.note})" if r.note else "")
+            # Random ids stand in for a trace's when traces are off; drawn either way, so the
+            # model's later draws (and so its metrics) do not depend on traces.
+            correlation_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            trace_id, span_id = f"{rng.getrandbits(128) | 1:032x}", f"{rng.getrandbits(64) | 1:016x}"
             records.append({
-                "timestamp": rfc3339(at),
+                "timestamp": rfc3339(r.end),
                 "level": level,
                 "service": SERVICE,
                 "message": message,
-                "correlationId": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                "traceId": f"{rng.getrandbits(128) | 1:032x}",
-                "spanId": f"{rng.getrandbits(64) | 1:016x}",
+                "correlationId": correlation_id,
+                "traceId": trace_id if r.trace_id is None else r.trace_id,
+                "spanId": span_id if r.span_id is None else r.span_id,
                 "method": r.method,
                 "endpoint": r.endpoint,
                 "statusCode": r.status_code,
@@ -508,7 +667,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path, simulator = urlsplit(self.path).path, self.server.simulator
         if path == "/metrics":
-            self._send(200, simulator.exposition(), CONTENT_TYPE_PLAIN_0_0_4)
+            self._send(200, *simulator.scrape(self.headers.get("Accept")))
         elif path == "/api/health":
             self._json(*simulator.health())
         elif path == "/faults":
@@ -555,7 +714,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 class SimulatorServer(ThreadingHTTPServer):
     """The simulator behind HTTP on 127.0.0.1, ticking every TICK_SECONDS and writing its log
-    lines. `stop()` (or leaving a `with` block) stops both threads and closes the log file."""
+    lines. `stop()` (or leaving a `with` block) stops both threads, closes the log file and shuts
+    down the simulator's tracer provider (flushing its spans), if it has one."""
 
     daemon_threads = True
 
@@ -606,6 +766,13 @@ class SimulatorServer(ThreadingHTTPServer):
             thread.join()
         self.server_close()
         self._log.close()
+        provider = self.simulator.tracer_provider
+        if isinstance(provider, TracerProvider):
+            # Flushes the spans not yet exported; a collector that does not answer delays the
+            # exit by SHUTDOWN_SECONDS at most (the exporter retries until its timeout).
+            flush = threading.Thread(target=provider.shutdown, name="simulator-trace-flush", daemon=True)
+            flush.start()
+            flush.join(SHUTDOWN_SECONDS)
 
     def __enter__(self) -> SimulatorServer:
         return self
@@ -614,9 +781,25 @@ class SimulatorServer(ThreadingHTTPServer):
         self.stop()
 
 
-def serve(port: int, log_file: str | Path, rps: float = 20.0, seed: int = 1) -> SimulatorServer:
-    """A running simulator on 127.0.0.1:`port` (0: any free port, see `.port`); call `.stop()`."""
-    return SimulatorServer(Simulator(rps=rps, seed=seed), port, log_file).start()
+def serve(port: int, log_file: str | Path, rps: float = 20.0, seed: int = 1,
+          otlp_endpoint: str | None = None) -> SimulatorServer:
+    """A running simulator on 127.0.0.1:`port` (0: any free port, see `.port`); call `.stop()`.
+    With `otlp_endpoint` (a collector's OTLP/HTTP base URL), its requests are traces sent there."""
+    provider = None if otlp_endpoint is None else tracer_provider(otlp_exporter(otlp_endpoint))
+    try:
+        return SimulatorServer(Simulator(rps=rps, seed=seed, tracer_provider=provider), port, log_file).start()
+    except BaseException:
+        if provider is not None:
+            provider.shutdown()
+        raise
+
+
+def _otlp_endpoint(value: str) -> str:
+    try:
+        traces_url(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -625,13 +808,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-file", type=Path, required=True, help="JSON log lines are appended here")
     parser.add_argument("--rps", type=float, default=20.0, help="simulated requests per second (default 20)")
     parser.add_argument("--seed", type=int, default=1, help="random seed of the traffic model (default 1)")
+    parser.add_argument("--otlp-endpoint", type=_otlp_endpoint, metavar="URL",
+                        help="send a trace of every request to this OTLP/HTTP collector (e.g. http://127.0.0.1:4318; "
+                             "/v1/traces is appended); without it, no traces")
     args = parser.parse_args(argv)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    server = serve(args.port, args.log_file, args.rps, args.seed)
+    server = serve(args.port, args.log_file, args.rps, args.seed, args.otlp_endpoint)
+    traces = "no traces" if args.otlp_endpoint is None else f"traces to {traces_url(args.otlp_endpoint)}"
     print(f"MediaNest simulator on {server.url} (metrics /metrics, health /api/health, faults /faults), "
-          f"{args.rps:g} requests/s, logs to {args.log_file}", file=sys.stderr, flush=True)
+          f"{args.rps:g} requests/s, logs to {args.log_file}, {traces}", file=sys.stderr, flush=True)
     while not stop.wait(1):
         pass
     server.stop()

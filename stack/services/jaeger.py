@@ -34,6 +34,7 @@ from stack.services.spec import ConfigFile, MetricsEndpoint, Port, SecretFile, S
 
 NAME = "jaeger"
 UI_PORT = 16686
+QUERY_GRPC_PORT = 16685
 OTLP_GRPC_PORT = 4317
 OTLP_HTTP_PORT = 4318
 METRICS_PORT = 8888
@@ -176,6 +177,8 @@ class JaegerQuery(_Model):
     storage: QueryStorage
     # Serves the UI and the HTTP query API.
     http: Endpoint
+    # The gRPC query API (api_v2, api_v3): explicit, or Jaeger listens on [::]:16685 on its own.
+    grpc: Endpoint
 
 
 class PathConfig(_Model):
@@ -316,7 +319,8 @@ def jaeger_config(config: StackConfig) -> JaegerConfig:
         ),
         extensions=Extensions(
             jaeger_storage=JaegerStorage(backends={STORE: _backend(config)}),
-            jaeger_query=JaegerQuery(storage=QueryStorage(traces=STORE), http=_listen(UI_PORT)),
+            jaeger_query=JaegerQuery(storage=QueryStorage(traces=STORE), http=_listen(UI_PORT),
+                                     grpc=_listen(QUERY_GRPC_PORT)),
             healthcheckv2=HealthCheckV2(http=HealthHttp(
                 endpoint=f"{LISTEN}:{HEALTH_PORT}", status=PathConfig(enabled=True, path=HEALTH_PATH))),
         ),
@@ -343,6 +347,7 @@ def service(config: StackConfig) -> ServiceSpec:
         args=(f"--config={CONFIG_PATH}",),
         ports=(
             Port("ui", UI_PORT, host_port=settings.publish),
+            Port("query-grpc", QUERY_GRPC_PORT),
             Port("otlp-grpc", OTLP_GRPC_PORT),
             Port("otlp-http", OTLP_HTTP_PORT),
             Port("metrics", METRICS_PORT),

@@ -155,6 +155,13 @@ def _probe_jobs(config: StackConfig, targets: Sequence[ServiceSpec]) -> list[dic
     }]
 
 
+def _resend_delay(config: StackConfig) -> tuple[str, ...]:
+    """A time-compressed stack (the sandbox only: `compression`) resends firing alerts sooner
+    than Prometheus' default minute; a shipped stack never has this flag."""
+    delay = config.compression.resend_delay
+    return (f"--rules.alert.resend-delay={delay}",) if delay else ()
+
+
 def service(config: StackConfig, files: Mapping[str, str], targets: Sequence[ServiceSpec]) -> ServiceSpec:
     settings = config.services.prometheus
     rule_paths = sorted(p for p in files if p.startswith(RULES))
@@ -171,6 +178,10 @@ def service(config: StackConfig, files: Mapping[str, str], targets: Sequence[Ser
             f"--storage.tsdb.retention.time={settings.retention_time}",
             f"--storage.tsdb.retention.size={settings.retention_size}",
             f"--web.listen-address=:{PORT}",
+            # Exemplars (a sampled request's trace id on a latency bucket) are kept only with this:
+            # the dashboards' exemplars and their links to Jaeger need it.
+            "--enable-feature=exemplar-storage",
+            *_resend_delay(config),
         ),
         ports=(Port("http", PORT, host_port=settings.publish),),
         replicas=settings.replicas,

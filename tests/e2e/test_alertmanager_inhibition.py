@@ -9,7 +9,6 @@ started here is stopped.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import threading
@@ -153,7 +152,7 @@ def _until(condition: Callable[[], bool], what: str, log: Path) -> None:
 @pytest.fixture
 def alertmanager(config_file: Path, tmp_path: Path) -> Iterator[str]:
     """A real Alertmanager on a free loopback port, without clustering; its URL."""
-    binary = shutil.which("alertmanager") or tools.require("prometheus-alertmanager")
+    binary = tools.require("alertmanager")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "alertmanager.log"

@@ -67,8 +67,8 @@ def test_free_ports_are_distinct_and_bindable() -> None:
 
 
 def test_every_binary_the_sandbox_runs_is_installed() -> None:
-    for name in ("prometheus", "prometheus-alertmanager", "prometheus-node-exporter", "prometheus-postgres-exporter",
-                 "prometheus-redis-exporter", "prometheus-blackbox-exporter", "redis-server", "initdb", "postgres",
+    for name in ("prometheus", "promtool", "alertmanager", "amtool", "node_exporter", "prometheus-postgres-exporter",
+                 "prometheus-redis-exporter", "blackbox_exporter", "redis-server", "initdb", "postgres",
                  "psql", "pg_isready"):
         assert os.access(processes.binary(name), os.X_OK), name
     assert re.fullmatch(r"/usr/lib/postgresql/\d+/bin/postgres", processes.binary("postgres"))

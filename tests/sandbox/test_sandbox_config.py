@@ -13,8 +13,9 @@ from stack.sandbox.run import UNAVAILABLE, Ports, sandbox_config
 
 
 def _config(dev_config: StackConfig, compressed: bool = False) -> StackConfig:
-    ports = Ports(prometheus=1001, alertmanagers=(1002, 1003, 1004), gossip=(1005, 1006, 1007), node_exporter=1008,
-                  postgres_exporter=1009, redis_exporter=1010, blackbox=1011, simulator=1012, sink=1013)
+    ports = Ports(metrics={"prometheus": (1001,), "alertmanager": (1002, 1003, 1004), "node-exporter": (1008,),
+                           "postgres-exporter": (1009,), "redis-exporter": (1010,), "blackbox": (1011,)},
+                  simulator=1012, sink=1013)
     postgres = Postgres(host="127.0.0.1", port=1014, database="medianest", user="postgres_exporter", password="p",
                         superuser="postgres", socket_dir="/tmp", data_dir="/tmp")
     redis = Redis(host="127.0.0.1", port=1015, password=None)

@@ -1,6 +1,7 @@
 """MediaNest's traffic simulator: it serves exactly the catalog's metrics, healthy traffic stays
 under every threshold, each fault moves what its alert reads, the HTTP API and the CLI behave,
-and the generated MediaNest and SLO rules (on promtool) fire on each fault and on nothing else.
+its traces (spans, log trace ids, exemplars) agree with its metrics and logs, and the generated
+MediaNest and SLO rules (on promtool) fire on each fault and on nothing else.
 """
 
 from __future__ import annotations
@@ -11,14 +12,22 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode, format_span_id, format_trace_id
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
@@ -29,7 +38,21 @@ from stack import tools
 from stack.bundle import RULES_DIR, build
 from stack.config import StackConfig
 from stack.output import write_tree
-from stack.sandbox.simulator import EXTERNAL_SERVICES, MIB, SERVICE, STALLED_QUEUE, FaultError, Simulator, serve
+from stack.sandbox.simulator import (
+    ENDPOINTS,
+    EXTERNAL_SERVICES,
+    MIB,
+    SERVICE,
+    STALLED_QUEUE,
+    FaultError,
+    Simulator,
+    SimulatorServer,
+    main,
+    rfc3339,
+    serve,
+    tracer_provider,
+    traces_url,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CLOCK = 1_767_225_600.0  # 2026-01-01T00:00:00Z: a fixed clock makes a run fully deterministic
@@ -232,8 +255,8 @@ def test_log_records_are_winston_style_and_sampled() -> None:
 
 # --- the HTTP server and the CLI -----------------------------------------------------------------
 
-def _http(url: str, method: str = "GET", body: bytes | None = None) -> tuple[int, str, str]:
-    request = urllib.request.Request(url, data=body, method=method)
+def _http(url: str, method: str = "GET", body: bytes | None = None, accept: str | None = None) -> tuple[int, str, str]:
+    request = urllib.request.Request(url, data=body, method=method, headers={"Accept": accept} if accept else {})
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, response.headers["Content-Type"], response.read().decode()
@@ -277,6 +300,20 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _wait_for_metrics(process: subprocess.Popen[str], port: int) -> None:
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            if _http(f"http://127.0.0.1:{port}/metrics")[0] == 200:
+                return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the simulator did not serve /metrics: {process.communicate(timeout=10)}")
+        time.sleep(0.1)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_cli_stops_cleanly_on_a_signal(tmp_path: Path, signum: int) -> None:
     port, log = _free_port(), tmp_path / "medianest.log"
@@ -284,17 +321,7 @@ def test_cli_stops_cleanly_on_a_signal(tmp_path: Path, signum: int) -> None:
                                 "--log-file", str(log), "--rps", "40", "--seed", "3"],
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if _http(f"http://127.0.0.1:{port}/metrics")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"the simulator did not serve /metrics: {process.communicate(timeout=10)}")
-            time.sleep(0.1)
+        _wait_for_metrics(process, port)
         time.sleep(1.2)
         process.send_signal(signum)
         _, stderr = process.communicate(timeout=10)
@@ -307,6 +334,288 @@ def test_cli_stops_cleanly_on_a_signal(tmp_path: Path, signum: int) -> None:
     assert lines and log.read_text().endswith("\n")
     for line in lines:
         _check_record(json.loads(line))
+
+
+def test_cli_sends_every_request_as_a_trace_to_its_otlp_endpoint(tmp_path: Path) -> None:
+    collector, port, log = _Collector(), _free_port(), tmp_path / "medianest.log"
+    process = subprocess.Popen([sys.executable, "-m", "stack.sandbox.simulator", "--port", str(port),
+                                "--log-file", str(log), "--rps", "20",
+                                "--otlp-endpoint", f"http://127.0.0.1:{collector.server_address[1]}"],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_metrics(process, port)
+        time.sleep(1.2)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        collector.shutdown()
+        collector.server_close()
+    assert process.returncode == 0, stderr
+    assert f"traces to http://127.0.0.1:{collector.server_address[1]}/v1/traces" in stderr
+    assert collector.paths == {"/v1/traces application/x-protobuf"}
+    assert {service for service, _ in collector.spans} == {SERVICE}
+    requests = {s["trace_id"] for _, s in collector.spans if s["kind"] == 2}  # SPAN_KIND_SERVER
+    assert {s["trace_id"] for _, s in collector.spans} == requests
+    # Every logged request's trace arrived, the last tick's too: the exit flushed them.
+    logged = [json.loads(line)["traceId"] for line in log.read_text().splitlines()]
+    assert logged and set(logged) == requests
+
+
+# --- traces --------------------------------------------------------------------------------------
+
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+ROUTES = {f"{e.method} {e.path}": e for e in ENDPOINTS}
+Traced = Callable[..., tuple[Simulator, InMemorySpanExporter]]
+
+
+@pytest.fixture
+def traced() -> Iterator[Traced]:
+    """Simulators whose spans go to memory, through the batch processor `serve` uses."""
+    providers: list[TracerProvider] = []
+
+    def make(rps: float = 20, seed: int = 1, **faults: Any) -> tuple[Simulator, InMemorySpanExporter]:
+        exporter = InMemorySpanExporter()
+        providers.append(tracer_provider(exporter))
+        sim = Simulator(rps=rps, seed=seed, clock=lambda: CLOCK, tracer_provider=providers[-1])
+        if faults:
+            sim.set_faults(faults)
+        sim.tick(0)  # as `_simulator` does
+        return sim, exporter
+
+    yield make
+    for provider in providers:
+        provider.shutdown()
+
+
+def _finished(sim: Simulator, exporter: InMemorySpanExporter) -> list[ReadableSpan]:
+    assert isinstance(sim.tracer_provider, TracerProvider) and sim.tracer_provider.force_flush()
+    return list(exporter.get_finished_spans())
+
+
+def _servers(spans: list[ReadableSpan]) -> dict[str, ReadableSpan]:
+    """The SERVER spans by their trace id (hex)."""
+    servers = [s for s in spans if s.kind is SpanKind.SERVER]
+    by_trace = {format_trace_id(s.context.trace_id): s for s in servers}
+    assert len(by_trace) == len(servers), "two requests share a trace"
+    return by_trace
+
+
+def _seconds(span: ReadableSpan) -> float:
+    assert span.start_time is not None and span.end_time is not None
+    return (span.end_time - span.start_time) / 1e9
+
+
+def _exemplars(text: str) -> list[Sample]:
+    return [s for family in openmetrics_families(text) for s in family.samples if s.exemplar is not None]
+
+
+def _otel_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("OtelBatch")}
+
+
+def test_each_request_is_a_server_span_with_a_client_span_per_query_and_redis_command(traced: Traced) -> None:
+    sim, exporter = traced(error_ratio=0.2)
+    sim.tick(10)
+    spans, samples = _finished(sim, exporter), _samples(sim)
+    servers = _servers(spans)
+    assert len(servers) == _sum(samples, HTTP) == 200
+    assert {s.resource.attributes["service.name"] for s in spans} == {SERVICE}
+    children: dict[int, list[ReadableSpan]] = {}
+    for span in spans:
+        if span.kind is not SpanKind.SERVER:
+            assert span.kind is SpanKind.CLIENT and span.parent is not None, span.name
+            children.setdefault(span.parent.span_id, []).append(span)
+            assert format_trace_id(span.context.trace_id) in servers
+    statuses = set()
+    for server in servers.values():
+        ep, a = ROUTES[server.name], server.attributes
+        status = a["http.response.status_code"]
+        statuses.add(status // 100)
+        assert server.parent is None
+        assert (a["http.request.method"], a["http.route"], a["url.path"]) == (ep.method, ep.path, ep.path)
+        # Server spans: a 5xx is an error; a 4xx is the client's.
+        assert server.status.status_code is (StatusCode.ERROR if status >= 500 else StatusCode.UNSET)
+        assert a.get("error.type") == (str(status) if status >= 500 else None)
+        calls = sorted(children.pop(server.context.span_id, []), key=lambda c: c.start_time or 0)
+        postgres = [c for c in calls if c.attributes["db.system.name"] == "postgresql"]
+        redis = [c for c in calls if c.attributes["db.system.name"] == "redis"]
+        assert len(postgres) + len(redis) == len(calls)
+        assert [c.name for c in postgres] == [f"{operation} {table}" for operation, table in ep.queries]
+        assert all(c.attributes["db.collection.name"] == c.name.split()[1] for c in postgres)
+        assert len(redis) >= len(ep.redis) and {c.name for c in redis} <= {"GET", "SET"}
+        # One after the other, within the request.
+        bounds = [server.start_time, *(t for c in calls for t in (c.start_time, c.end_time)), server.end_time]
+        assert bounds == sorted(bounds), server.name
+    assert not children, "spans whose parent is no request"
+    assert statuses >= {2, 4, 5}
+    # A span for every query and command the metrics counted, and no other.
+    postgres_spans = [s for s in spans if s.attributes and s.attributes.get("db.system.name") == "postgresql"]
+    for operation, table in {q for ep in ENDPOINTS for q in ep.queries}:
+        assert (sum(s.name == f"{operation} {table}" for s in postgres_spans) ==
+                _sum(samples, "medianest_database_query_duration_seconds_count", operation=operation, table=table) > 0)
+    for command in ("get", "set"):
+        assert (sum(s.name == command.upper() for s in spans) ==
+                _sum(samples, "medianest_redis_operation_duration_seconds_count", command=command) > 0)
+
+
+def test_a_latency_fault_gives_spans_as_long_as_the_requests_without_waiting(traced: Traced) -> None:
+    sim, exporter = traced(latency_seconds=2.5)
+    started = time.monotonic()
+    records = sim.tick(5)
+    assert time.monotonic() - started < 2.5, "the simulator slept"
+    servers = _servers(_finished(sim, exporter))
+    assert len(servers) == len(records) == 100
+    durations = [_seconds(s) for s in servers.values()]
+    assert all(2.5 <= d < 2.5 + 0.8 for d in durations), (min(durations), max(durations))
+    # Exactly the durations the latency histogram observed.
+    samples = _samples(sim)
+    assert sum(durations) == pytest.approx(_sum(samples, "medianest_http_request_duration_seconds_sum"),
+                                           abs=len(durations) * 1e-9)
+    # Each logged request is its trace: same ids, ending at its log line's time, as long as it says.
+    for record in records:
+        server = servers[record["traceId"]]
+        assert record["spanId"] == format_span_id(server.context.span_id)
+        assert rfc3339(server.end_time / 1e9) == record["timestamp"]
+        assert round(_seconds(server) * 1000) == record["durationMs"]
+        assert server.name == f"{record['method']} {record['endpoint']}"
+
+
+def test_a_slow_database_gives_slow_query_spans(traced: Traced) -> None:
+    sim, exporter = traced(database_latency_seconds=1.5)
+    sim.tick(5)
+    spans = _finished(sim, exporter)
+    queries = [s for s in spans if s.attributes and s.attributes.get("db.system.name") == "postgresql"]
+    others = [s for s in spans if s.kind is SpanKind.CLIENT and s not in queries]
+    assert queries and all(1.5 <= _seconds(s) < 1.5 + 0.25 for s in queries)
+    assert others and all(_seconds(s) <= 0.02 for s in others)
+
+
+def test_exemplars_carry_the_trace_ids_of_logged_requests(traced: Traced) -> None:
+    sim, exporter = traced(error_ratio=0.1)
+    records = sim.tick(10)
+    assert len(records) == 200  # at 20 requests/s every request is logged
+    servers, logged = _servers(_finished(sim, exporter)), {r["traceId"]: r for r in records}
+    assert set(logged) == set(servers)
+    body, content_type = sim.scrape(OPENMETRICS)
+    assert content_type.startswith("application/openmetrics-text")
+    exemplars = _exemplars(body.decode())
+    series = {(s.labels["method"], s.labels["endpoint"], s.labels["status_code"])
+              for s in _samples(sim) if s.name == HTTP}
+    on_counter = [s for s in exemplars if s.name == HTTP]
+    # The counter's latest request on every series; each latency bucket's latest request.
+    assert {(s.labels["method"], s.labels["endpoint"], s.labels["status_code"]) for s in on_counter} == series
+    assert {s.name for s in exemplars} == {HTTP, "medianest_http_request_duration_seconds_bucket"}
+    bounds = (0.0, 0.01, 0.05, 0.1, 0.3, 0.5, 1.0, 2.0, 5.0)
+    for sample in exemplars:
+        assert sample.exemplar is not None and set(sample.exemplar.labels) == {"trace_id"}
+        trace_id = sample.exemplar.labels["trace_id"]
+        assert re.fullmatch(r"[0-9a-f]{32}", trace_id)
+        record, server = logged[trace_id], servers[trace_id]
+        assert (record["method"], record["endpoint"], str(record["statusCode"])) == (
+            sample.labels["method"], sample.labels["endpoint"], sample.labels["status_code"])
+        if sample.name == HTTP:
+            assert sample.exemplar.value == 1
+        else:
+            le = float(sample.labels["le"])
+            assert sample.exemplar.value == pytest.approx(_seconds(server), abs=1e-6)
+            assert bounds[bounds.index(le) - 1] < sample.exemplar.value <= le
+    # The text format has no exemplars.
+    assert "trace_id" not in sim.exposition().decode()
+
+
+def test_traces_change_nothing_in_the_traffic_model(traced: Traced) -> None:
+    plain, (traced_sim, _) = _simulator(), traced()
+    without, with_traces = plain.tick(30), traced_sim.tick(30)
+    assert plain.exposition() == traced_sim.exposition()
+    assert [{**r, "traceId": "", "spanId": ""} for r in without] == [{**r, "traceId": "", "spanId": ""}
+                                                                     for r in with_traces]
+    assert {r["traceId"] for r in without}.isdisjoint(r["traceId"] for r in with_traces)
+
+
+def test_the_server_exports_every_span_on_stop_and_serves_exemplars_to_openmetrics_scrapes(tmp_path: Path) -> None:
+    log, exporter = tmp_path / "medianest.log", InMemorySpanExporter()
+    before = _otel_threads()
+    server = SimulatorServer(Simulator(rps=20, tracer_provider=tracer_provider(exporter)), 0, log).start()
+    with server:
+        assert server.simulator.tracing and _otel_threads() - before
+        time.sleep(1.3)  # two ticks
+        status, content_type, text = _http(f"{server.url}/metrics", accept=OPENMETRICS)
+        assert status == 200 and content_type.startswith("application/openmetrics-text")
+        exemplar_ids = {s.exemplar.labels["trace_id"] for s in _exemplars(text) if s.exemplar}
+        assert exemplar_ids
+        assert "trace_id" not in _http(f"{server.url}/metrics")[2]
+    servers = _servers(list(exporter.get_finished_spans()))  # stop() flushed the batch processor
+    assert len(servers) == _sum(_samples(server.simulator), HTTP) > 0
+    logged = {json.loads(line)["traceId"] for line in log.read_text().splitlines()}
+    assert logged == set(servers)
+    assert exemplar_ids <= logged
+
+
+def test_without_an_otlp_endpoint_there_are_no_traces(tmp_path: Path) -> None:
+    before = _otel_threads()
+    with serve(0, tmp_path / "medianest.log", rps=20) as server:
+        assert not server.simulator.tracing and server.simulator.tracer_provider is None
+        time.sleep(1.3)
+        assert _otel_threads() - before == set(), "a span processor runs without an endpoint"
+        status, content_type, text = _http(f"{server.url}/metrics", accept=OPENMETRICS)
+        assert status == 200 and content_type.startswith("application/openmetrics-text")
+        assert _sum([s for f in openmetrics_families(text) for s in f.samples], HTTP) > 0
+        assert _exemplars(text) == []
+
+
+@pytest.mark.parametrize(("endpoint", "url"), [
+    ("http://127.0.0.1:4318", "http://127.0.0.1:4318/v1/traces"),
+    ("http://jaeger:4318/", "http://jaeger:4318/v1/traces"),
+    ("https://collector.example/otlp", "https://collector.example/otlp/v1/traces"),
+    ("http://127.0.0.1:4318/v1/traces", "http://127.0.0.1:4318/v1/traces"),
+])
+def test_an_otlp_endpoint_is_a_base_url_or_the_traces_url(endpoint: str, url: str) -> None:
+    assert traces_url(endpoint) == url
+
+
+@pytest.mark.parametrize("endpoint", ["127.0.0.1:4318", "ftp://127.0.0.1:4318", "http://", "grpc://jaeger:4317"])
+def test_the_cli_refuses_a_bad_otlp_endpoint(endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--port", "0", "--log-file", str(tmp_path / "log"), "--otlp-endpoint", endpoint])
+    assert exit_.value.code == 2
+    assert "is not an OTLP/HTTP endpoint" in capsys.readouterr().err
+    assert not (tmp_path / "log").exists()
+
+
+class _Collector(ThreadingHTTPServer):
+    """A stand-in OTLP/HTTP collector on loopback: keeps the spans POSTed to /v1/traces."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[str, dict[str, Any]]] = []  # (service.name, span as the proto has it)
+        self.paths: set[str] = set()
+        super().__init__(("127.0.0.1", 0), _CollectorHandler)
+        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+
+
+class _CollectorHandler(BaseHTTPRequestHandler):
+    server: _Collector
+
+    def do_POST(self) -> None:
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.paths.add(f"{self.path} {self.headers['Content-Type']}")
+        for resource in request.resource_spans:
+            service = {a.key: a.value.string_value for a in resource.resource.attributes}["service.name"]
+            for scope in resource.scope_spans:
+                self.server.spans += [(service, {"trace_id": span.trace_id.hex(), "kind": span.kind,
+                                                 "name": span.name}) for span in scope.spans]
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
 # --- the generated alerts on simulated traffic (promtool) ----------------------------------------

@@ -401,7 +401,7 @@ def test_the_sandbox_reports_a_dead_component_and_exits_1(sandbox_tempdir: Path)
     try:
         sandbox.wait_for("notifications as they arrive")
         everything = _descendants(sandbox.process.pid)
-        os.kill(sandbox.component("prometheus-alertmanager"), signal.SIGKILL)
+        os.kill(sandbox.component("/alertmanager"), signal.SIGKILL)
         assert sandbox.process.wait(timeout=30) == 1, sandbox.output
         sandbox.reader.join(timeout=5)
         lines = sandbox.lines

@@ -237,7 +237,7 @@ def blackbox(tmp_path_factory: pytest.TempPathFactory, certificate: tuple[Path, 
     """The exporter on loopback, trusting the test certificate (Go reads SSL_CERT_FILE)."""
     config = _write(tmp_path_factory.mktemp("blackbox"), blackbox_exporter.render())
     address = f"127.0.0.1:{_free_port()}"
-    command = [tools.require("prometheus-blackbox-exporter"), f"--config.file={config}",
+    command = [tools.require("blackbox_exporter"), f"--config.file={config}",
                f"--web.listen-address={address}"]
     process = subprocess.Popen(command, env={"SSL_CERT_FILE": str(certificate[0])},
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import yaml
 
-from stack.bundle import build
+from stack.bundle import Bundle, build
 from stack.config import StackConfig
 from stack.services import alertmanager, prometheus
 
@@ -116,3 +116,10 @@ def test_component_names_are_the_configs(dev_config: StackConfig) -> None:
     from stack.config import COMPONENTS
 
     assert sorted(s.name for s in build(dev_config).services) == sorted(COMPONENTS)
+
+
+def test_only_a_time_compressed_stack_changes_the_resend_delay(bundle: Bundle) -> None:
+    """The sandbox's `--compressed` resends alerts after 5s; the flag comes from config
+    (`compression`, sandbox only), so no shipped stack carries it."""
+    spec = next(s for s in bundle.services if s.name == prometheus.NAME)
+    assert not any(a.startswith("--rules.alert.resend-delay") for a in spec.args)
