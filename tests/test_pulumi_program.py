@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 from pulumi_mocks import GENERATED_PASSWORD, IMAGE_ID, Recorded, plain_strings, run_program, unwrap
 
 from stack.bundle import build
@@ -137,13 +138,20 @@ def test_configs_are_uploaded_into_a_volume_under_a_read_only_root(dev, specs) -
     assert "--config.file=/etc/prometheus/prometheus.yml" in mocks.containers["prometheus"].inputs["command"]
 
 
+def _uploaded_retention(mocks: Recorded) -> dict:
+    uploads = {u["file"]: u for u in unwrap(mocks.containers["prometheus"].inputs["uploads"])}
+    return yaml.safe_load(uploads["/etc/prometheus/prometheus.yml"]["content"])["storage"]["tsdb"]["retention"]
+
+
 def test_prometheus_exposes_no_lifecycle_or_admin_api_and_keeps_retention_from_config(dev) -> None:
     mocks, _ = dev
     command = mocks.containers["prometheus"].inputs["command"]
     assert not any("enable-lifecycle" in a or "enable-admin-api" in a for a in command)
-    assert "--storage.tsdb.retention.time=15d" in command and "--storage.tsdb.retention.size=10GB" in command
+    # Retention travels in the uploaded prometheus.yml; its flags are deprecated since 3.16.
+    assert not any(a.startswith("--storage.tsdb.retention") for a in command)
+    assert _uploaded_retention(mocks) == {"time": "15d", "size": "10GB"}
     mocks, _ = run_program("dev", {"services": {"prometheus": {"retentionTime": "30d"}}})
-    assert "--storage.tsdb.retention.time=30d" in mocks.containers["prometheus"].inputs["command"]
+    assert _uploaded_retention(mocks) == {"time": "30d", "size": "10GB"}
 
 
 def _secret_values(mocks: Recorded) -> list[tuple[str, str, bool]]:

@@ -1,7 +1,7 @@
 """The "Stack" section: what a change does to the running stack of one environment.
 
 Per component (`.preview/services.json`, written by `stack/preview/facts.py`, Docker included):
-image, replicas, memory and CPU, arguments (retention first), environment, ports, volumes,
+image, replicas, Prometheus' retention, memory and CPU, arguments, environment, ports, volumes,
 host access, user, config files (by content hash) and secrets (by name). For the Kubernetes
 target, also the objects of `kubernetes/*.yaml` added, removed or changed, led by the objects the
 change would delete and recreate (`replacements`): those are data-safety warnings, repeated in
@@ -20,11 +20,16 @@ from typing import Any, Literal
 import yaml
 
 from stack.preview.model import Change, Section, Trees
+from stack.services import prometheus
 from stack.targets.kubernetes.manifests import DIRECTORY, object_key, replacements
 
 TITLE = "Stack"
 FACTS = "services.json"
+# Prometheus' retention: `storage.tsdb.retention` of prometheus.yml since 3.16 deprecated these
+# flags (an older base has them); with neither, Prometheus keeps 15d.
 RETENTION_FLAG = "--storage.tsdb.retention."
+RETENTION_KEYS = ("time", "size", "percentage")
+DEFAULT_RETENTION = {"time": "15d"}
 # Config files named in a detail, the rest counted.
 MAX_LISTED = 10
 # Field changes described for one Kubernetes object, the rest counted.
@@ -99,7 +104,7 @@ def _flag(arg: str) -> tuple[str, str] | None:
 
 
 def args_changes(before: Sequence[str], after: Sequence[str]) -> list[str]:
-    """Retention flags first, then flags whose value changed, then arguments added or removed."""
+    """Flags whose value changed, then arguments added or removed."""
     old, new = Counter(before), Counter(after)
     removed = list((old - new).elements())
     added = list((new - old).elements())
@@ -116,14 +121,31 @@ def args_changes(before: Sequence[str], after: Sequence[str]) -> list[str]:
             continue
         removed.remove(arg)
         added.remove(other)
-        line = f"{flag[0]} {flag[1]} -> {other.partition('=')[2]}"
-        lines.append(f"retention: {line}" if flag[0].startswith(RETENTION_FLAG) else f"arg {line}")
-    lines.sort(key=lambda line: not line.startswith("retention:"))
-    retention = [a for a in added + removed if a.startswith(RETENTION_FLAG)]
-    lines[:0] = [f"retention: {a} {'added' if a in added else 'removed'}" for a in retention]
-    lines += [f"arg added: {a}" for a in added if a not in retention]
-    lines += [f"arg removed: {a}" for a in removed if a not in retention]
+        lines.append(f"arg {flag[0]} {flag[1]} -> {other.partition('=')[2]}")
+    lines += [f"arg added: {a}" for a in added]
+    lines += [f"arg removed: {a}" for a in removed]
     return lines
+
+
+def retention(tree: Path, args: Sequence[str]) -> dict[str, str]:
+    """The retention a Prometheus runs with: its config file's block, whole, when there is one
+    (an absent key there is no limit), else its flags, else Prometheus' default."""
+    path = tree / prometheus.CONFIG_FILE
+    block = yaml.load(path.read_text(), Loader=LOADER) if path.exists() else None
+    for key in ("storage", "tsdb", "retention"):
+        block = block.get(key) if isinstance(block, dict) else None
+    if isinstance(block, dict):
+        return {key: str(block[key]) for key in RETENTION_KEYS if block.get(key)}
+    flags = dict(f for arg in args if (f := _flag(arg)) and f[0].startswith(RETENTION_FLAG))
+    return {name.removeprefix(RETENTION_FLAG): value for name, value in flags.items()} or dict(DEFAULT_RETENTION)
+
+
+def retention_changes(before: dict[str, str] | None, after: dict[str, str] | None) -> list[str]:
+    """`retention time 15d -> 30d`, one line per limit that moved; "none" is no limit."""
+    if before is None or after is None:
+        return []
+    return [f"retention {key} {before.get(key, 'none')} -> {after.get(key, 'none')}"
+            for key in RETENTION_KEYS if before.get(key) != after.get(key)]
 
 
 def _keyed(items: Sequence[dict[str, Any]], *fields: str) -> dict[tuple[Any, ...], dict[str, Any]]:
@@ -227,6 +249,7 @@ def component_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str
         lines.append(image_change(before["image"], after["image"]))
     if before.get("replicas") != after.get("replicas"):
         lines.append(f"replicas {before.get('replicas')} -> {after.get('replicas')}")
+    lines += retention_changes(before.get("retention"), after.get("retention"))
     lines += args_changes(before.get("args", []), after.get("args", []))
     if before.get("memory_limit_bytes") != after.get("memory_limit_bytes"):
         lines.append(f"memory limit {memory(before.get('memory_limit_bytes'))} -> "
@@ -272,6 +295,15 @@ def component_summary(spec: dict[str, Any]) -> list[str]:
 def _changed_fields(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     return {k: {"before": before.get(k), "after": after.get(k)}
             for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)}
+
+
+def with_retention(facts: dict[str, Any], tree: Path) -> dict[str, Any]:
+    """The facts with Prometheus' retention added, read from the tree's prometheus.yml (and its args)."""
+    spec = facts.get("services", {}).get(prometheus.NAME)
+    if spec is None:
+        return facts
+    spec = {**spec, "retention": retention(tree, spec.get("args", []))}
+    return {**facts, "services": {**facts["services"], prometheus.NAME: spec}}
 
 
 def components(base: dict[str, Any], head: dict[str, Any]) -> list[Change]:
@@ -569,7 +601,7 @@ def section(trees: Trees) -> Section:
     elif base is None:
         notes.append("the base has no service facts (exported by an older version): components not compared")
     else:
-        changes += components(base, head)
+        changes += components(with_retention(base, trees.base), with_retention(head, trees.head))
     base_objects, head_objects = kubernetes_objects(trees.base), kubernetes_objects(trees.head)
     if base_objects is not None or head_objects is not None:
         first, rest, warnings = kubernetes(base_objects or [], head_objects or [])

@@ -54,7 +54,7 @@ SINK = "sink"
 # Each component the sandbox runs, in the order it starts them (Prometheus last: it scrapes the
 # others), and the binary it runs: its image's entrypoint, given the spec's args.
 BINARIES = {
-    # First: the simulator sends it its traces from the start.
+    # First: the simulator sends it its traces.
     jaeger.NAME: "jaeger",
     node_exporter.NAME: "node_exporter",
     # Debian's packages (0.11 and 1.45): their Go modules are not served (stack/judges.py NOT_BUILT).
@@ -199,10 +199,11 @@ def free_ports_except(taken: set[int]) -> Callable[[int], list[int]]:
 
 
 # The shipped binary refusing an argument: kingpin's words (Prometheus, Alertmanager, the
-# exporters built here, Debian's postgres_exporter) and Go's flag package's (Debian's
-# redis_exporter, which then prints its whole usage: the words are far above the log's tail).
+# exporters built here, Debian's postgres_exporter), Go's flag package's (Debian's
+# redis_exporter, which then prints its whole usage: the words are far above the log's tail) and
+# cobra's (Jaeger).
 _REJECTED = re.compile(r"unknown long flag '(?P<long>[^']+)'|unknown short flag '(?P<short>[^']+)'"
-                       r"|flag provided but not defined: (?P<go>\S+)")
+                       r"|flag provided but not defined: (?P<go>\S+)|unknown flag: (?P<cobra>--[^\s=]+)")
 
 
 def rejected_flag(log: str) -> tuple[str, str] | None:
@@ -330,14 +331,15 @@ class Sandbox:
         start(SINK, [*python, "stack.sandbox.sink", "--port", str(self.ports.sink), "--out", str(self.sink_file)],
               ready_url=f"http://{_at(self.ports.sink)}/notifications")
         planned = components(self.bundle, self.ports, self.root, free_ports_except(self.ports.taken()))
+        self.components = {component.process: component for component in planned}
+        # Started first, on the port chosen for it, as every process is; its exporter retries
+        # until Jaeger (the next to start) answers.
+        start(SIMULATOR, [*python, "stack.sandbox.simulator", "--port", str(self.ports.simulator),
+                          "--log-file", str(self.root / "medianest.log"), "--rps", str(self.rps),
+                          "--otlp-endpoint", self.jaeger_url(jaeger.OTLP_HTTP_PORT)],
+              ready_url=f"http://{_at(self.ports.simulator)}/metrics")
         for component in planned:
-            self.components[component.process] = component
             start_component(self.supervisor, component, values)
-            if component.process == jaeger.NAME:  # the simulator traces to it from its first request
-                start(SIMULATOR, [*python, "stack.sandbox.simulator", "--port", str(self.ports.simulator),
-                                  "--log-file", str(self.root / "medianest.log"), "--rps", str(self.rps),
-                                  "--otlp-endpoint", self.jaeger_url(jaeger.OTLP_HTTP_PORT)],
-                      ready_url=f"http://{_at(self.ports.simulator)}/metrics")
 
     @staticmethod
     def alertmanager_name(index: int) -> str:

@@ -67,6 +67,9 @@ def prometheus_config(config: StackConfig, rule_files: Sequence[str], targets: S
             *(_component_job(config, spec) for spec in targets
               if spec.metrics and spec.name != blackbox_exporter.NAME),
         ],
+        # Here, not as flags: 3.16 deprecates --storage.tsdb.retention.*. Sizes are powers of 2
+        # ("10GB" is 10GiB), as the flag read them.
+        "storage": {"tsdb": {"retention": {"time": settings.retention_time, "size": settings.retention_size}}},
     }
 
 
@@ -175,8 +178,6 @@ def service(config: StackConfig, files: Mapping[str, str], targets: Sequence[Ser
         args=(
             f"--config.file={generated.path}",
             f"--storage.tsdb.path={DATA_DIR}",
-            f"--storage.tsdb.retention.time={settings.retention_time}",
-            f"--storage.tsdb.retention.size={settings.retention_size}",
             f"--web.listen-address=:{PORT}",
             # Exemplars (a sampled request's trace id on a latency bucket) are kept only with this:
             # the dashboards' exemplars and their links to Jaeger need it.

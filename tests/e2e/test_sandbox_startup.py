@@ -17,13 +17,15 @@ from stack.sandbox import processes
 from stack.sandbox.datastores import Postgres, Redis
 from stack.sandbox.processes import ProcessFailed, Supervisor
 from stack.sandbox.run import BINARIES, Component, Ports, components, free_ports_except, sandbox_config, start_component
-from stack.services import postgres_exporter, prometheus
+from stack.services import jaeger, postgres_exporter, prometheus
 
 pytestmark = pytest.mark.e2e
 
 # Per component: the argument (by its flag) replaced, and what replaces it.
 UNKNOWN = {name: ("--web.listen-address", "--web.no-such-flag=1") for name in BINARIES} | {
-    prometheus.NAME: ("--storage.tsdb.retention.size", "--storage.tsdb.no-such-flag=1")}
+    prometheus.NAME: ("--storage.tsdb.path", "--storage.tsdb.no-such-flag=1"),
+    # Jaeger's one argument is its config file; its listeners are in the file.
+    jaeger.NAME: ("--config", "--no-such-flag=1")}
 
 
 def _components(dev_config: StackConfig, root: Path) -> dict[str, Component]:

@@ -3,11 +3,13 @@ objects of the rendered manifests, led by the ones a change would delete and rec
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from preview_helpers import config_with, export_tree, trees
 
 from stack.preview.model import FACTS_DIR, Section, Trees
@@ -40,8 +42,9 @@ def test_identical_trees_change_nothing(tmp_path: Path, stack: str) -> None:
 DEV = [
     ("image bump", {"services": {"prometheus": {"image": {"repository": "prom/prometheus", "tag": "v3.17.0"}}}},
      "image prom/prometheus v3.16.0 -> v3.17.0"),
-    ("retention", {"services": {"prometheus": {"retentionTime": "30d"}}},
-     "retention: --storage.tsdb.retention.time 15d -> 30d"),
+    # Read from prometheus.yml (storage.tsdb.retention), where the retention is since 3.16.
+    ("retention time", {"services": {"prometheus": {"retentionTime": "30d"}}}, "retention time 15d -> 30d"),
+    ("retention size", {"services": {"prometheus": {"retentionSize": "20GB"}}}, "retention size 10GB -> 20GB"),
     ("memory", {"services": {"prometheus": {"memory": "4Gi"}}}, "memory limit 2Gi -> 4Gi"),
     ("published port", {"services": {"prometheus": {"publish": 9090}}},
      "port http (9090/tcp) published: not published -> host port 9090"),
@@ -54,6 +57,50 @@ def test_a_dev_component_change(bases: dict[str, Path], tmp_path: Path, head: di
     assert [(c.kind, c.subject) for c in result.changes] == [("changed", "component prometheus")]
     assert expected in details(result)["component prometheus"]
     assert result.notes == () and not result.failed
+
+
+def test_a_retention_change_is_a_prometheus_yml_change(bases: dict[str, Path], tmp_path: Path) -> None:
+    result = section(against(bases, tmp_path, "prod", {"services": {"prometheus": {"retentionTime": "60d"}}}))
+    assert details(result)["component prometheus"] == [
+        "retention time 30d -> 60d", "1 config file changed: /etc/prometheus/prometheus.yml"]
+    change = next(c for c in result.changes if c.subject == "component prometheus")
+    assert change.data["fields"]["retention"] == {"before": {"time": "30d", "size": "45GB"},
+                                                  "after": {"time": "60d", "size": "45GB"}}
+
+
+def _flags_base(bases: dict[str, Path], tmp_path: Path, flags: list[str]) -> Path:
+    """The dev base as exported before 3.16: retention as `flags`, none in prometheus.yml."""
+    base = Path(shutil.copytree(bases["dev"], tmp_path / "base"))
+    config = base / "prometheus" / "prometheus.yml"
+    document = yaml.safe_load(config.read_text())
+    del document["storage"]
+    config.write_text(yaml.safe_dump(document))
+    facts = json.loads((base / FACTS_DIR / "services.json").read_text())
+    spec = facts["services"]["prometheus"]
+    spec["args"][2:2] = flags
+    spec["files"]["/etc/prometheus/prometheus.yml"] = "0" * 12
+    (base / FACTS_DIR / "services.json").write_text(json.dumps(facts))
+    return base
+
+
+OLD_BASES = [
+    ("the same retention moved from the flags", ["--storage.tsdb.retention.time=15d",
+                                                  "--storage.tsdb.retention.size=10GB"], []),
+    ("another retention in the flags", ["--storage.tsdb.retention.time=30d"],
+     ["retention time 30d -> 15d", "retention size none -> 10GB"]),
+    ("no retention at all: Prometheus' 15d", [], ["retention size none -> 10GB"]),
+]
+
+
+@pytest.mark.parametrize(("flags", "expected"), [c[1:] for c in OLD_BASES], ids=[c[0] for c in OLD_BASES])
+def test_a_base_with_retention_flags_compares_the_retention_prometheus_runs_with(
+        bases: dict[str, Path], tmp_path: Path, flags: list[str], expected: list[str]) -> None:
+    """The file's block wins over the flags, whole: only a limit that really moves is reported."""
+    head = export_tree(config_with("dev"), tmp_path / "head")
+    lines = details(section(Trees("dev", _flags_base(bases, tmp_path, flags), head)))["component prometheus"]
+    assert [line for line in lines if line.startswith("retention")] == expected
+    assert [line for line in lines if line.startswith("arg")] == [f"arg removed: {f}" for f in flags]
+    assert "1 config file changed: /etc/prometheus/prometheus.yml" in lines
 
 
 def test_a_changed_config_file_is_named(bases: dict[str, Path], tmp_path: Path) -> None:
@@ -134,12 +181,10 @@ def test_image_change(before: str, after: str, expected: str) -> None:
 
 
 ARGS = [
-    ("retention first, flags changed, others added and removed",
-     ["--a=1", "--storage.tsdb.retention.size=10GB", "--old"], ["--a=2", "--storage.tsdb.retention.size=20GB", "--new"],
-     ["retention: --storage.tsdb.retention.size 10GB -> 20GB", "arg --a 1 -> 2", "arg added: --new",
-      "arg removed: --old"]),
-    ("a retention flag added", ["--x"], ["--x", "--storage.tsdb.retention.time=30d"],
-     ["retention: --storage.tsdb.retention.time=30d added"]),
+    ("flags changed, others added and removed",
+     ["--a=1", "--b=10GB", "--old"], ["--a=2", "--b=20GB", "--new"],
+     ["arg --a 1 -> 2", "arg --b 10GB -> 20GB", "arg added: --new", "arg removed: --old"]),
+    ("a flag added", ["--x"], ["--x", "--y=30d"], ["arg added: --y=30d"]),
     ("a repeated flag is added, not changed", ["--peer=a"], ["--peer=a", "--peer=b"], ["arg added: --peer=b"]),
     ("same", ["--a=1"], ["--a=1"], []),
 ]

@@ -1,13 +1,25 @@
 """prometheus.yml: every job the alerts select on is scraped, probes go through the blackbox
-exporter, alerts reach Alertmanager without the replica label, the rule files are the bundle's."""
+exporter, alerts reach Alertmanager without the replica label, the rule files are the bundle's,
+the retention is the config's (and the shipped Prometheus keeps it)."""
 
 from __future__ import annotations
 
+import json
+import urllib.request
+from pathlib import Path
+
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from stack.bundle import Bundle, build
 from stack.config import StackConfig
+from stack.sandbox import localize
+from stack.sandbox.processes import LOOPBACK, Supervisor, binary, free_port
 from stack.services import alertmanager, prometheus
+from stack.services.spec import ServiceSpec
+
+# Straight to loopback, whatever HTTP(S)_PROXY says.
+HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def _config(config: StackConfig) -> dict:
@@ -74,14 +86,58 @@ def test_rule_files_are_the_bundles_relative_to_the_config(dev_config: StackConf
     assert not any("/tests/" in path for path in shipped), "promtool tests are not shipped"
 
 
+def _with_prometheus(config: StackConfig, **settings: str) -> StackConfig:
+    changed = config.services.prometheus.model_copy(update=settings)
+    return config.model_copy(update={"services": config.services.model_copy(update={"prometheus": changed})})
+
+
+def _spec(config: StackConfig) -> ServiceSpec:
+    return next(s for s in build(config).services if s.name == prometheus.NAME)
+
+
 def test_intervals_and_retention_come_from_config(dev_config: StackConfig) -> None:
-    settings = dev_config.services.prometheus.model_copy(update={"scrape_interval": "15s", "retention_size": "50GB"})
-    config = dev_config.model_copy(update={"services": dev_config.services.model_copy(update={"prometheus": settings})})
+    config = _with_prometheus(dev_config, scrape_interval="15s", retention_size="50GB")
     assert _config(config)["global"]["scrape_interval"] == "15s"
     assert _config(config)["global"]["evaluation_interval"] == "1m"
-    spec = next(s for s in build(config).services if s.name == prometheus.NAME)
-    assert "--storage.tsdb.retention.size=50GB" in spec.args
+    # In prometheus.yml: 3.16 deprecates the --storage.tsdb.retention.* flags.
+    assert _config(config)["storage"] == {"tsdb": {"retention": {"time": "15d", "size": "50GB"}}}
+    spec = _spec(config)
+    assert not any(a.startswith("--storage.tsdb.retention") for a in spec.args)
     assert not any("lifecycle" in a or "admin-api" in a for a in spec.args)
+
+
+def test_the_shipped_prometheus_keeps_the_retention_its_config_file_says(
+        dev_config: StackConfig, tmp_path: Path) -> None:
+    """The judge at the image's version, run with the spec's own arguments (only addresses and
+    paths mapped) and the rendered prometheus.yml reduced to scraping itself: its runtime info
+    and its TSDB's limits are the file's. Neither Prometheus' default (15d, no size limit) nor
+    the stack's (15d, 10GB): a retention block it ignored, or misread, fails this."""
+    config = _with_prometheus(dev_config, retention_time="10d", retention_size="3GB")
+    spec = _spec(config)
+    port = free_port()
+    url = f"http://{LOOPBACK}:{port}"
+    with Supervisor(tmp_path) as supervisor:
+        where = localize.placement(spec, {prometheus.PORT: port}, supervisor.directory("config"),
+                                   supervisor.directory("data"))
+        local = localize.localize(spec, where, {})
+        path = localize.local_path(f"{prometheus.CONFIG_DIR}/prometheus.yml", where.paths)
+        shipped = yaml.safe_load(local.files[path])
+        itself = [job for job in shipped["scrape_configs"] if job["job_name"] == config.jobs.prometheus]
+        assert itself[0]["static_configs"] == [{"targets": [f"{LOOPBACK}:{port}"]}]
+        Path(path).write_text(yaml.safe_dump(
+            {"global": shipped["global"], "scrape_configs": itself, "storage": shipped["storage"]}))
+        supervisor.start(prometheus.NAME, [binary("prometheus"), *local.args], ready_url=f"{url}/-/ready")
+        with HTTP.open(f"{url}/api/v1/status/runtimeinfo", timeout=10) as response:
+            info = json.load(response)["data"]
+        with HTTP.open(f"{url}/metrics", timeout=10) as response:
+            exposed = response.read().decode()
+    assert info["storageRetention"] == "10d or 3GiB"
+    # What the TSDB itself enforces; sizes are powers of 2.
+    limits = {s.name: s.value for family in text_string_to_metric_families(exposed) for s in family.samples
+              if s.name.startswith("prometheus_tsdb_retention_limit_")}
+    assert limits == {"prometheus_tsdb_retention_limit_seconds": 10 * 86400,
+                      "prometheus_tsdb_retention_limit_bytes": 3 * 1024**3,
+                      "prometheus_tsdb_retention_limit_percentage": 0}
 
 
 def test_configured_addresses_replace_the_network_names(dev_config: StackConfig) -> None:
