@@ -138,7 +138,8 @@ def _same_but_mapped(original: object, local: object, where: Placement) -> bool:
             return (local["host"], local["port"]) == ("127.0.0.1", where.ports[original["port"]])
         return all(_same_but_mapped(original[k], local[k], where) for k in original)
     if isinstance(original, list) and isinstance(local, list):
-        return len(original) == len(local) and all(_same_but_mapped(a, b, where) for a, b in zip(original, local))
+        return len(original) == len(local) and all(
+            _same_but_mapped(a, b, where) for a, b in zip(original, local, strict=True))
     if isinstance(original, str) and isinstance(local, str) and original != local:
         return _mapped(original, local, where)
     return original == local
