@@ -8,7 +8,7 @@ STACK ?= dev
 OUT ?= build/$(STACK)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup tools up render check promtool-test test test-fast test-all lint golden bench bench-tests bench-sandbox
+.PHONY: setup tools up render check promtool-test test test-fast test-all lint golden bench bench-tests bench-judges bench-sandbox
 
 setup: $(VENV)/.installed tools
 
@@ -106,6 +106,10 @@ bench: setup
 # The test tiers' wall times (make test-fast, test and test-all run from a fresh clone: about 25 minutes).
 bench-tests: setup
 	$(PY) bench/bench_tests.py --tiers
+
+# The judges' cold build (empty Go build cache: about COLD) and warm set-up (under a second).
+bench-judges: setup
+	$(PY) bench/bench_judges.py
 
 # Time to detect on the sandbox (about 15 minutes).
 bench-sandbox: setup

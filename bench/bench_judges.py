@@ -2,7 +2,7 @@
 cache is kept unless --with-downloads) and warm (`python -m stack.judges build` and
 `make setup` when everything is up to date: what every `make test` pays).
 
-    .venv/bin/python -m bench.bench_judges [--skip-cold] [--with-downloads]
+    .venv/bin/python bench/bench_judges.py [--skip-cold] [--with-downloads]   (make bench-judges)
 
 Writes bench/results/judges.json.
 """
@@ -16,8 +16,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
-from bench.common import ROOT, timed, write_results
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]
+from bench.common import ROOT, timed, write_results  # noqa: E402
 
 
 def _seconds(command: list[str], env: dict[str, str] | None = None) -> float:

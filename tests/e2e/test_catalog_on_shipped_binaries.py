@@ -439,8 +439,16 @@ def scraped() -> Iterator[dict[str, Exposed]]:
             _until("Alertmanager to fail notifying the webhook",
                    lambda: _total(f"{am_url}/metrics", "alertmanager_notifications_failed_total",
                                   integration="webhook") > 0)
-            _until("Prometheus to send its alert to Alertmanager",
-                   lambda: _total(f"{prom_url}/metrics", "prometheus_notifications_sent_total") > 0)
+            try:
+                # Longer: once, on a loaded CI machine, 30 s did not suffice (the output below says why).
+                _until("Prometheus to send its alert to Alertmanager",
+                       lambda: _total(f"{prom_url}/metrics", "prometheus_notifications_sent_total") > 0, 90)
+            except BaseException:
+                # What Prometheus knows of its Alertmanagers and alerts, and what it logged.
+                print(_text(f"{prom_url}/api/v1/alertmanagers"), _text(f"{prom_url}/api/v1/alerts"),
+                      [line for line in _text(f"{prom_url}/metrics").splitlines() if "notifications" in line],
+                      supervisor.log_tail("prometheus"), supervisor.log_tail("alertmanager"), sep="\n")
+                raise
             _until(f"ALERTS{{alertname={ALERT_NAME!r}}} in Prometheus", lambda: _prometheus_series(
                 prom_url, [CATALOG.metrics["ALERTS"]]).samples)
             _until("up and the scrape series in Prometheus", lambda: len(_prometheus_series(
