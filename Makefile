@@ -107,7 +107,7 @@ bench: setup
 bench-tests: setup
 	$(PY) bench/bench_tests.py --tiers
 
-# The judges' cold build (empty Go build cache: about COLD) and warm set-up (under a second).
+# The judges' cold build (empty Go build cache: about 8 minutes) and warm set-up (under a second).
 bench-judges: setup
 	$(PY) bench/bench_judges.py
 
