@@ -8,7 +8,7 @@ STACK ?= dev
 OUT ?= build/$(STACK)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup tools up render check promtool-test test test-fast test-all lint golden bench bench-tests bench-judges bench-sandbox
+.PHONY: setup tools up render check promtool-test test test-fast test-all lint golden images bench bench-tests bench-judges bench-sandbox
 
 setup: $(VENV)/.installed tools
 
@@ -23,11 +23,13 @@ $(VENV)/.installed: requirements.txt
 # redis exporters, whose modules the Go module proxy does not serve, and the sandbox's throwaway
 # PostgreSQL and Redis come from Debian's packages, each checked by one of its binaries
 # (package:binary), installed together with one apt-get update, only when one is missing.
-# PostgreSQL's binaries are not on PATH: /usr/lib/postgresql/<version>/bin.
+# PostgreSQL's binaries are not on PATH: /usr/lib/postgresql/<version>/bin. busybox-static gives
+# the local images (stack/images.py) their sh and wget.
 tools: $(VENV)/.installed
 	@missing=""; \
 	for pair in prometheus-postgres-exporter:prometheus-postgres-exporter \
-	    prometheus-redis-exporter:prometheus-redis-exporter redis-server:redis-server; do \
+	    prometheus-redis-exporter:prometheus-redis-exporter redis-server:redis-server \
+	    busybox-static:busybox; do \
 	  command -v "$${pair#*:}" >/dev/null || missing="$$missing $${pair%%:*}"; \
 	done; \
 	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
@@ -106,6 +108,11 @@ bench: setup
 # The test tiers' wall times (make test-fast, test and test-all run from a fresh clone: about 25 minutes).
 bench-tests: setup
 	$(PY) bench/bench_tests.py --tiers
+
+# Local images of the dev stack's components built from the judges and Debian's binaries, tagged as
+# the config names them (no registry is reachable here); DOCKER_HOST picks the engine.
+images: setup
+	$(PY) -m stack.images build
 
 # The judges' cold build (empty Go build cache: about 8 minutes) and warm set-up (under a second).
 bench-judges: setup
