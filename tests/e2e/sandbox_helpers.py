@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from typing import Any
 
 from stack.sandbox.run import Sandbox
 from stack.sandbox.sink import alerts_in
 
 # Straight to loopback, whatever HTTP(S)_PROXY says.
-_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def firing_query(alertname: str) -> str:
@@ -24,9 +26,29 @@ def notified(sandbox: Sandbox, alertname: str, status: str, receiver: str, **lab
 
 
 def get_text(url: str) -> str:
-    with _HTTP.open(url, timeout=10) as response:
+    with HTTP.open(url, timeout=10) as response:
         return response.read().decode()
 
 
 def get_json(url: str) -> Any:
     return json.loads(get_text(url))
+
+
+def get(url: str, headers: Mapping[str, str] | None = None, timeout: float = 5) -> tuple[int, bytes]:
+    """Status and body of a GET; an HTTP error's too, and (0, b"") when nothing answers."""
+    request = urllib.request.Request(url, headers=dict(headers or {}))
+    try:
+        with HTTP.open(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+    except OSError:
+        return 0, b""
+
+
+def post_json(url: str, body: object) -> None:
+    """POST `body` as JSON; it must be answered 200."""
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with HTTP.open(request, timeout=5) as response:
+        assert response.status == 200, response.read()[:300]

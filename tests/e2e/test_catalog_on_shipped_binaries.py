@@ -40,6 +40,7 @@ import promql_parser as pp
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+from sandbox_helpers import get, post_json
 
 from dashboards.checks import panels, queries
 from dashboards.checks.promql import _LABEL_VALUES, substitute, variables
@@ -50,13 +51,12 @@ from stack.bundle import build
 from stack.config import StackConfig, load_stack
 from stack.sandbox import processes
 from stack.sandbox.processes import Supervisor
+from stack.sandbox.run import wait_for
 from stack.services import blackbox_exporter, jaeger, node_exporter
 
 pytestmark = pytest.mark.e2e
 
 LOOPBACK = "127.0.0.1"
-# Straight to loopback, whatever HTTP(S)_PROXY says.
-HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 WAIT_SECONDS = 30
 STACKS = ("dev", "prod")
 
@@ -213,37 +213,15 @@ def differences(metric: Metric, exposed: Exposed, uses: Sequence[Use]) -> list[s
     return found
 
 
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with HTTP.open(url, timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-    except OSError:
-        return 0, b""
-
-
 def _text(url: str) -> str:
-    status, body = _get(url)
+    status, body = get(url)
     assert status == 200, f"GET {url}: {status} {body[:300]!r}"
     return body.decode()
 
 
-def _post(url: str, body: object) -> None:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-    with HTTP.open(request, timeout=5) as response:
-        assert response.status == 200, response.read()[:300]
-
-
 def _until(what: str, attempt: Callable[[], Any], timeout: float = WAIT_SECONDS) -> Any:
     """attempt()'s first truthy answer, polling; fails naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not (answer := attempt()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.3)
-    return answer
+    return wait_for(attempt, timeout, 0.3, what)
 
 
 def _total(url: str, name: str, **labels: str) -> float:
@@ -426,8 +404,8 @@ def scraped() -> Iterator[dict[str, Exposed]]:
             ], env={"SSL_CERT_FILE": str(work / "cert.pem")}, ready_url=f"{blackbox_url}/-/healthy")
 
             # Events: an alert straight into Alertmanager, a span into Jaeger.
-            _post(f"{am_url}/api/v2/alerts", [{"labels": {"alertname": "CatalogCheckDirect", "severity": "info"}}])
-            _post(f"http://{LOOPBACK}:{jaeger_ports[jaeger.OTLP_HTTP_PORT]}/v1/traces", _span())
+            post_json(f"{am_url}/api/v2/alerts", [{"labels": {"alertname": "CatalogCheckDirect", "severity": "info"}}])
+            post_json(f"http://{LOOPBACK}:{jaeger_ports[jaeger.OTLP_HTTP_PORT]}/v1/traces", _span())
 
             probes = []
             for target in (plain_target.url, tls_target.url):

@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,43 +20,21 @@ from typing import Any
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from prometheus_client.parser import text_string_to_metric_families as text_families
+from sandbox_helpers import HTTP, get, get_text
 
 from stack.config import StackConfig
-from stack.sandbox.run import Sandbox
+from stack.sandbox.run import Sandbox, wait_for
 from stack.sandbox.simulator import SERVICE
 
 pytestmark = pytest.mark.e2e
 
-# Straight to loopback, whatever HTTP(S)_PROXY says.
-HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 LATENCY_SECONDS = 2.5
 # The latency histogram, and the bucket a request slowed by LATENCY_SECONDS lands in (2.5 s plus
 # at most the healthy 0.8 s), as Prometheus 3 and the OpenMetrics exposition write it.
 HISTOGRAM = "medianest_http_request_duration_seconds"
 SLOW_BUCKET = "5.0"
 WAIT_SECONDS = 30
-
-
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with HTTP.open(url, timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
-def _until(what: str, attempt: Callable[[], Any], timeout: float = WAIT_SECONDS) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            found = attempt()
-        except OSError:
-            found = None
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.5)
+INTERVAL = 0.5
 
 
 @dataclass(frozen=True)
@@ -66,8 +44,8 @@ class Jaeger:
     def trace(self, trace_id: str) -> dict[str, Any] | None:
         """The trace from the query API (GET /api/traces/<id>, cmd/query/app/http_handler.go);
         None while Jaeger does not have it."""
-        status, body = _get(f"{self.query}/api/traces/{trace_id}")
-        if status == 404:
+        status, body = get(f"{self.query}/api/traces/{trace_id}")
+        if status in (0, 404):  # not answering yet, or not stored yet
             return None
         assert status == 200, body[:500]
         (found,) = json.loads(body)["data"]
@@ -78,12 +56,6 @@ class Jaeger:
 class Simulator:
     url: str
     log: Path
-
-    def faults(self, faults: dict[str, Any]) -> None:
-        request = urllib.request.Request(f"{self.url}/faults", data=json.dumps(faults).encode(), method="POST",
-                                         headers={"Content-Type": "application/json"})
-        with HTTP.open(request, timeout=5) as response:
-            assert response.status == 200
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +106,7 @@ def exemplars_from_prometheus(prometheus_url: str, bucket: str, since: float) ->
     stored since `since` (Unix seconds)."""
     query = urllib.parse.urlencode({"query": f'{HISTOGRAM}_bucket{{le="{bucket}"}}',
                                     "start": f"{since:.3f}", "end": f"{time.time() + 1:.3f}"})
-    status, body = _get(f"{prometheus_url}/api/v1/query_exemplars?{query}")
+    status, body = get(f"{prometheus_url}/api/v1/query_exemplars?{query}")
     assert status == 200, body[:500]
     return [Exemplar(e["labels"]["trace_id"], float(e["value"]), series["seriesLabels"])
             for series in json.loads(body)["data"] for e in series["exemplars"]]
@@ -151,7 +123,8 @@ def check_trace(jaeger_server: Jaeger, simulator: Simulator, exemplar: Exemplar)
     value (the slowed request's latency), with its database and Redis calls as children, and the
     request's log line carries its ids."""
     assert LATENCY_SECONDS <= exemplar.value < LATENCY_SECONDS + 0.8
-    found = _until(f"trace {exemplar.trace_id} in Jaeger", lambda: jaeger_server.trace(exemplar.trace_id))
+    found = wait_for(lambda: jaeger_server.trace(exemplar.trace_id), WAIT_SECONDS, INTERVAL,
+                     f"trace {exemplar.trace_id} in Jaeger")
 
     assert found["traceID"] == exemplar.trace_id
     assert {p["serviceName"] for p in found["processes"].values()} == {SERVICE}
@@ -181,31 +154,31 @@ def check_trace(jaeger_server: Jaeger, simulator: Simulator, exemplar: Exemplar)
 
 
 def test_an_exemplar_on_the_metrics_is_a_trace_in_jaeger_as_long_as_the_latency(
-        jaeger_server: Jaeger, simulator: Simulator) -> None:
-    simulator.faults({"latency_seconds": LATENCY_SECONDS})
+        sandbox: Sandbox, jaeger_server: Jaeger, simulator: Simulator) -> None:
+    sandbox.inject(latency_seconds=LATENCY_SECONDS)
     # Requests slowed by the fault (the bucket keeps its latest request's exemplar).
-    exemplars = _until(f"an exemplar on {HISTOGRAM} le={SLOW_BUCKET}",
-                       lambda: exemplars_from_metrics(simulator.url, SLOW_BUCKET))
+    exemplars = wait_for(lambda: exemplars_from_metrics(simulator.url, SLOW_BUCKET), WAIT_SECONDS, INTERVAL,
+                         f"an exemplar on {HISTOGRAM} le={SLOW_BUCKET}")
     for exemplar in exemplars:
         check_trace(jaeger_server, simulator, exemplar)
 
 
 def test_an_exemplar_stored_by_prometheus_is_a_trace_in_jaeger(
-        jaeger_server: Jaeger, simulator: Simulator, prometheus_url: str, dev_config: StackConfig) -> None:
+        sandbox: Sandbox, jaeger_server: Jaeger, simulator: Simulator, prometheus_url: str,
+        dev_config: StackConfig) -> None:
     since = time.time()
-    simulator.faults({"latency_seconds": LATENCY_SECONDS})
-    exemplars = _until(f"Prometheus to store an exemplar on {HISTOGRAM} le={SLOW_BUCKET}",
-                       lambda: exemplars_from_prometheus(prometheus_url, SLOW_BUCKET, since))
+    sandbox.inject(latency_seconds=LATENCY_SECONDS)
+    exemplars = wait_for(lambda: exemplars_from_prometheus(prometheus_url, SLOW_BUCKET, since), WAIT_SECONDS,
+                         INTERVAL, f"Prometheus to store an exemplar on {HISTOGRAM} le={SLOW_BUCKET}")
     for exemplar in exemplars[:3]:
         assert exemplar.series["job"] == dev_config.jobs.backend
         check_trace(jaeger_server, simulator, exemplar)
     # Prometheus scraped OpenMetrics (the format with exemplars): the same series names as the
     # text format, which the rules were written against.
-    with HTTP.open(f"{simulator.url}/metrics", timeout=5) as response:
-        text = response.read().decode()
+    text = get_text(f"{simulator.url}/metrics")
     names = {s.name for family in text_families(text) for s in family.samples}
     match = urllib.parse.urlencode({"match[]": f'{{job="{dev_config.jobs.backend}"}}'})
-    status, body = _get(f"{prometheus_url}/api/v1/label/__name__/values?{match}")
+    status, body = get(f"{prometheus_url}/api/v1/label/__name__/values?{match}")
     assert status == 200
     # Less what Prometheus makes itself: the scrape's series and alerts about the job.
     stored = {n for n in json.loads(body)["data"]
