@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from stack import judges
+from stack.sandbox import processes
 
 # Labels on every image built here: who built it, and from what content.
 BUILDER_LABEL = "com.medianest.image-builder"
@@ -40,8 +40,6 @@ DIGEST_LABEL = "com.medianest.image-content"
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BUSYBOX = Path("/bin/busybox")  # Debian's busybox-static: one static binary, every applet
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-DEBIAN_POSTGRES_EXPORTER = Path("/usr/bin/prometheus-postgres-exporter")
-DEBIAN_REDIS_EXPORTER = Path("/usr/bin/prometheus-redis-exporter")
 NOBODY = 65534
 
 
@@ -70,7 +68,9 @@ class Official:
     component: str  # the key under `services` in the stack config
     attribute: str  # its attribute on `StackConfig.services`
     service: str  # the ServiceSpec's name
-    binaries: Mapping[str, str]  # path in the image -> where the binary is here ("judge:<name>" or a path)
+    # Path in the image -> the binary here, by the name `processes.binary` finds it by (a judge,
+    # or Debian's package).
+    binaries: Mapping[str, str]
     entrypoint: tuple[str, ...]
     expose: tuple[str, ...]
     user: str | None = None  # USER; None: the Dockerfile sets none (root unless run with --user)
@@ -89,40 +89,40 @@ OFFICIAL = (
     # prometheus@v0.316.0/Dockerfile: busybox base, WORKDIR /prometheus, chown nobody
     # /etc/prometheus /prometheus, chmod g+w /prometheus, USER nobody, EXPOSE 9090, VOLUME /prometheus.
     Official("prometheus", "prometheus", "prometheus",
-             {"/bin/prometheus": "judge:prometheus", "/bin/promtool": "judge:promtool"},
+             {"/bin/prometheus": "prometheus", "/bin/promtool": "promtool"},
              ("/bin/prometheus",), ("9090/tcp",), user="nobody", workdir="/prometheus",
              volumes=("/prometheus",),
              directories={"/etc/prometheus": (NOBODY, NOBODY, 0o755), "/prometheus": (NOBODY, NOBODY, 0o775)}),
     # alertmanager@v0.35.0/Dockerfile: mkdir /alertmanager, chown nobody /etc/alertmanager
     # /alertmanager, chmod -R g+w /alertmanager, USER nobody, EXPOSE 9093, VOLUME, WORKDIR /alertmanager.
     Official("alertmanager", "alertmanager", "alertmanager",
-             {"/bin/alertmanager": "judge:alertmanager", "/bin/amtool": "judge:amtool"},
+             {"/bin/alertmanager": "alertmanager", "/bin/amtool": "amtool"},
              ("/bin/alertmanager",), ("9093/tcp",), user="nobody", workdir="/alertmanager",
              volumes=("/alertmanager",),
              directories={"/etc/alertmanager": (NOBODY, NOBODY, 0o755),
                           "/alertmanager": (NOBODY, NOBODY, 0o775)}),
     # jaeger@v1.75.0/cmd/jaeger/Dockerfile on scripts/build/docker/base (alpine + CA certificates):
     # /cmd/jaeger/jaeger-linux, USER 10001, VOLUME /tmp, ENV JAEGER_LISTEN_HOST=0.0.0.0.
-    Official("jaeger", "jaeger", "jaeger", {"/cmd/jaeger/jaeger-linux": "judge:jaeger"},
+    Official("jaeger", "jaeger", "jaeger", {"/cmd/jaeger/jaeger-linux": "jaeger"},
              ("/cmd/jaeger/jaeger-linux",),
              ("4317/tcp", "4318/tcp", "5778/tcp", "5779/tcp", "9411/tcp", "13132/tcp", "13133/tcp",
               "14250/tcp", "14268/tcp", "16686/tcp"),
              user="10001", volumes=("/tmp",), env=("JAEGER_LISTEN_HOST=0.0.0.0",), base="alpine",
              users={"jaeger": 10001}),
     # node_exporter@v1.12.1/Dockerfile: EXPOSE 9100, USER nobody.
-    Official("nodeExporter", "node_exporter", "node-exporter", {"/bin/node_exporter": "judge:node_exporter"},
+    Official("nodeExporter", "node_exporter", "node-exporter", {"/bin/node_exporter": "node_exporter"},
              ("/bin/node_exporter",), ("9100/tcp",), user="nobody"),
     # prometheus-community/postgres_exporter Dockerfile: busybox, EXPOSE 9187, USER nobody.
     Official("postgresExporter", "postgres_exporter", "postgres-exporter",
-             {"/bin/postgres_exporter": str(DEBIAN_POSTGRES_EXPORTER)},
+             {"/bin/postgres_exporter": "prometheus-postgres-exporter"},
              ("/bin/postgres_exporter",), ("9187/tcp",), user="nobody"),
     # oliver006/redis_exporter Dockerfile, alpine stage: /redis_exporter, USER 59000:59000, EXPOSE 9121.
-    Official("redisExporter", "redis_exporter", "redis-exporter", {"/redis_exporter": str(DEBIAN_REDIS_EXPORTER)},
+    Official("redisExporter", "redis_exporter", "redis-exporter", {"/redis_exporter": "prometheus-redis-exporter"},
              ("/redis_exporter",), ("9121/tcp",), user="59000:59000", base="alpine",
              users={"redis_exporter": 59000}),
     # blackbox_exporter@v0.28.0/Dockerfile: EXPOSE 9115, no USER (the spec runs it as nobody).
     Official("blackboxExporter", "blackbox_exporter", "blackbox",
-             {"/bin/blackbox_exporter": "judge:blackbox_exporter"}, ("/bin/blackbox_exporter",), ("9115/tcp",),
+             {"/bin/blackbox_exporter": "blackbox_exporter"}, ("/bin/blackbox_exporter",), ("9115/tcp",),
              directories={"/etc/blackbox_exporter": (0, 0, 0o755)}),
 )
 BY_COMPONENT = {official.component: official for official in OFFICIAL}
@@ -185,14 +185,18 @@ class ImagePlan:
 # --- the root filesystem -----------------------------------------------------------------------
 
 
-def _binary(source: str) -> Path:
-    if source.startswith("judge:"):
-        return Path(judges.BIN / source.removeprefix("judge:")).resolve()
-    return Path(source)
+def _binary(name: str) -> Path:
+    return Path(processes.binary(name)).resolve()
 
 
 def missing_binaries(official: Official) -> list[str]:
-    return [str(_binary(s)) for s in official.binaries.values() if not os.access(_binary(s), os.X_OK)]
+    missing = []
+    for name in official.binaries.values():
+        try:
+            processes.binary(name)
+        except processes.BinaryMissing:
+            missing.append(name)
+    return missing
 
 
 def shared_libraries(binary: Path) -> list[Path]:
