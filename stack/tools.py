@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -27,7 +26,7 @@ from typing import Literal
 
 import yaml
 
-from stack import judges
+from stack.sandbox import processes
 
 
 class ToolMissing(Exception):
@@ -35,17 +34,12 @@ class ToolMissing(Exception):
 
 
 def require(tool: str) -> str:
-    """The absolute path of a tool: a judge built at the shipped version (stack/judges.py), never
-    another of the same name on PATH; anything else from PATH."""
-    if tool in judges.BY_BINARY:
-        try:
-            return judges.path(tool)
-        except judges.JudgeMissing as error:
-            raise ToolMissing(str(error)) from None
-    path = shutil.which(tool)
-    if path is None:
-        raise ToolMissing(f"{tool} is not installed: `make setup` installs it")
-    return path
+    """The absolute path of a tool, found as the sandbox finds its binaries: a judge built at the
+    shipped version (never another of the same name on PATH), else Debian's package."""
+    try:
+        return processes.binary(tool)
+    except processes.BinaryMissing as error:
+        raise ToolMissing(str(error)) from None
 
 
 # Where a result came from: run now, read from the cache, or shared with an identical run of the
