@@ -33,7 +33,8 @@ pulumi.export("environment", config.environment)
 for name in ("grafana", "prometheus", "alertmanager", "jaeger"):
     # Not ours with prometheus-operator (the cluster's own Prometheus and Alertmanager).
     pulumi.export(f"{name}Url", urls.get(name, "not deployed by this stack"))
-pulumi.export("grafanaAdminUser", "admin")
-pulumi.export("grafanaAdminPassword", secret_values[grafana.ADMIN_PASSWORD])
+if grafana.ADMIN_PASSWORD in secret_values:  # Grafana may be switched off
+    pulumi.export("grafanaAdminUser", "admin")
+    pulumi.export("grafanaAdminPassword", secret_values[grafana.ADMIN_PASSWORD])
 pulumi.export("ruleFiles", bundle.rule_paths)
 pulumi.export("alerts", sorted(rule.alert for _, rule in bundle.alerts))

@@ -2,7 +2,15 @@
 root, stopped by its PID and its state removed afterwards. Needs root and docker.io (installed
 with apt-get when missing). It never touches another engine: no default bridge (`--bridge=none`,
 so it cannot collide with another engine's docker0) and no iptables rules of its own; containers
-talk on user-defined bridge networks.
+talk on user-defined bridge networks, allocated from one /24 free on this host (`subnet`), whose
+first address is the host as containers see it (`host-gateway`, i.e. `host.docker.internal`).
+
+dockerd runs in a mount namespace of its own in which `/` is a shared mount, as on any systemd
+host: Docker refuses an `rslave` bind of a private `/` (node exporter's mount of the host's root),
+and its mounts vanish with it. Its networks are removed before it stops, so no bridge outlives it.
+Where the host's firewall filters bridged traffic (br_netfilter with a FORWARD policy of DROP, as
+an engine managing iptables leaves it), one rule lets the engine's subnet talk to itself, and is
+deleted with the engine.
 
     with DockerEngine.started() as engine:
         subprocess.run([*engine.cli, "ps"], check=True)
@@ -11,6 +19,8 @@ talk on user-defined bridge networks.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import json
 import os
 import shutil
 import signal
@@ -26,6 +36,26 @@ class EngineError(RuntimeError):
     pass
 
 
+# The /24s an engine may take its networks from: far from Docker's default pools (172.17-31/16,
+# 192.168/16), so a developer's own engine is never in the way.
+SUBNETS = ipaddress.ip_network("10.213.0.0/16")
+
+
+def free_subnet() -> ipaddress.IPv4Network:
+    """A /24 of SUBNETS that no route of this host covers; engines started side by side (xdist
+    workers) start their search at different places."""
+    routes = subprocess.run(["ip", "-4", "-j", "route", "show", "table", "all"], capture_output=True, text=True,
+                            check=True).stdout
+    taken = [ipaddress.ip_network(r["dst"], strict=False) for r in json.loads(routes)
+             if r.get("dst", "default") != "default" and "/" in r["dst"]]
+    candidates = list(SUBNETS.subnets(new_prefix=24))
+    start = os.getpid() % len(candidates)
+    for subnet in candidates[start:] + candidates[:start]:
+        if not any(subnet.overlaps(route) for route in taken):
+            return subnet
+    raise EngineError(f"no free /24 left in {SUBNETS}")
+
+
 def ensure_docker() -> None:
     """docker.io's dockerd and CLI, installed through apt-get when missing."""
     if shutil.which("dockerd") and shutil.which("docker"):
@@ -39,10 +69,32 @@ def ensure_docker() -> None:
             raise EngineError(f"`{' '.join(command)}` failed:\n{result.stdout}{result.stderr}")
 
 
+def _forward_rule(subnet: ipaddress.IPv4Network) -> list[str]:
+    return ["FORWARD", "-s", str(subnet), "-d", str(subnet), "-j", "ACCEPT",
+            "-m", "comment", "--comment", "medianest test engine"]
+
+
+def allow_forwarding(subnet: ipaddress.IPv4Network) -> bool:
+    """Accept traffic between containers of `subnet`; False where there is no iptables to ask."""
+    if shutil.which("iptables") is None:
+        return False
+    result = subprocess.run(["iptables", "-I", *_forward_rule(subnet)], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise EngineError(f"iptables refused the engine's forwarding rule: {result.stderr.strip()}")
+    return True
+
+
 @dataclass
 class DockerEngine:
     root: Path  # holds everything: socket, pidfile, data root, exec root, log
     process: subprocess.Popen[bytes]
+    subnet: ipaddress.IPv4Network
+    forwarding: bool = False  # whether start() inserted the forwarding rule
+
+    @property
+    def gateway(self) -> str:
+        """The host's address on the engine's network: where `host.docker.internal` leads."""
+        return str(next(self.subnet.hosts()))
 
     @property
     def host(self) -> str:
@@ -69,14 +121,17 @@ class DockerEngine:
             raise EngineError("dockerd needs root")
         # Short: containerd's sockets live under the exec root (unix socket paths are limited).
         root = Path(tempfile.mkdtemp(prefix="de-", dir="/tmp"))
+        subnet = free_subnet()
         log = open(root / "dockerd.log", "wb")  # noqa: SIM115 - kept open for the engine's life
         process = subprocess.Popen(
-            ["dockerd", "--storage-driver=vfs", "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
+            ["unshare", "--mount", "--propagation", "shared",
+             "dockerd", "--storage-driver=vfs", "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
              "--host", f"unix://{root / 'docker.sock'}", "--pidfile", str(root / "dockerd.pid"),
-             "--bridge=none", "--iptables=false", "--ip-masq=false"],
+             "--bridge=none", "--iptables=false", "--ip-masq=false",
+             "--default-address-pool", f"base={subnet},size=24", "--host-gateway-ip", str(next(subnet.hosts()))],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
-        engine = cls(root, process)
+        engine = cls(root, process, subnet, allow_forwarding(subnet))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -91,18 +146,29 @@ class DockerEngine:
         raise EngineError(f"dockerd did not answer within {timeout:.0f} s:\n{text[-3000:]}")
 
     def stop(self) -> None:
-        """Stop the engine (its containers with it) by its PID, then remove every trace of it."""
+        """Stop the engine (its containers and networks with it) by its PID, then remove every trace of it."""
+        bridges: list[str] = []
         if self.process.poll() is None:
             with contextlib.suppress(Exception):
-                running = self.docker("ps", "-q", check=False, timeout=30).stdout.split()
+                running = self.docker("ps", "-aq", check=False, timeout=30).stdout.split()
                 if running:
                     self.docker("rm", "-f", *running, check=False, timeout=120)
+                networks = self.docker("network", "ls", "-q", "--filter", "type=custom", check=False,
+                                       timeout=30).stdout.split()
+                bridges = [f"br-{network[:12]}" for network in networks]
+                if networks:
+                    self.docker("network", "rm", *networks, check=False, timeout=60)
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=30)
+        for bridge in bridges:  # a network the engine could not remove: its bridge would outlive it
+            subprocess.run(["ip", "link", "delete", bridge], capture_output=True, check=False)
+        if self.forwarding:
+            subprocess.run(["iptables", "-D", *_forward_rule(self.subnet)], capture_output=True, check=False)
+            self.forwarding = False
         # Mounts left under our root (network namespaces, container rootfs): deepest first.
         prefix = str(self.root) + "/"
         with open("/proc/self/mounts") as mounts:

@@ -14,6 +14,7 @@ import yaml
 
 from stack.config import PROJECT, ROOT, SECRETS_KEY
 
+CONTAINER = "docker:index/container:Container"
 IMAGE_ID = "sha256:" + "0" * 64
 # What the mock pulumi-random returns: tests look for it in plain text.
 GENERATED_PASSWORD = "generated-Pa55word-from-pulumi-random"
@@ -59,7 +60,14 @@ class Recorded(pulumi.runtime.Mocks):
 
     @property
     def containers(self) -> dict[str, Resource]:
-        return self.of_type("docker:index/container:Container")
+        """The containers that run, by component."""
+        return {n: r for n, r in self.of_type(CONTAINER).items() if r.inputs.get("start", True)}
+
+    @property
+    def config_carriers(self) -> dict[str, Resource]:
+        """The containers created only to write a component's config volume, by component."""
+        return {n.removesuffix("-config-carrier"): r for n, r in self.of_type(CONTAINER).items()
+                if not r.inputs.get("start", True)}
 
     @property
     def volumes(self) -> dict[str, Resource]:
@@ -70,10 +78,11 @@ def stack_config(stack: str) -> dict[str, Any]:
     return yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
 
 
-def run_program(stack: str, overrides: dict[str, Any] | None = None,
-                secrets: dict[str, str] | None = None) -> tuple[Recorded, dict[str, Any]]:
+def run_program(stack: str, overrides: dict[str, Any] | None = None, secrets: dict[str, str] | None = None,
+                mocks: Recorded | None = None) -> tuple[Recorded, dict[str, Any]]:
     """Run __main__.py for `stack` with its Pulumi.<stack>.yaml, `overrides` of project keys and
-    `secrets` as `medianest-observability:secrets`; the recorded resources and the program's globals."""
+    `secrets` as `medianest-observability:secrets`; the recorded resources (into `mocks`, a fresh
+    Recorded by default) and the program's globals."""
     config = stack_config(stack)
     for key, value in (overrides or {}).items():
         config[f"{PROJECT}:{key}"] = merged(config.get(f"{PROJECT}:{key}"), value)
@@ -81,7 +90,7 @@ def run_program(stack: str, overrides: dict[str, Any] | None = None,
     if secrets is not None:
         config[f"{PROJECT}:{SECRETS_KEY}"] = secrets
         secret_keys.append(f"{PROJECT}:{SECRETS_KEY}")
-    mocks = Recorded()
+    mocks = Recorded() if mocks is None else mocks
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
     pulumi.runtime.set_all_config({k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()},
                                   secret_keys)

@@ -1,17 +1,13 @@
 """The dev stack's local images (stack/images.py): each image's plan stays in sync with the shipped
-config and the specs that run on it, the root filesystem's tar is byte-identical across builds,
-and (slow) each image runs on a real Docker engine as the Docker target runs it and answers its
-health check."""
+config and the specs that run on it, and the root filesystem's tar is byte-identical across builds.
+The images run the dev stack on a real engine in tests/e2e/test_docker_stack.py."""
 
 from __future__ import annotations
 
 import io
-import json
 import os
 import re
-import subprocess
 import tarfile
-import time
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
@@ -22,7 +18,6 @@ from stack.bundle import build
 from stack.config import load_stack
 from stack.services.spec import ServiceSpec
 from stack.targets.docker import TMP
-from tests.docker_engine import DockerEngine
 
 OFFICIAL = {official.component: official for official in images.OFFICIAL}
 
@@ -149,96 +144,3 @@ def test_dynamically_linked_exporters_carry_their_libraries() -> None:
     assert libraries, "Debian's exporter is dynamically linked"
     paths = {entry.path for entry in images.entries(official)}
     assert {str(library) for library in libraries} <= paths
-
-
-# --- on a real engine ----------------------------------------------------------------------------
-
-
-def _config_tar(spec: ServiceSpec) -> bytes:
-    """What the Docker target uploads into the config volume: files 0444, secrets 0400 for the user."""
-    uid, _, gid = spec.user.partition(":")
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as tar:
-        items = [(f.path, f.content.encode(), 0, 0, 0o444) for f in spec.files]
-        items += [(s.path, s.file_content("test-secret").encode(), int(uid), int(gid or uid), 0o400)
-                  for s in spec.secrets]
-        directories = sorted({str(p) for path, *_ in items for p in PurePosixPath(path).relative_to(
-            spec.config_dir).parents if str(p) != "."})
-        for directory in directories:
-            info = tarfile.TarInfo(directory)
-            info.type, info.mode = tarfile.DIRTYPE, 0o755
-            tar.addfile(info)
-        for path, data, owner, group, mode in sorted(items):
-            info = tarfile.TarInfo(str(PurePosixPath(path).relative_to(spec.config_dir)))
-            info.size, info.uid, info.gid, info.mode = len(data), owner, group, mode
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
-
-
-def _root_propagates() -> bool:
-    """Whether / is a shared or slave mount here: Docker refuses an rslave bind of a private one
-    (\"path / is mounted on / but it is not a shared or slave mount\")."""
-    with open("/proc/self/mountinfo") as mountinfo:
-        for line in mountinfo:
-            fields = line.split()
-            if fields[4] == "/":
-                optional = fields[6:fields.index("-")]
-                return any(f.startswith(("shared:", "master:")) for f in optional)
-    return False
-
-
-def _run(engine: DockerEngine, spec: ServiceSpec, network: str) -> str:
-    name = f"images-test-{spec.name}"
-    command = ["create", "--name", name, "--user", spec.user, "--read-only", "--cap-drop", "ALL",
-               "--security-opt", "no-new-privileges:true", "--network", network, "--network-alias", spec.name,
-               "--memory", str(spec.resources.memory_limit_bytes),
-               "-v", f"{name}-config:{spec.config_dir}"]
-    if not any(v.path == TMP for v in spec.volumes):
-        command += ["--tmpfs", f"{TMP}:rw,noexec,nosuid,size=64m"]
-    command += [a for v in spec.volumes for a in ("-v", f"{name}-{v.name}:{v.path}")]
-    for mount in spec.host_mounts:
-        # The target's rslave bind where the host allows it; on a host whose / is private (this
-        # sandbox) a plain read-only bind: only mounts made later on the host would differ.
-        follow = mount.follow_mounts and (mount.host_path != "/" or _root_propagates())
-        propagation = ",bind-propagation=rslave" if follow else ""
-        command += ["--mount", f"type=bind,source={mount.host_path},target={mount.path},readonly{propagation}"]
-    command += [a for group in spec.groups for a in ("--group-add", group)]
-    command += [a for k, v in sorted(spec.env.items()) for a in ("-e", f"{k}={v}")]
-    if spec.host_pid:
-        command += ["--pid", "host"]
-    engine.docker(*command, f"{spec.image.repository}:{spec.image.tag}", *spec.args)
-    # Into the config volume of the created container, as the target's uploads are.
-    upload = subprocess.run([*engine.cli, "cp", "-", f"{name}:{spec.config_dir}"], input=_config_tar(spec),
-                            capture_output=True, check=False)
-    assert upload.returncode == 0, f"docker cp into {name}: {upload.stderr.decode()}"
-    engine.docker("start", name)
-    return name
-
-
-@pytest.mark.slow
-def test_images_run_as_the_docker_target_runs_them(dev) -> None:
-    _, specs = dev
-    plans, skipped = images.plans("dev")
-    assert {p.component for p in plans} == set(OFFICIAL), f"not built: {skipped}"
-    with DockerEngine.started() as engine:
-        assert set(images.build_all(plans, engine.host).values()) == {"built"}
-        assert set(images.build_all(plans, engine.host).values()) == {"up to date"}
-        engine.docker("network", "create", "--driver", "bridge", "images-test")
-        running = {plan.component: (specs[plan.service], _run(engine, specs[plan.service], "images-test"))
-                   for plan in plans}
-        failing: dict[str, str] = {}
-        deadline = time.monotonic() + 90
-        pending = dict(running)
-        while pending and time.monotonic() < deadline:
-            for component, (spec, name) in list(pending.items()):
-                assert spec.health is not None
-                check = engine.docker("exec", name, *spec.health.command, check=False, timeout=30)
-                if check.returncode == 0:
-                    del pending[component]
-                else:
-                    state = json.loads(engine.docker("inspect", "--format", "{{json .State}}", name).stdout)
-                    failing[component] = f"{check.stdout}{check.stderr} state={state.get('Status')}"
-            time.sleep(1)
-        report = {component: (failing[component], engine.docker("logs", "--tail", "20", name, check=False).stderr)
-                  for component, (_, name) in pending.items()}
-        assert not pending, f"no healthy answer from: {report}"

@@ -122,24 +122,32 @@ def test_data_lives_on_named_volumes_that_are_retained(dev, specs) -> None:
     assert not any(v.retain_on_delete for n, v in volumes.items() if n.endswith("-config"))
 
 
-def test_configs_are_uploaded_into_a_volume_under_a_read_only_root(dev, specs) -> None:
+def test_configs_reach_a_read_only_config_volume_through_a_carrier_that_never_runs(dev, specs) -> None:
+    """Docker refuses uploads into a container with a read-only root (pulumi-docker extracts them at
+    `/`): a carrier container of the same image, writable, never started, takes them instead."""
     mocks, _ = dev
+    assert set(mocks.config_carriers) == set(mocks.containers)
     for name, container in mocks.containers.items():
-        spec = specs[name]
+        spec, carrier = specs[name], mocks.config_carriers[name].inputs
         config_volume = mocks.volumes[f"{name}-config"].inputs["name"]
-        assert {"volumeName": config_volume, "containerPath": spec.config_dir} in container.inputs["volumes"]
-        uploaded = {u["file"]: u for u in unwrap(container.inputs.get("uploads", []))}
+        assert {"volumeName": config_volume, "containerPath": spec.config_dir, "readOnly": True} in \
+            container.inputs["volumes"]
+        assert "uploads" not in container.inputs and container.inputs["readOnly"] is True
+        assert carrier["volumes"] == [{"volumeName": config_volume, "containerPath": spec.config_dir}]
+        assert carrier["start"] is False and carrier["mustRun"] is False and carrier["networkMode"] == "none"
+        assert carrier["image"] == container.inputs["image"] and not carrier.get("readOnly")
+        uploaded = {u["file"]: u for u in unwrap(carrier.get("uploads", []))}
         assert set(uploaded) == {f.path for f in (*spec.files, *spec.secrets)}
         for file in spec.files:
             assert uploaded[file.path]["content"] == file.content
             assert file.path.startswith(spec.config_dir + "/")
-    prometheus = {u["file"] for u in unwrap(mocks.containers["prometheus"].inputs["uploads"])}
+    prometheus = {u["file"] for u in unwrap(mocks.config_carriers["prometheus"].inputs["uploads"])}
     assert "/etc/prometheus/prometheus.yml" in prometheus and "/etc/prometheus/rules/medianest.yaml" in prometheus
     assert "--config.file=/etc/prometheus/prometheus.yml" in mocks.containers["prometheus"].inputs["command"]
 
 
 def _uploaded_retention(mocks: Recorded) -> dict:
-    uploads = {u["file"]: u for u in unwrap(mocks.containers["prometheus"].inputs["uploads"])}
+    uploads = {u["file"]: u for u in unwrap(mocks.config_carriers["prometheus"].inputs["uploads"])}
     return yaml.safe_load(uploads["/etc/prometheus/prometheus.yml"]["content"])["storage"]["tsdb"]["retention"]
 
 
@@ -170,7 +178,7 @@ def test_no_secret_value_appears_in_plain_text() -> None:
                 assert secret, f"{resource} carries a secret value in plain text"
                 seen.add(value)
     assert seen == set(secrets.values()), "each secret reaches its container (as a secret)"
-    uploads = mocks.containers["postgres-exporter"].inputs["uploads"]
+    uploads = mocks.config_carriers["postgres-exporter"].inputs["uploads"]
     assert unwrap(uploads) != uploads, "uploads holding a secret are a Pulumi secret"
     secret_file = {u["file"]: u for u in unwrap(uploads)}["/etc/postgres-exporter/secrets/postgres-password"]
     assert secret_file == {"file": "/etc/postgres-exporter/secrets/postgres-password", "content": POSTGRES_PASSWORD,
@@ -178,7 +186,7 @@ def test_no_secret_value_appears_in_plain_text() -> None:
     env = mocks.containers["postgres-exporter"].inputs["envs"]
     assert "DATA_SOURCE_PASS_FILE=/etc/postgres-exporter/secrets/postgres-password" in env
     # redis_exporter reads a JSON map of its address to the password.
-    redis = {u["file"]: u for u in unwrap(mocks.containers["redis-exporter"].inputs["uploads"])}
+    redis = {u["file"]: u for u in unwrap(mocks.config_carriers["redis-exporter"].inputs["uploads"])}
     assert json.loads(redis["/etc/redis-exporter/secrets/redis-password"]["content"]) == {
         "redis://host.docker.internal:6379": REDIS_PASSWORD}
 
@@ -220,6 +228,14 @@ def test_stack_outputs_urls_and_the_admin_password(dev) -> None:
     assert program["urls"]["grafana"] == "http://127.0.0.1:3000"
     assert program["urls"]["prometheus"].startswith("http://prometheus:9090")
     assert set(program["urls"]) >= {"grafana", "prometheus", "alertmanager", "jaeger"}
+
+
+def test_a_stack_without_grafana_deploys_and_exports_no_admin_password() -> None:
+    """Found on the real engine's test stack: the program exported Grafana's password unconditionally."""
+    mocks, program = run_program("dev", {"services": {"grafana": {"enabled": False}}})
+    assert "grafana" not in mocks.containers and "prometheus" in mocks.containers
+    assert not mocks.of_type("random:index/randomPassword:RandomPassword")
+    assert "grafana" not in program["urls"]
 
 
 def test_a_missing_required_secret_fails_naming_the_key() -> None:

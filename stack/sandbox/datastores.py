@@ -52,9 +52,9 @@ class Redis:
 
 def start_postgres(supervisor: Supervisor, *, exporter_password: str | None = None, port: int | None = None,
                    database: str = "medianest", exporter_user: str = "postgres_exporter",
-                   name: str = POSTGRES) -> Postgres:
+                   name: str = POSTGRES, host: str = LOOPBACK) -> Postgres:
     """initdb a cluster under `<workdir>/<name>` (owned by the postgres user), start it on
-    127.0.0.1:<port> with its socket in the workdir, create `database` and a login role for the
+    `host`:<port> (127.0.0.1 by default) with its socket in the workdir, create `database` and a login role for the
     exporter granted pg_monitor. TCP connections need the password (scram-sha-256)."""
     os_user = POSTGRES_OS_USER if os.geteuid() == 0 else None
     home = supervisor.directory(name, owner=os_user)
@@ -68,8 +68,15 @@ def start_postgres(supervisor: Supervisor, *, exporter_password: str | None = No
             "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256",
             "--no-sync",  # throwaway: no need to wait for the disk
         ], cwd=home, user=os_user)
+    hba = data_dir / "pg_hba.conf"
+    remote = "host all all samenet scram-sha-256\n"
+    if host != LOOPBACK and remote not in hba.read_text():
+        # initdb allows loopback only; on a host address (a container network's gateway) the
+        # clients are that network's containers, with the password.
+        with hba.open("a") as file:
+            file.write(remote)
     settings = {
-        "listen_addresses": LOOPBACK,
+        "listen_addresses": host,
         "port": str(port),
         "unix_socket_directories": str(socket_dir),
         # A throwaway cluster: durability only costs time.
@@ -82,7 +89,7 @@ def start_postgres(supervisor: Supervisor, *, exporter_password: str | None = No
         argv += ["-c", f"{key}={value}"]
 
     def accepting() -> bool:
-        command = [binary("pg_isready"), "-q", "-h", LOOPBACK, "-p", str(port), "-d", "postgres"]
+        command = [binary("pg_isready"), "-q", "-h", host, "-p", str(port), "-d", "postgres"]
         return subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
 
     # SIGINT is PostgreSQL's fast shutdown; SIGTERM's smart shutdown waits for every client (an
@@ -93,7 +100,7 @@ def start_postgres(supervisor: Supervisor, *, exporter_password: str | None = No
         binary("psql"), "-h", str(socket_dir), "-p", str(port), "-U", SUPERUSER, "-d", "postgres",
         "-v", "ON_ERROR_STOP=1", "-v", f"role={exporter_user}", "-v", f"database={database}",
     ], input=_SETUP_SQL.replace("@PASSWORD@", password.replace("'", "''")), cwd=home)
-    return Postgres(host=LOOPBACK, port=port, database=database, user=exporter_user, password=password,
+    return Postgres(host=host, port=port, database=database, user=exporter_user, password=password,
                     superuser=SUPERUSER, socket_dir=socket_dir, data_dir=data_dir, process=name)
 
 
@@ -123,13 +130,13 @@ def _check_reachable(directory: Path, user: str | None) -> None:
 
 
 def start_redis(supervisor: Supervisor, *, password: str | None = None, port: int | None = None,
-                name: str = REDIS) -> Redis:
-    """redis-server on 127.0.0.1:<port>, nothing persisted; `password` sets requirepass. Its
+                name: str = REDIS, host: str = LOOPBACK) -> Redis:
+    """redis-server on `host`:<port> (127.0.0.1 by default), nothing persisted; `password` sets requirepass. Its
     settings are a file in the workdir, so the password is on no command line."""
     home = supervisor.directory(name)
     port = port or free_port()
     lines = [
-        f"bind {LOOPBACK}",
+        f"bind {host}",
         f"port {port}",
         "daemonize no",
         'save ""',  # no RDB snapshots
@@ -139,12 +146,16 @@ def start_redis(supervisor: Supervisor, *, password: str | None = None, port: in
     ]
     if password:
         lines.append(f'requirepass "{password}"')
+    elif host != LOOPBACK:
+        # Without a password Redis answers loopback only ("protected mode"); a host address is
+        # chosen on purpose (a private container network's gateway).
+        lines.append("protected-mode no")
     config = home / "redis.conf"
     config.write_text("\n".join(lines) + "\n")
     config.chmod(0o600)
     supervisor.start(name, [binary("redis-server"), str(config)], cwd=home,
-                     ready=lambda: redis_ping(LOOPBACK, port, password))
-    return Redis(host=LOOPBACK, port=port, password=password, process=name)
+                     ready=lambda: redis_ping(host, port, password))
+    return Redis(host=host, port=port, password=password, process=name)
 
 
 def redis_ping(host: str, port: int, password: str | None = None, timeout: float = 2) -> bool:

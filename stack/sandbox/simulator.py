@@ -713,14 +713,14 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class SimulatorServer(ThreadingHTTPServer):
-    """The simulator behind HTTP on 127.0.0.1, ticking every TICK_SECONDS and writing its log
+    """The simulator behind HTTP on its host (127.0.0.1 by default), ticking every TICK_SECONDS and writing its log
     lines. `stop()` (or leaving a `with` block) stops both threads, closes the log file and shuts
     down the simulator's tracer provider (flushing its spans), if it has one."""
 
     daemon_threads = True
 
-    def __init__(self, simulator: Simulator, port: int, log_file: str | Path) -> None:
-        super().__init__((HOST, port), _Handler)
+    def __init__(self, simulator: Simulator, port: int, log_file: str | Path, host: str = HOST) -> None:
+        super().__init__((host, port), _Handler)
         self.simulator = simulator
         try:
             path = Path(log_file)
@@ -740,7 +740,7 @@ class SimulatorServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return f"http://{self.server_address[0]}:{self.port}"
 
     def start(self) -> SimulatorServer:
         for thread in self._workers:
@@ -782,12 +782,12 @@ class SimulatorServer(ThreadingHTTPServer):
 
 
 def serve(port: int, log_file: str | Path, rps: float = 20.0, seed: int = 1,
-          otlp_endpoint: str | None = None) -> SimulatorServer:
-    """A running simulator on 127.0.0.1:`port` (0: any free port, see `.port`); call `.stop()`.
+          otlp_endpoint: str | None = None, host: str = HOST) -> SimulatorServer:
+    """A running simulator on `host`:`port` (0: any free port, see `.port`); call `.stop()`.
     With `otlp_endpoint` (a collector's OTLP/HTTP base URL), its requests are traces sent there."""
     provider = None if otlp_endpoint is None else tracer_provider(otlp_exporter(otlp_endpoint))
     try:
-        return SimulatorServer(Simulator(rps=rps, seed=seed, tracer_provider=provider), port, log_file).start()
+        return SimulatorServer(Simulator(rps=rps, seed=seed, tracer_provider=provider), port, log_file, host).start()
     except BaseException:
         if provider is not None:
             provider.shutdown()
@@ -804,7 +804,10 @@ def _otlp_endpoint(value: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stack.sandbox.simulator", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--port", type=int, required=True, help="port on 127.0.0.1 (0: any free port)")
+    parser.add_argument("--port", type=int, required=True, help="port to listen on (0: any free port)")
+    parser.add_argument("--host", default=HOST,
+                        help=f"the address to listen on (default {HOST}; a Docker network's gateway to be scraped "
+                             "from its containers as host.docker.internal)")
     parser.add_argument("--log-file", type=Path, required=True, help="JSON log lines are appended here")
     parser.add_argument("--rps", type=float, default=20.0, help="simulated requests per second (default 20)")
     parser.add_argument("--seed", type=int, default=1, help="random seed of the traffic model (default 1)")
@@ -815,7 +818,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    server = serve(args.port, args.log_file, args.rps, args.seed, args.otlp_endpoint)
+    server = serve(args.port, args.log_file, args.rps, args.seed, args.otlp_endpoint, args.host)
     traces = "no traces" if args.otlp_endpoint is None else f"traces to {traces_url(args.otlp_endpoint)}"
     print(f"MediaNest simulator on {server.url} (metrics /metrics, health /api/health, faults /faults), "
           f"{args.rps:g} requests/s, logs to {args.log_file}, {traces}", file=sys.stderr, flush=True)

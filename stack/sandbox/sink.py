@@ -60,7 +60,7 @@ def alerts_in(notifications: Iterable[dict[str, Any]], alertname: str | None, st
 class _Sink(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, port: int, out: Path) -> None:
+    def __init__(self, port: int, out: Path, host: str = LOOPBACK) -> None:
         self.out = out
         self.lock = threading.Lock()  # one line at a time
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -68,7 +68,7 @@ class _Sink(ThreadingHTTPServer):
         if out.exists() and out.stat().st_size and not out.read_bytes().endswith(b"\n"):
             with open(out, "ab") as file:
                 file.write(b"\n")
-        super().__init__((LOOPBACK, port), _Handler)
+        super().__init__((host, port), _Handler)
 
     def record(self, receiver: str, payload: Any) -> None:
         line = json.dumps({"receiver": receiver, "received_at": time.time(), "payload": payload}) + "\n"
@@ -109,10 +109,13 @@ class _Handler(BaseHTTPRequestHandler):
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stack.sandbox.sink", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default=LOOPBACK,
+                        help=f"the address to listen on (default {LOOPBACK}; a Docker network's gateway to be "
+                             "reached from its containers as host.docker.internal)")
     parser.add_argument("--out", type=Path, required=True, help="the JSON-lines file notifications go to")
     args = parser.parse_args(argv)
-    with _Sink(args.port, args.out) as server:
-        print(f"sink: listening on http://{LOOPBACK}:{args.port}, recording to {args.out}", flush=True)
+    with _Sink(args.port, args.out, args.host) as server:
+        print(f"sink: listening on http://{args.host}:{args.port}, recording to {args.out}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
     return 0

@@ -1,13 +1,16 @@
 """The Docker target (the `dev` stack): each ServiceSpec becomes a hardened container on one
 private network, its data on named volumes that outlive it.
 
-- Configs and secrets are uploaded into a per-container config volume mounted at the spec's
-  `config_dir`: Docker refuses uploads onto a read-only root filesystem, but not into a volume.
-  The volume's name carries a hash of what it holds, so a config change creates a fresh one (no
-  stale rule file or dashboard survives) while data volumes keep their names and are retained
-  when deleted.
-- A container is replaced when its uploads change (pulumi-docker's behaviour); `wait` makes
-  `pulumi up` fail when the new one does not become healthy.
+- Configs and secrets live in a per-component config volume, mounted read-only at the spec's
+  `config_dir`. They reach it through a *config carrier*: a container of the same image that is
+  created, given the files as uploads, and never started. The component's own container cannot
+  take them: pulumi-docker extracts uploads at `/`, and Docker refuses any upload there into a
+  container with a read-only root filesystem ("container rootfs is marked read-only", found on a
+  real engine; the mocks accepted it). The volume's name carries a hash of what it holds, so a
+  config change creates a fresh one (no stale rule file or dashboard survives) while data volumes
+  keep their names and are retained when deleted.
+- A container is replaced when its config volume changes; `wait` makes `pulumi up` fail when
+  the new one does not become healthy.
 """
 
 from __future__ import annotations
@@ -77,6 +80,24 @@ def wait_timeout(spec: ServiceSpec) -> int:
     return health.start_period_seconds + health.retries * (health.interval_seconds + health.timeout_seconds) + 30
 
 
+def config_carrier(config: StackConfig, spec: ServiceSpec, image: docker.RemoteImage, volume: docker.Volume,
+                   secrets: Mapping[str, pulumi.Input[str]]) -> docker.Container:
+    """Writes the spec's files and secrets into its config volume: created with them as uploads
+    (its own root filesystem writable, so Docker accepts them), never started, on no network."""
+    return docker.Container(
+        f"{spec.name}-config-carrier",
+        name=f"{prefix(config)}-{spec.name}-config",
+        image=image.image_id,
+        start=False,
+        must_run=False,
+        network_mode="none",
+        volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=spec.config_dir)],
+        uploads=_uploads(spec, secrets),
+        labels=_labels(config, spec.name),
+        opts=pulumi.ResourceOptions(delete_before_replace=True),
+    )
+
+
 def container(config: StackConfig, spec: ServiceSpec, network: docker.Network,
               secrets: Mapping[str, pulumi.Input[str]]) -> docker.Container:
     name = prefix(config)
@@ -88,7 +109,10 @@ def container(config: StackConfig, spec: ServiceSpec, network: docker.Network,
     ]
     config_volume = docker.Volume(f"{spec.name}-config", name=config_volume_name(config, spec),
                                   labels=_labels(config, spec.name))
-    mounts = [docker.ContainerVolumeArgs(volume_name=config_volume.name, container_path=spec.config_dir)]
+    carrier = config_carrier(config, spec, image, config_volume, secrets)
+    # Read-only: the component reads its configuration, never writes it.
+    mounts = [docker.ContainerVolumeArgs(volume_name=config_volume.name, container_path=spec.config_dir,
+                                         read_only=True)]
     mounts += [docker.ContainerVolumeArgs(volume_name=v.name, container_path=volume.path) for volume, v in data]
     mounts += [docker.ContainerVolumeArgs(host_path=m.host_path, container_path=m.path, read_only=True)
                for m in spec.host_mounts if not m.follow_mounts]
@@ -110,7 +134,6 @@ def container(config: StackConfig, spec: ServiceSpec, network: docker.Network,
         tmpfs=None if any(v.path == TMP for v in spec.volumes) else {TMP: "rw,noexec,nosuid,size=64m"},
         volumes=mounts,
         mounts=binds or None,
-        uploads=_uploads(spec, secrets),
         networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network.name, aliases=[spec.name])],
         hosts=[HOST_GATEWAY],
         ports=[docker.ContainerPortArgs(internal=p.container_port, external=p.host_port, ip=LOOPBACK,
@@ -131,7 +154,7 @@ def container(config: StackConfig, spec: ServiceSpec, network: docker.Network,
         labels=_labels(config, spec.name),
         destroy_grace_seconds=30,
         # The container name is fixed, so the old one must go before its replacement starts.
-        opts=pulumi.ResourceOptions(delete_before_replace=True),
+        opts=pulumi.ResourceOptions(delete_before_replace=True, depends_on=[carrier]),
     )
 
 

@@ -6,9 +6,8 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
-from stack.sandbox.run import Sandbox
 from stack.sandbox.sink import alerts_in
 
 # Straight to loopback, whatever HTTP(S)_PROXY says.
@@ -19,7 +18,13 @@ def firing_query(alertname: str) -> str:
     return f'ALERTS{{alertname="{alertname}",alertstate="firing"}}'
 
 
-def notified(sandbox: Sandbox, alertname: str, status: str, receiver: str, **labels: str) -> list:
+class Notified(Protocol):
+    """What recorded notifications in a webhook sink: a sandbox, the Docker test stack."""
+
+    def notifications(self) -> list[dict[str, Any]]: ...
+
+
+def notified(sandbox: Notified, alertname: str, status: str, receiver: str, **labels: str) -> list:
     """The notifications of this alert, in this status, at this receiver, with these labels."""
     return [a for a in alerts_in(sandbox.notifications(), alertname, status=status, receiver=receiver)
             if all(a["labels"].get(k) == v for k, v in labels.items())]
