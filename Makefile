@@ -24,12 +24,13 @@ $(VENV)/.installed: requirements.txt
 # PostgreSQL and Redis come from Debian's packages, each checked by one of its binaries
 # (package:binary), installed together with one apt-get update, only when one is missing.
 # PostgreSQL's binaries are not on PATH: /usr/lib/postgresql/<version>/bin. busybox-static gives
-# the local images (stack/images.py) their sh and wget.
+# the local images (stack/images.py) their sh and wget; docker.io is the engine the dev stack is
+# deployed on in the tests (tests/docker_engine.py starts a private dockerd of its own).
 tools: $(VENV)/.installed
 	@missing=""; \
 	for pair in prometheus-postgres-exporter:prometheus-postgres-exporter \
 	    prometheus-redis-exporter:prometheus-redis-exporter redis-server:redis-server \
-	    busybox-static:busybox; do \
+	    busybox-static:busybox docker.io:dockerd; do \
 	  command -v "$${pair#*:}" >/dev/null || missing="$$missing $${pair%%:*}"; \
 	done; \
 	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
