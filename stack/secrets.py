@@ -40,9 +40,11 @@ def required(specs: Iterable[ServiceSpec]) -> dict[str, SecretFile]:
     return {secret.name: secret for spec in specs for secret in spec.secrets}
 
 
-def resolve(stack: str, specs: Iterable[ServiceSpec], values: Mapping[str, str]) -> dict[str, pulumi.Output[str]]:
+def resolve(stack: str, specs: Iterable[ServiceSpec], values: Mapping[str, str],
+            opts: pulumi.ResourceOptions | None = None) -> dict[str, pulumi.Output[str]]:
     """Every secret the specs mount, as a Pulumi secret; ConfigError naming each missing or
-    unknown key (and never a value)."""
+    unknown key (and never a value). A secret the specs may generate and no value gives is a
+    RandomPassword created with `opts`."""
     needed = required(specs)
     unknown = sorted(set(values) - set(needed))
     missing = sorted(n for n, s in needed.items() if n not in values and not s.generated)
@@ -59,7 +61,7 @@ def resolve(stack: str, specs: Iterable[ServiceSpec], values: Mapping[str, str])
         if name in values:
             resolved[name] = pulumi.Output.secret(values[name])
         else:
-            password = random.RandomPassword(name, length=32, special=False)
+            password = random.RandomPassword(name, length=32, special=False, opts=opts)
             resolved[name] = pulumi.Output.secret(password.result)
     return resolved
 

@@ -38,8 +38,13 @@ class Recorded(pulumi.runtime.Mocks):
     # Every resource in order; names repeat across types (a Kubernetes Service and StatefulSet).
     declared: list[Resource] = field(default_factory=list)
     options: dict[tuple[str, str], pulumi.ResourceOptions] = field(default_factory=dict)
+    # The component resources (MonitoringStack and one per service), apart from what they hold.
+    components: list[Resource] = field(default_factory=list)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        if not args.custom:
+            self.components.append(Resource(args.typ, args.name, args.inputs))
+            return f"{args.name}_id", {}
         opts = self.options.get((args.typ, args.name), pulumi.ResourceOptions())
         resource = Resource(args.typ, args.name, args.inputs, bool(opts.retain_on_delete),
                             bool(opts.delete_before_replace), bool(opts.protect))

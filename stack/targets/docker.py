@@ -25,6 +25,7 @@ import pulumi_docker as docker
 from stack.config import StackConfig
 from stack.secrets import secret_content
 from stack.services.spec import ServiceSpec
+from stack.targets.components import Component
 
 TMP = "/tmp"
 LOOPBACK = "127.0.0.1"
@@ -81,7 +82,7 @@ def wait_timeout(spec: ServiceSpec) -> int:
 
 
 def config_carrier(config: StackConfig, spec: ServiceSpec, image: docker.RemoteImage, volume: docker.Volume,
-                   secrets: Mapping[str, pulumi.Input[str]]) -> docker.Container:
+                   secrets: Mapping[str, pulumi.Input[str]], component: Component) -> docker.Container:
     """Writes the spec's files and secrets into its config volume: created with them as uploads
     (its own root filesystem writable, so Docker accepts them), never started, on no network."""
     return docker.Container(
@@ -94,22 +95,23 @@ def config_carrier(config: StackConfig, spec: ServiceSpec, image: docker.RemoteI
         volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=spec.config_dir)],
         uploads=_uploads(spec, secrets),
         labels=_labels(config, spec.name),
-        opts=pulumi.ResourceOptions(delete_before_replace=True),
+        opts=component.options(delete_before_replace=True),
     )
 
 
 def container(config: StackConfig, spec: ServiceSpec, network: docker.Network,
-              secrets: Mapping[str, pulumi.Input[str]]) -> docker.Container:
+              secrets: Mapping[str, pulumi.Input[str]], component: Component) -> docker.Container:
     name = prefix(config)
-    image = docker.RemoteImage(f"{spec.name}-image", name=spec.image.reference, keep_locally=True)
+    image = docker.RemoteImage(f"{spec.name}-image", name=spec.image.reference, keep_locally=True,
+                               opts=component.options())
     data = [
         (volume, docker.Volume(volume.name, name=f"{name}-{volume.name}", labels=_labels(config, spec.name),
-                               opts=pulumi.ResourceOptions(retain_on_delete=True)))
+                               opts=component.options(retain_on_delete=True)))
         for volume in spec.volumes
     ]
     config_volume = docker.Volume(f"{spec.name}-config", name=config_volume_name(config, spec),
-                                  labels=_labels(config, spec.name))
-    carrier = config_carrier(config, spec, image, config_volume, secrets)
+                                  labels=_labels(config, spec.name), opts=component.options())
+    carrier = config_carrier(config, spec, image, config_volume, secrets, component)
     # Read-only: the component reads its configuration, never writes it.
     mounts = [docker.ContainerVolumeArgs(volume_name=config_volume.name, container_path=spec.config_dir,
                                          read_only=True)]
@@ -154,7 +156,7 @@ def container(config: StackConfig, spec: ServiceSpec, network: docker.Network,
         labels=_labels(config, spec.name),
         destroy_grace_seconds=30,
         # The container name is fixed, so the old one must go before its replacement starts.
-        opts=pulumi.ResourceOptions(delete_before_replace=True, depends_on=[carrier]),
+        opts=component.options(delete_before_replace=True, depends_on=[carrier]),
     )
 
 
@@ -166,12 +168,13 @@ def url(spec: ServiceSpec, network: str) -> str:
     return f"http://{spec.name}:{port.container_port} (network {network} only: set publish to reach it)"
 
 
-def deploy(config: StackConfig, specs: Sequence[ServiceSpec],
-           secrets: Mapping[str, pulumi.Input[str]]) -> dict[str, str]:
-    """Create every component; returns the URL of each by name."""
+def deploy(config: StackConfig, specs: Sequence[ServiceSpec], secrets: Mapping[str, pulumi.Input[str]],
+           components: Mapping[str, Component], shared: pulumi.ResourceOptions) -> dict[str, str]:
+    """Create every component's resources under it (the network, which they share, with `shared`);
+    returns the URL of each by name."""
     network_name = f"{prefix(config)}-monitoring"
     network = docker.Network("network", name=network_name, driver="bridge",
-                             labels=_labels(config, "network"))
+                             labels=_labels(config, "network"), opts=shared)
     for spec in specs:
-        container(config, spec, network, secrets)
+        container(config, spec, network, secrets, components[spec.name])
     return {spec.name: url(spec, network_name) for spec in specs}

@@ -24,8 +24,9 @@ import pulumi_random as random
 from stack.config import StackConfig
 from stack.secrets import secret_content
 from stack.services.spec import ServiceSpec
+from stack.targets.components import Component
 from stack.targets.kubernetes import manifests as plain
-from stack.targets.kubernetes.common import Manifest
+from stack.targets.kubernetes.common import NAME_LABEL, Manifest
 from stack.targets.kubernetes.workloads import SecretValues
 
 KINDS: dict[tuple[str, str], Any] = {
@@ -59,10 +60,10 @@ def resource_name(item: Manifest) -> str:
     return f"{meta['namespace']}-{meta['name']}" if "namespace" in meta else meta["name"]
 
 
-def secret_values(secrets: Mapping[str, pulumi.Input[str]]) -> SecretValues:
+def secret_values(secrets: Mapping[str, pulumi.Input[str]], opts: pulumi.ResourceOptions) -> SecretValues:
     """Secrets' data from the Pulumi secrets; the pods' checksum a keyed hash of them, so it
     changes with any value without revealing one (the key is a random secret kept in state)."""
-    key = random.RandomPassword("secrets-checksum-key", length=32, special=False).result
+    key = random.RandomPassword("secrets-checksum-key", length=32, special=False, opts=opts).result
 
     def data(spec: ServiceSpec) -> dict[str, Any]:
         return {s.name: secret_content(s, secrets[s.name]) for s in sorted(spec.secrets, key=lambda s: s.name)}
@@ -76,12 +77,17 @@ def secret_values(secrets: Mapping[str, pulumi.Input[str]]) -> SecretValues:
     return SecretValues(data=data, checksum=checksum)
 
 
-def create(item: Manifest, namespaces: Mapping[str, pulumi.Resource]) -> pulumi.Resource:
+def create(item: Manifest, namespaces: Mapping[str, pulumi.Resource], owner: Component | pulumi.ResourceOptions
+           ) -> pulumi.Resource:
+    """The object as its pulumi-kubernetes resource, under `owner`: its component, or the stack's
+    shared options for what no single component owns (namespaces)."""
     kind = item["kind"]
     meta = item["metadata"]
     depends = [namespaces[meta["namespace"]]] if meta.get("namespace") in namespaces else []
-    opts = pulumi.ResourceOptions(
+    options = pulumi.ResourceOptions(
         protect=kind in PROTECTED, retain_on_delete=kind == "PersistentVolumeClaim", depends_on=depends)
+    opts = pulumi.ResourceOptions.merge(owner if isinstance(owner, pulumi.ResourceOptions) else owner.options(),
+                                        options)
     body = {FIELDS[k]: v for k, v in item.items() if k not in ("apiVersion", "kind", "metadata")}
     cls = KINDS.get((item["apiVersion"], kind))
     if cls is None:  # prometheus-operator's custom resources
@@ -91,12 +97,15 @@ def create(item: Manifest, namespaces: Mapping[str, pulumi.Resource]) -> pulumi.
 
 
 def deploy(config: StackConfig, specs: Sequence[ServiceSpec], files: dict[str, str],
-           secrets: Mapping[str, pulumi.Input[str]]) -> dict[str, str]:
-    """Create every object; returns where each UI or API is reached by component name."""
-    objects = plain.manifests(config, specs, files, secret_values(secrets))
+           secrets: Mapping[str, pulumi.Input[str]], components: Mapping[str, Component],
+           shared: pulumi.ResourceOptions) -> dict[str, str]:
+    """Create every object under the component its `app.kubernetes.io/name` label names (the rest
+    with `shared`); returns where each UI or API is reached by component name."""
+    objects = plain.manifests(config, specs, files, secret_values(secrets, shared))
     namespaces: dict[str, pulumi.Resource] = {}
     for item in objects:
-        resource = create(item, namespaces)
+        label = item["metadata"].get("labels", {}).get(NAME_LABEL)
+        resource = create(item, namespaces, components.get(label, shared))
         if item["kind"] == "Namespace":
             namespaces[item["metadata"]["name"]] = resource
     return urls(config, plain.deployed(config, specs))
