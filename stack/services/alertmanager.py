@@ -7,15 +7,21 @@ from collections.abc import Mapping
 from pathlib import PurePosixPath
 
 from stack.config import StackConfig
+from stack.services.addresses import address_port, url_port
 from stack.services.common import image, mounted, resources
 from stack.services.spec import (
+    ANYWHERE,
+    Flow,
     MetricsEndpoint,
     Port,
     SecretFile,
     ServiceSpec,
+    StackPods,
     Volume,
+    Workload,
     http_health,
     replica_address,
+    tcp,
 )
 
 NAME = "alertmanager"
@@ -44,10 +50,38 @@ def _cluster(config: StackConfig) -> tuple[tuple[str, ...], tuple[Port, ...], di
     return flags, ports, {"POD_IP": "status.podIP"}
 
 
+def receiver_ports(config: StackConfig) -> list[int]:
+    """Where Alertmanager notifies: the HTTPS APIs (PagerDuty, Slack), each email smarthost,
+    each webhook, and the local webhook of the receivers left unconfigured."""
+    alerting = config.alerting
+    ports = set()
+    for name in type(alerting.receivers).model_fields:
+        integrations = getattr(alerting.receivers, name)
+        if integrations is None:
+            continue
+        if integrations.pagerduty or integrations.slack:
+            ports.add(443)
+        ports.update(address_port(email.smarthost) for email in integrations.email)
+        # A URL kept in a file (urlFile) is not known here: HTTPS, as every hosted webhook.
+        ports.update(url_port(webhook.url) if webhook.url else 443 for webhook in integrations.webhook)
+    if alerting.local_webhook_url:
+        ports.add(url_port(alerting.local_webhook_url))
+    return sorted(ports)
+
+
+def flows(config: StackConfig, ports: tuple[Port, ...]) -> tuple[Flow, ...]:
+    """Replicas gossip (silences, notification log); notifications leave the cluster."""
+    gossip = tuple(sorted((p.container_port, p.protocol.upper()) for p in ports if p.container_port == CLUSTER_PORT))
+    return (Flow(StackPods(NAME), StackPods(NAME), gossip),
+            Flow(StackPods(NAME), ANYWHERE, tcp(*receiver_ports(config))))
+
+
 def service(config: StackConfig, files: Mapping[str, str]) -> ServiceSpec:
     settings = config.services.alertmanager
     cluster_flags, cluster_ports, pod_env = _cluster(config)
     return ServiceSpec(
+        workload=Workload(placement="stateful"),
+        flows=flows(config, cluster_ports),
         name=NAME,
         image=image(settings.image),
         user="65534:65534",

@@ -19,14 +19,22 @@ from stack.services import loki
 from stack.services.alloy_syntax import Block, Expr, call, concat, defined_components, document, references
 from stack.services.common import image, resources
 from stack.services.spec import (
+    ApiAccess,
     ConfigFile,
+    Flow,
     HealthCheck,
     HostMount,
+    Hosts,
     MetricsEndpoint,
     Port,
     ServiceSpec,
+    StackPods,
     Volume,
+    Workload,
+    tcp,
 )
+
+NAME = "alloy"
 
 HTTP_PORT = 12345
 CONFIG_DIR = "/etc/alloy"
@@ -456,6 +464,24 @@ def ready_probe(port: int, path: str) -> str:
             "read -r -t 5 line <&3 && [[ $line =~ ^HTTP/1\\.[01]\\ 200[[:space:]] ]]")
 
 
+def workload(config: StackConfig) -> Workload:
+    """On every node; reading MediaNest's pods' logs through the API server when it collects them
+    from Kubernetes."""
+    if config.services.alloy.log_source != "kubernetes":
+        return Workload(placement="per-node")
+    return Workload(placement="per-node", api_access=(ApiAccess((config.kubernetes.backend.namespace,), (
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]})),))
+
+
+def flows(config: StackConfig) -> tuple[Flow, ...]:
+    """Logs to Loki (the only one that may push to it); the API server for Kubernetes logs."""
+    k8s = config.kubernetes
+    api = ([Flow(StackPods(NAME), Hosts(tuple(sorted(k8s.api_server_cidrs))), tcp(*k8s.api_server_ports))]
+           if config.services.alloy.log_source == "kubernetes" else [])
+    return (Flow(StackPods(NAME), StackPods(loki.NAME), tcp(loki.HTTP_PORT)), *api)
+
+
 def service(config: StackConfig) -> ServiceSpec:
     settings = config.services.alloy
     mounts: tuple[HostMount, ...] = ()
@@ -473,7 +499,9 @@ def service(config: StackConfig) -> ServiceSpec:
         # the target's to back (an emptyDir for a DaemonSet).
         pod_env = {NODE_NAME_ENV: "spec.nodeName"}
     return ServiceSpec(
-        name="alloy",
+        workload=workload(config),
+        flows=flows(config),
+        name=NAME,
         image=image(settings.image),
         user=USER,
         resources=resources(settings),

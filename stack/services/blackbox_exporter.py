@@ -17,8 +17,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stack.config import StackConfig
 from stack.dump import dump_yaml
+from stack.services.addresses import url_port
 from stack.services.common import image, resources
-from stack.services.spec import ConfigFile, MetricsEndpoint, Port, ServiceSpec, http_health
+from stack.services.spec import (
+    ANYWHERE,
+    ConfigFile,
+    Flow,
+    MetricsEndpoint,
+    Port,
+    ServiceSpec,
+    StackPods,
+    http_health,
+    tcp,
+)
 
 NAME = "blackbox"
 PORT = 9115
@@ -82,10 +93,17 @@ def urls_by_module(urls: Iterable[str]) -> dict[str, list[str]]:
     return {module: sorted(grouped[module]) for module in sorted(grouped)}
 
 
+def flows(config: StackConfig) -> tuple[Flow, ...]:
+    """What it probes: its targets, and the web ports (redirects)."""
+    targets = config.services.blackbox_exporter.targets
+    return (Flow(StackPods(NAME), ANYWHERE, tcp(80, 443, *(url_port(url) for url in targets))),)
+
+
 def service(config: StackConfig) -> ServiceSpec:
     settings = config.services.blackbox_exporter
     generated = ConfigFile(CONFIG_FILE, f"{CONFIG_DIR}/blackbox.yml", render())
     return ServiceSpec(
+        flows=flows(config),
         name=NAME,
         image=image(settings.image),
         user="65534:65534",

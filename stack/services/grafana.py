@@ -9,8 +9,22 @@ from collections.abc import Mapping
 
 from dashboards import provisioning
 from stack.config import StackConfig
+from stack.services import alertmanager, jaeger, loki, prometheus
+from stack.services.addresses import address_port
 from stack.services.common import image, mounted, resources
-from stack.services.spec import MetricsEndpoint, Port, SecretFile, ServiceSpec, Volume, http_health
+from stack.services.spec import (
+    ANYWHERE,
+    Flow,
+    MetricsEndpoint,
+    Pods,
+    Port,
+    SecretFile,
+    ServiceSpec,
+    StackPods,
+    Volume,
+    http_health,
+    tcp,
+)
 
 NAME = "grafana"
 PORT = 3000
@@ -19,6 +33,19 @@ DATA_DIR = "/var/lib/grafana"
 ADMIN_PASSWORD = "grafana-admin-password"
 DATABASE_PASSWORD = "grafana-database-password"
 DATA_VOLUME = "grafana-data"
+
+
+def flows(config: StackConfig) -> tuple[Flow, ...]:
+    """Its datasources and its database; people come through the ingress controller."""
+    me = StackPods(NAME)
+    database = config.services.grafana.database  # none: SQLite on its volume
+    ingress = config.kubernetes.ingress
+    return (Flow(me, StackPods(prometheus.NAME), tcp(prometheus.PORT)),
+            Flow(me, StackPods(loki.NAME), tcp(loki.HTTP_PORT)),
+            Flow(me, StackPods(jaeger.NAME), tcp(jaeger.UI_PORT)),
+            Flow(me, StackPods(alertmanager.NAME), tcp(alertmanager.PORT)),
+            Flow(me, ANYWHERE, tcp(*([address_port(database.host)] if database else []))),
+            *([Flow(Pods(ingress.controller_namespace), me, tcp(PORT))] if ingress else []))
 
 
 def service(config: StackConfig, files: Mapping[str, str]) -> ServiceSpec:
@@ -30,6 +57,7 @@ def service(config: StackConfig, files: Mapping[str, str]) -> ServiceSpec:
         secrets.append(SecretFile(DATABASE_PASSWORD, settings.database.password_file))
         volumes = ()
     return ServiceSpec(
+        flows=flows(config),
         name=NAME,
         image=image(settings.image),
         user="472:472",

@@ -29,8 +29,22 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rules.conventions import duration_seconds
 from stack.config import StackConfig
 from stack.dump import dump_yaml
+from stack.services.addresses import url_port
 from stack.services.common import image, resources
-from stack.services.spec import ConfigFile, MetricsEndpoint, Port, SecretFile, ServiceSpec, Volume, http_health
+from stack.services.spec import (
+    ANYWHERE,
+    ConfigFile,
+    Flow,
+    MetricsEndpoint,
+    Pods,
+    Port,
+    SecretFile,
+    ServiceSpec,
+    StackPods,
+    Volume,
+    http_health,
+    tcp,
+)
 
 NAME = "jaeger"
 UI_PORT = 16686
@@ -336,10 +350,21 @@ def render(config: StackConfig) -> str:
     return dump_yaml(jaeger_config(config).model_dump(mode="json", exclude_none=True, by_alias=True))
 
 
+def flows(config: StackConfig) -> tuple[Flow, ...]:
+    """Traces from any of MediaNest's pods, on the OTLP ports only; its storage when a server
+    (memory and Badger keep spans in the pod)."""
+    settings = config.services.jaeger
+    storage = [url_port(url) for url in settings.server_urls] if settings.storage in ("elasticsearch",
+                                                                                         "opensearch") else []
+    return (Flow(Pods(config.kubernetes.backend.namespace), StackPods(NAME), tcp(OTLP_GRPC_PORT, OTLP_HTTP_PORT)),
+            Flow(StackPods(NAME), ANYWHERE, tcp(*storage)))
+
+
 def service(config: StackConfig) -> ServiceSpec:
     settings = config.services.jaeger
     volumes = (Volume(DATA_VOLUME, DATA_DIR, size=settings.volume_size),) if settings.storage == "badger" else ()
     return ServiceSpec(
+        flows=flows(config),
         name=NAME,
         image=image(settings.image),
         user=USER,

@@ -29,6 +29,7 @@ from stack.services.spec import (
     Port,
     ServiceSpec,
     Volume,
+    Workload,
 )
 
 NAME = "loki"
@@ -159,9 +160,13 @@ def render(config: StackConfig) -> str:
     return dump_yaml(loki_config(config).model_dump(mode="json", exclude_none=True, by_alias=True))
 
 
+WORKLOAD = Workload(placement="stateful")
+
+
 def service(config: StackConfig) -> ServiceSpec:
     settings = config.services.loki
     return ServiceSpec(
+        workload=WORKLOAD,
         name=NAME,
         image=image(settings.image),
         user=USER,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from stack.config import StackConfig
 from stack.services.common import image, resources
-from stack.services.spec import HostMount, MetricsEndpoint, Port, ServiceSpec, http_health
+from stack.services.spec import HostMount, MetricsEndpoint, Port, ServiceSpec, Workload, http_health
 
 NAME = "node-exporter"
 PORT = 9100
@@ -34,6 +34,10 @@ MOUNT_POINTS_EXCLUDE = (
 )
 
 
+# On every node, on the node's network (it listens on the node's loopback: kube-rbac-proxy in front).
+WORKLOAD = Workload(placement="per-node", host_network=True)
+
+
 def service(config: StackConfig) -> ServiceSpec:
     settings = config.services.node_exporter
     if config.target == "kubernetes":
@@ -42,6 +46,7 @@ def service(config: StackConfig) -> ServiceSpec:
     else:
         listen, port, health = f":{PORT}", Port("http", PORT, host_port=settings.publish), http_health(PORT, "/")
     return ServiceSpec(
+        workload=WORKLOAD,
         name=NAME,
         image=image(settings.image),
         user="65534:65534",

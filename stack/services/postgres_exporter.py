@@ -5,13 +5,30 @@ mounted file (DATA_SOURCE_PASS_FILE), never from the environment."""
 from __future__ import annotations
 
 from stack.config import StackConfig
+from stack.services.addresses import address_port
 from stack.services.common import image, resources
-from stack.services.spec import MetricsEndpoint, Port, SecretFile, ServiceSpec, http_health
+from stack.services.spec import (
+    ANYWHERE,
+    Flow,
+    MetricsEndpoint,
+    Port,
+    SecretFile,
+    ServiceSpec,
+    StackPods,
+    http_health,
+    tcp,
+)
 
 NAME = "postgres-exporter"
 PORT = 9187
 CONFIG_DIR = "/etc/postgres-exporter"
 PASSWORD = SecretFile(name="postgres-password", path=f"{CONFIG_DIR}/secrets/postgres-password")
+
+
+def flows(config: StackConfig) -> tuple[Flow, ...]:
+    """The PostgreSQL it queries."""
+    uri = config.services.postgres_exporter.data_source_uri
+    return (Flow(StackPods(NAME), ANYWHERE, tcp(address_port(uri.split("/", 1)[0]))),)
 
 
 def service(config: StackConfig) -> ServiceSpec:
@@ -21,6 +38,7 @@ def service(config: StackConfig) -> ServiceSpec:
     if settings.password:
         env["DATA_SOURCE_PASS_FILE"] = PASSWORD.path
     return ServiceSpec(
+        flows=flows(config),
         name=NAME,
         image=image(settings.image),
         user="65534:65534",

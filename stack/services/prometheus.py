@@ -13,12 +13,20 @@ from stack.dump import dump_yaml
 from stack.services import alertmanager, blackbox_exporter, node_exporter
 from stack.services.common import image, mounted, resources
 from stack.services.spec import (
+    STACK_NAMESPACES,
+    ApiAccess,
     ConfigFile,
+    Flow,
+    Hosts,
     MetricsEndpoint,
+    Pods,
     Port,
     ServiceSpec,
+    StackPods,
     Volume,
+    Workload,
     http_health,
+    tcp,
 )
 from stack.targets.kubernetes.common import NAME_LABEL, namespace_of
 
@@ -165,12 +173,28 @@ def _resend_delay(config: StackConfig) -> tuple[str, ...]:
     return (f"--rules.alert.resend-delay={delay}",) if delay else ()
 
 
+# Service discovery of the pods it scrapes: read-only, in the namespaces where they run.
+WORKLOAD = Workload(placement="stateful", scraper=True, api_access=(
+    ApiAccess((STACK_NAMESPACES,), ({"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},)),))
+
+
+def flows(config: StackConfig) -> tuple[Flow, ...]:
+    """MediaNest's backend, alerts to Alertmanager, service discovery through the API server."""
+    k8s = config.kubernetes
+    backend = Pods(k8s.backend.namespace, tuple(sorted(k8s.backend.pod_labels.items())))
+    return (Flow(StackPods(NAME), backend, tcp(k8s.backend.port)),
+            Flow(StackPods(NAME), StackPods(alertmanager.NAME), tcp(alertmanager.PORT)),
+            Flow(StackPods(NAME), Hosts(tuple(sorted(k8s.api_server_cidrs))), tcp(*k8s.api_server_ports)))
+
+
 def service(config: StackConfig, files: Mapping[str, str], targets: Sequence[ServiceSpec]) -> ServiceSpec:
     settings = config.services.prometheus
     rule_paths = sorted(p for p in files if p.startswith(RULES))
     generated = ConfigFile(CONFIG_FILE, f"{CONFIG_DIR}/prometheus.yml",
                            dump_yaml(prometheus_config(config, rule_paths, targets)))
     return ServiceSpec(
+        workload=WORKLOAD,
+        flows=flows(config),
         name=NAME,
         image=image(settings.image),
         user="65534:65534",

@@ -9,10 +9,21 @@ from __future__ import annotations
 
 import json
 from functools import partial
+from urllib.parse import urlsplit
 
 from stack.config import StackConfig
 from stack.services.common import image, resources
-from stack.services.spec import MetricsEndpoint, Port, SecretFile, ServiceSpec, http_health
+from stack.services.spec import (
+    ANYWHERE,
+    Flow,
+    MetricsEndpoint,
+    Port,
+    SecretFile,
+    ServiceSpec,
+    StackPods,
+    http_health,
+    tcp,
+)
 
 NAME = "redis-exporter"
 PORT = 9121
@@ -27,6 +38,11 @@ def password_file(address: str, password: str) -> str:
     return json.dumps({address: password})
 
 
+def flows(config: StackConfig) -> tuple[Flow, ...]:
+    """The Redis it queries."""
+    return (Flow(StackPods(NAME), ANYWHERE, tcp(urlsplit(config.services.redis_exporter.address).port or 6379)),)
+
+
 def service(config: StackConfig) -> ServiceSpec:
     settings = config.services.redis_exporter
     env = {"REDIS_ADDR": settings.address}
@@ -34,6 +50,7 @@ def service(config: StackConfig) -> ServiceSpec:
     if settings.password:
         env["REDIS_PASSWORD_FILE"] = PASSWORD_PATH
     return ServiceSpec(
+        flows=flows(config),
         name=NAME,
         image=image(settings.image),
         # The image's own user (USER 59000:59000 in its Dockerfile, alpine build included).

@@ -119,6 +119,78 @@ class MetricsEndpoint:
     path: str = "/metrics"
 
 
+# --- who a component talks to, and what else it needs from a cluster ---------------------------------
+# Declared by each component's module on its spec; the Kubernetes target turns flows into
+# NetworkPolicies and the workload facts into a workload kind, a service account token and RBAC,
+# knowing no component by name. (On Docker every component shares one private network.)
+
+Ports = tuple[tuple[int, str], ...]  # (port, "TCP" | "UDP")
+
+
+@dataclass(frozen=True)
+class StackPods:
+    """The pods of one component of the stack, by its name."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Pods:
+    """Pods outside the stack: every pod of `namespace`, or only those with `labels`."""
+
+    namespace: str
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Hosts:
+    """Addresses outside the pod network: `cidrs`, or anywhere when there are none."""
+
+    cidrs: tuple[str, ...] = ()
+
+
+ANYWHERE = Hosts()
+Endpoint = StackPods | Pods | Hosts
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Traffic the stack needs: from `source` to `destination` on `ports`. A flow with an end
+    not deployed (a component switched off) or no ports is dropped."""
+
+    source: Endpoint
+    destination: Endpoint
+    ports: Ports
+
+
+def tcp(*ports: int) -> Ports:
+    return tuple((port, "TCP") for port in sorted(set(ports)))
+
+
+# Where `ApiAccess` applies to every namespace the stack's pods run in (and MediaNest's).
+STACK_NAMESPACES = "<the stack's namespaces and MediaNest's>"
+
+
+@dataclass(frozen=True)
+class ApiAccess:
+    """Kubernetes API rules a component needs, granted in each of `namespaces` (a Role each)."""
+
+    namespaces: tuple[str, ...]
+    rules: tuple[dict[str, list[str]], ...]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """How a component runs on a cluster: `stateful` (a stable name and a volume per replica),
+    `per-node` (one on every node) or `stateless`; on the node's network; the API access it needs
+    (none: its pods get no service account token); whether it scrapes the others' metrics."""
+
+    placement: Literal["stateless", "stateful", "per-node"] = "stateless"
+    host_network: bool = False
+    api_access: tuple[ApiAccess, ...] = ()
+    scraper: bool = False
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     name: str  # also its DNS name on the stack's network
@@ -148,6 +220,9 @@ class ServiceSpec:
     # Environment variables set from the pod itself (Kubernetes downward API: name -> field path,
     # e.g. POD_NAME -> metadata.name); Docker has no such thing.
     pod_env: dict[str, str] = field(default_factory=dict)
+    workload: Workload = Workload()
+    # The flows it needs besides being scraped (that one every component gets).
+    flows: tuple[Flow, ...] = ()
 
     def __post_init__(self) -> None:
         prefix = self.config_dir.rstrip("/") + "/"

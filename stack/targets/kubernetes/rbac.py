@@ -1,5 +1,6 @@
-"""Least-privilege access to the Kubernetes API: a Role per namespace a component reads, never a
-wildcard. Only Prometheus (service discovery of pods) and Alloy (pod logs) read the API.
+"""Least-privilege access to the Kubernetes API: a Role per namespace a component reads (its
+Workload's `api_access`: Prometheus's service discovery of pods, Alloy's pod logs), never a
+wildcard.
 
 Two ClusterRoles exist for node exporter's kube-rbac-proxy (rbac_proxy.py), as kube-prometheus
 has them, since neither grant can be namespaced: the proxy may create TokenReviews and
@@ -14,8 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from stack.config import StackConfig
-from stack.services import prometheus
-from stack.services.spec import ServiceSpec
+from stack.services.spec import STACK_NAMESPACES, ServiceSpec
 from stack.targets.kubernetes import rbac_proxy
 from stack.targets.kubernetes.common import Manifest, manifest, metadata, namespace_of
 
@@ -47,9 +47,10 @@ def _cluster_role(config: StackConfig, spec: ServiceSpec, purpose: str, rules: l
     return [role, binding]
 
 
-def _prometheus_namespaces(config: StackConfig, specs: Sequence[ServiceSpec]) -> list[str]:
-    """Where the pods Prometheus scrapes live: the stack's namespaces and MediaNest's."""
-    return sorted({config.kubernetes.backend.namespace, *(namespace_of(config, s) for s in specs)})
+def _namespaces(config: StackConfig, specs: Sequence[ServiceSpec], named: tuple[str, ...]) -> list[str]:
+    """The namespaces an ApiAccess names, STACK_NAMESPACES being the stack's own and MediaNest's."""
+    stack = {config.kubernetes.backend.namespace, *(namespace_of(config, s) for s in specs)}
+    return sorted({n for name in named for n in (stack if name == STACK_NAMESPACES else {name})})
 
 
 def rbac(config: StackConfig, specs: Sequence[ServiceSpec]) -> list[Manifest]:
@@ -61,15 +62,10 @@ def rbac(config: StackConfig, specs: Sequence[ServiceSpec]) -> list[Manifest]:
                 {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
                 {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
             ])
-        if spec.name == prometheus.NAME and proxied:
+        if spec.workload.scraper and proxied:
             objects += _cluster_role(config, spec, "metrics", [
                 {"nonResourceURLs": [rbac_proxy.METRICS_PATH], "verbs": ["get"]}])
-        if spec.name == prometheus.NAME:
-            for namespace in _prometheus_namespaces(config, specs):
-                objects += _role(config, spec, namespace, [{"apiGroups": [""], "resources": ["pods"], "verbs": READ}])
-        elif spec.name == "alloy" and config.services.alloy.log_source == "kubernetes":
-            objects += _role(config, spec, config.kubernetes.backend.namespace, [
-                {"apiGroups": [""], "resources": ["pods"], "verbs": READ},
-                {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
-            ])
+        for access in spec.workload.api_access:
+            for namespace in _namespaces(config, specs, access.namespaces):
+                objects += _role(config, spec, namespace, [dict(rule) for rule in access.rules])
     return objects

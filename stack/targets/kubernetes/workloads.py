@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from stack.config import StackConfig
-from stack.services import prometheus
 from stack.services.spec import ServiceSpec, Volume, headless_service
 from stack.targets.kubernetes import rbac_proxy
 from stack.targets.kubernetes.common import (
@@ -36,12 +35,9 @@ MIB = 1024 * 1024
 TMP = "/tmp"
 # Below the 1 MiB a ConfigMap may hold (etcd's object limit), with room for keys and metadata.
 CONFIG_MAP_BYTES = 900 * 1024
-# Components that keep data per replica: a StatefulSet gives each replica its own volume claim
-# and a stable name. Agents run on every node.
-STATEFUL = frozenset({prometheus.NAME, "alertmanager", "loki"})
-PER_NODE = frozenset({"node-exporter", "alloy"})
-# Components that talk to the Kubernetes API: the only pods given a service account token.
-API_CLIENTS = frozenset({prometheus.NAME, "alloy"})
+# A spec's placement (its Workload): data per replica gets a StatefulSet (a volume claim and a
+# stable name each), an agent a DaemonSet.
+KINDS = {"stateless": "Deployment", "stateful": "StatefulSet", "per-node": "DaemonSet"}
 CHECKSUM_ANNOTATION = "checksum/secrets"
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 
@@ -57,9 +53,7 @@ class SecretValues:
 
 
 def workload_kind(spec: ServiceSpec) -> str:
-    if spec.name in PER_NODE:
-        return "DaemonSet"
-    return "StatefulSet" if spec.name in STATEFUL else "Deployment"
+    return KINDS[spec.workload.placement]
 
 
 def quantity(size_bytes: int) -> str:
@@ -113,7 +107,7 @@ def secret(config: StackConfig, spec: ServiceSpec, values: SecretValues | None) 
 
 
 def service_account(config: StackConfig, spec: ServiceSpec) -> Manifest:
-    # No token unless the pod asks for one (API_CLIENTS): a compromised exporter gets nothing.
+    # No token unless the pod reads the API (its Workload's api_access): a compromised exporter gets nothing.
     return manifest("v1", "ServiceAccount", metadata(config, spec.name, namespace_of(config, spec), spec.name),
                     automountServiceAccountToken=False)
 
@@ -262,7 +256,7 @@ def _pod_spec(config: StackConfig, spec: ServiceSpec, maps: list[Manifest]) -> d
             del container[key]
     pod: dict[str, Any] = {
         "serviceAccountName": spec.name,
-        "automountServiceAccountToken": spec.name in API_CLIENTS,
+        "automountServiceAccountToken": bool(spec.workload.api_access),
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": uid,
