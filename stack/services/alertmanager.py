@@ -80,7 +80,7 @@ def service(config: StackConfig, files: Mapping[str, str]) -> ServiceSpec:
     settings = config.services.alertmanager
     cluster_flags, cluster_ports, pod_env = _cluster(config)
     return ServiceSpec(
-        workload=Workload(placement="stateful"),
+        workload=Workload(placement="stateful", replaced_by_operator=True),
         flows=flows(config, cluster_ports),
         name=NAME,
         image=image(settings.image),

@@ -113,5 +113,5 @@ def service(config: StackConfig) -> ServiceSpec:
         config_dir=CONFIG_DIR,
         files=(generated,),
         health=http_health(PORT, "/-/healthy"),
-        metrics=MetricsEndpoint(job=config.jobs.blackbox, port=PORT),
+        metrics=MetricsEndpoint(job=config.jobs.blackbox, port=PORT, scraped=False),
     )

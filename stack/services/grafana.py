@@ -22,6 +22,7 @@ from stack.services.spec import (
     ServiceSpec,
     StackPods,
     Volume,
+    Workload,
     http_health,
     tcp,
 )
@@ -57,6 +58,7 @@ def service(config: StackConfig, files: Mapping[str, str]) -> ServiceSpec:
         secrets.append(SecretFile(DATABASE_PASSWORD, settings.database.password_file))
         volumes = ()
     return ServiceSpec(
+        workload=Workload(ingress=True),
         flows=flows(config),
         name=NAME,
         image=image(settings.image),

@@ -35,7 +35,7 @@ MOUNT_POINTS_EXCLUDE = (
 
 
 # On every node, on the node's network (it listens on the node's loopback: kube-rbac-proxy in front).
-WORKLOAD = Workload(placement="per-node", host_network=True)
+WORKLOAD = Workload(placement="per-node", host_network=True, rbac_proxy_upstream=LOOPBACK_PORT)
 
 
 def service(config: StackConfig) -> ServiceSpec:

@@ -10,7 +10,7 @@ from typing import Any
 
 from stack.config import StackConfig
 from stack.dump import dump_yaml
-from stack.services import alertmanager, blackbox_exporter, node_exporter
+from stack.services import alertmanager, blackbox_exporter
 from stack.services.common import image, mounted, resources
 from stack.services.spec import (
     STACK_NAMESPACES,
@@ -72,8 +72,7 @@ def prometheus_config(config: StackConfig, rule_files: Sequence[str], targets: S
             *_probe_jobs(config, targets),
             {"job_name": config.jobs.prometheus,
              "static_configs": [{"targets": addresses(config, NAME, f"localhost:{PORT}")}]},
-            *(_component_job(config, spec) for spec in targets
-              if spec.metrics and spec.name != blackbox_exporter.NAME),
+            *(_component_job(config, spec) for spec in targets if spec.metrics and spec.metrics.scraped),
         ],
         # Here, not as flags: 3.16 deprecates --storage.tsdb.retention.*. Sizes are powers of 2
         # ("10GB" is 10GiB), as the flag read them.
@@ -91,14 +90,14 @@ def _kubernetes_jobs(config: StackConfig, targets: Sequence[ServiceSpec]) -> lis
              **_pods(backend.namespace, pod_labels, backend.port, "__meta_kubernetes_pod_name")}]
     jobs += _probe_jobs(config, targets)
     # This Prometheus is one of the components: both replicas of the pair scrape each other.
-    own = [(NAME, config.kubernetes.namespace, PORT, config.jobs.prometheus, "/metrics")]
-    own += [(spec.name, namespace_of(config, spec), spec.metrics.port, spec.metrics.job, spec.metrics.path)
-            for spec in targets if spec.metrics and spec.name != blackbox_exporter.NAME]
-    for name, namespace, port, job, path in own:
-        # node exporter describes its node: the node's name is the meaningful instance.
-        instance = "__meta_kubernetes_pod_node_name" if name == node_exporter.NAME else "__meta_kubernetes_pod_name"
+    own = [(NAME, config.kubernetes.namespace, PORT, config.jobs.prometheus, "/metrics", WORKLOAD)]
+    own += [(spec.name, namespace_of(config, spec), spec.metrics.port, spec.metrics.job, spec.metrics.path,
+             spec.workload) for spec in targets if spec.metrics and spec.metrics.scraped]
+    for name, namespace, port, job, path, workload in own:
+        # A pod on the host's network (node exporter) describes its node: the node's name is the instance.
+        instance = "__meta_kubernetes_pod_node_name" if workload.host_network else "__meta_kubernetes_pod_name"
         jobs.append({"job_name": job, "metrics_path": path,
-                     **(_through_rbac_proxy() if name == node_exporter.NAME else {}),
+                     **(_through_rbac_proxy() if workload.rbac_proxy_upstream is not None else {}),
                      **_pods(namespace, f"{NAME_LABEL}={name}", port, instance)})
     return jobs
 
@@ -174,7 +173,7 @@ def _resend_delay(config: StackConfig) -> tuple[str, ...]:
 
 
 # Service discovery of the pods it scrapes: read-only, in the namespaces where they run.
-WORKLOAD = Workload(placement="stateful", scraper=True, api_access=(
+WORKLOAD = Workload(placement="stateful", scraper=True, replaced_by_operator=True, api_access=(
     ApiAccess((STACK_NAMESPACES,), ({"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},)),))
 
 

@@ -117,6 +117,9 @@ class MetricsEndpoint:
     job: str
     port: int
     path: str = "/metrics"
+    # False where its job means something else (the blackbox exporter's job is its probes, so
+    # `up{job=...}` stays about MediaNest's endpoints): its own metrics are then not scraped.
+    scraped: bool = True
 
 
 # --- who a component talks to, and what else it needs from a cluster ---------------------------------
@@ -189,6 +192,13 @@ class Workload:
     host_network: bool = False
     api_access: tuple[ApiAccess, ...] = ()
     scraper: bool = False
+    # It listens on this loopback port only, and kube-rbac-proxy serves its metrics on its
+    # declared port to callers allowed to `get` them (node exporter on the host's network).
+    rbac_proxy_upstream: int | None = None
+    # With prometheus-operator, the cluster's own instance takes its place (Prometheus, Alertmanager).
+    replaced_by_operator: bool = False
+    # Reached by people through the cluster's ingress controller (Grafana), when one is configured.
+    ingress: bool = False
 
 
 @dataclass(frozen=True)

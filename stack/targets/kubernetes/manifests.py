@@ -16,7 +16,6 @@ from typing import Any
 
 from stack.config import StackConfig
 from stack.dump import HEADER, dump_yaml
-from stack.services import alertmanager, grafana, prometheus
 from stack.services.spec import ServiceSpec
 from stack.targets.kubernetes import network_policies, operator, rbac, secrets_script, workloads
 from stack.targets.kubernetes.common import Manifest, manifest, metadata, namespace_of
@@ -29,7 +28,7 @@ def deployed(config: StackConfig, specs: Sequence[ServiceSpec]) -> list[ServiceS
     """The components we run. With prometheus-operator, the cluster's Prometheus and Alertmanager
     evaluate our rules instead of ours."""
     if config.kubernetes.prometheus_operator.enabled:
-        return [s for s in specs if s.name not in (prometheus.NAME, alertmanager.NAME)]
+        return [s for s in specs if not s.workload.replaced_by_operator]
     return list(specs)
 
 
@@ -49,17 +48,18 @@ def namespaces(config: StackConfig, specs: Sequence[ServiceSpec]) -> list[Manife
 
 
 def ingress(config: StackConfig, specs: Sequence[ServiceSpec]) -> list[Manifest]:
-    """Grafana behind the cluster's ingress controller, TLS only."""
+    """The component people reach (its Workload's `ingress`: Grafana) behind the cluster's ingress
+    controller, TLS only."""
     settings = config.kubernetes.ingress
-    spec = next((s for s in specs if s.name == grafana.NAME), None)
+    spec = next((s for s in specs if s.workload.ingress), None)
     if settings is None or spec is None:
         return []
-    meta = metadata(config, grafana.NAME, namespace_of(config, spec), grafana.NAME, annotations=settings.annotations)
+    meta = metadata(config, spec.name, namespace_of(config, spec), spec.name, annotations=settings.annotations)
     body: dict[str, Any] = {
         "tls": [{"hosts": [settings.host], "secretName": settings.tls_secret_name}],
         "rules": [{"host": settings.host, "http": {"paths": [{
             "path": "/", "pathType": "Prefix",
-            "backend": {"service": {"name": grafana.NAME, "port": {"name": "http"}}}}]}}],
+            "backend": {"service": {"name": spec.name, "port": {"name": "http"}}}}]}}],
     }
     if settings.class_name:
         body = {"ingressClassName": settings.class_name, **body}

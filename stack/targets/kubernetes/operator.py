@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 
 from stack.config import StackConfig
-from stack.services import alertmanager, blackbox_exporter, node_exporter, prometheus
+from stack.services import blackbox_exporter, prometheus
 from stack.services.prometheus import SERVICE_ACCOUNT_TOKEN
 from stack.services.spec import ServiceSpec
 from stack.targets.kubernetes import rbac_proxy
@@ -52,11 +52,6 @@ API_VERSION = "monitoring.coreos.com/v1"
 # Prefix of every object's name: the stack shares its namespace with kube-prometheus-stack,
 # whose own monitors are named after the same components (grafana, node-exporter...).
 PREFIX = "medianest"
-# Not deployed in operator mode: the cluster's own Prometheus and Alertmanager take their place.
-NOT_DEPLOYED = (prometheus.NAME, alertmanager.NAME)
-# Scraped through its Probes, under the probes' job; its own metrics are not scraped (as with our
-# Prometheus), so `up{job="blackbox"}` stays about MediaNest's endpoints.
-NOT_MONITORED = (*NOT_DEPLOYED, blackbox_exporter.NAME)
 RULES_COMPONENT = "prometheus-rules"
 
 
@@ -65,7 +60,9 @@ def operator_manifests(config: StackConfig, files: Mapping[str, str],
     """The custom resources handed to prometheus-operator, in a stable order."""
     return [
         *prometheus_rules(config, files),
-        *(service_monitor(config, spec) for spec in specs if spec.metrics and spec.name not in NOT_MONITORED),
+        # Not what the operator replaces, nor what is scraped only for its probes (the blackbox exporter).
+        *(service_monitor(config, spec) for spec in specs
+          if spec.metrics and spec.metrics.scraped and not spec.workload.replaced_by_operator),
         backend_pod_monitor(config),
         *probes(config, specs),
     ]
@@ -106,7 +103,8 @@ def service_monitor(config: StackConfig, spec: ServiceSpec) -> Manifest:
     assert spec.metrics is not None
     port = metrics_port(spec)
     assert port is not None, f"{spec.name}: its metrics port is not declared"
-    instance = "__meta_kubernetes_pod_node_name" if spec.name == node_exporter.NAME else "__meta_kubernetes_pod_name"
+    # A pod on the host's network is its node.
+    instance = "__meta_kubernetes_pod_node_name" if spec.workload.host_network else "__meta_kubernetes_pod_name"
     # node exporter is behind kube-rbac-proxy (rbac_proxy.py): HTTPS with its self-signed
     # certificate and the operator's Prometheus' own token, as kube-prometheus' ServiceMonitor
     # (kube-prometheus-stack's Prometheus may `get` /metrics). bearerTokenFile is deprecated

@@ -27,13 +27,10 @@ from __future__ import annotations
 from typing import Any
 
 from stack.config import StackConfig
-from stack.services import node_exporter
 from stack.services.common import image
 from stack.services.spec import ServiceSpec
 
 NAME = "kube-rbac-proxy"
-# Components served through the proxy: name -> the loopback port the component listens on.
-UPSTREAMS = {node_exporter.NAME: node_exporter.LOOPBACK_PORT}
 # Where client-go's in-cluster config reads the pod's identity.
 TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 TOKEN_VOLUME = "kube-api-access"
@@ -42,7 +39,8 @@ METRICS_PATH = "/metrics"
 
 
 def proxied(spec: ServiceSpec) -> bool:
-    return spec.name in UPSTREAMS
+    """Its metrics served through the proxy (its Workload's `rbac_proxy_upstream`)."""
+    return spec.workload.rbac_proxy_upstream is not None
 
 
 def container(config: StackConfig, spec: ServiceSpec) -> dict[str, Any]:
@@ -64,7 +62,7 @@ def container(config: StackConfig, spec: ServiceSpec) -> dict[str, Any]:
         "imagePullPolicy": "IfNotPresent",
         "args": [
             f"--secure-listen-address=[$(IP)]:{port.container_port}",
-            f"--upstream=http://127.0.0.1:{UPSTREAMS[spec.name]}/",
+            f"--upstream=http://127.0.0.1:{spec.workload.rbac_proxy_upstream}/",
             f"--allow-paths={METRICS_PATH}",
             "--tls-min-version=VersionTLS13",
         ],
