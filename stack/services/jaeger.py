@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rules.conventions import duration_seconds
 from stack.config import StackConfig
 from stack.dump import dump_yaml
-from stack.services.addresses import url_port
+from stack.services.addresses import address_port, url_port
 from stack.services.common import image, resources
 from stack.services.spec import (
     ANYWHERE,
@@ -78,7 +78,7 @@ class Endpoint(_Model):
 
     @property
     def port(self) -> int:
-        return int(self.endpoint.rsplit(":", 1)[1])
+        return address_port(self.endpoint)
 
 
 def _listen(port: int) -> Endpoint:
@@ -206,7 +206,7 @@ class HealthHttp(_Model):
 
     @property
     def port(self) -> int:
-        return int(self.endpoint.rsplit(":", 1)[1])
+        return address_port(self.endpoint)
 
 
 class HealthCheckV2(_Model):
