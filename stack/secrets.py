@@ -11,7 +11,7 @@ import pulumi
 import pulumi_random as random
 from pulumi.runtime import config as runtime_config
 
-from stack.config import PROJECT, SECRETS_KEY, ConfigError, secret_name_ok
+from stack.settings import PROJECT, SECRETS_KEY, ConfigError, secret_name_ok
 from stack.services.spec import SecretFile, ServiceSpec
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from stack.config import Component, ImageRef, memory_bytes
+from stack.settings import Component, ImageRef, memory_bytes
 from stack.services.spec import ConfigFile, Image, Resources
 
 
