@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dashboards import infrastructure, logs, medianest, slo, stack_health
 from dashboards.model import DashboardSpec, GeneratedDashboard, generate
 from rules.platform import absent_alerts
-from stack.config import StackConfig
+
+if TYPE_CHECKING:
+    from stack.config import StackConfig
 
 
 def specs(config: StackConfig) -> tuple[DashboardSpec, ...]:

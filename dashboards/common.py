@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dashboards.model import Panel, PanelKind, Query, Unit, Variable, panel
 from rules import medianest
-from stack.config import StackConfig
+
+if TYPE_CHECKING:
+    from stack.config import StackConfig
 
 
 def environment(config: StackConfig) -> Variable:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dashboards.common import bar_gauge, environment, instance, stat, table, timeseries
 from dashboards.model import DashboardSpec, Row, Unit, prom, steps
 from rules.conventions import IGNORED_FILESYSTEMS
 from rules.expressions import postgres_connections_used
-from stack.config import StackConfig
+
+if TYPE_CHECKING:
+    from stack.config import StackConfig
 
 FOLDER = "infrastructure"
 

@@ -3,9 +3,13 @@ Loki datasource) and recent traces of the backend."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dashboards.common import environment, timeseries
 from dashboards.model import DashboardSpec, PanelKind, Row, Unit, Variable, logql, panel, traces
-from stack.config import StackConfig
+
+if TYPE_CHECKING:
+    from stack.config import StackConfig
 
 FOLDER = "logs"
 LEVELS = ("error", "warn", "info", "debug")

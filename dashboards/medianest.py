@@ -6,10 +6,14 @@ Queries read the recorded series of rules/medianest.py where one exists; rates u
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dashboards.common import bar_gauge, endpoint, environment, instance, stat, table, timeseries
 from dashboards.model import DashboardSpec, Row, Unit, prom, steps
 from rules import medianest as rec
-from stack.config import StackConfig
+
+if TYPE_CHECKING:
+    from stack.config import StackConfig
 
 FOLDER = "medianest"
 

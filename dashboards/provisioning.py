@@ -7,10 +7,12 @@ import configparser
 import io
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dashboards.datasources import ALERTMANAGER, JAEGER, LOKI, PROMETHEUS, Datasource
-from stack.config import StackConfig
+
+if TYPE_CHECKING:
+    from stack.config import StackConfig
 
 # Where the dashboard JSON is mounted in the Grafana container, one directory per folder.
 DASHBOARDS_DIR = "/etc/grafana/dashboards"

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dashboards.common import environment, gauge, stat, table, timeseries
 from dashboards.model import DashboardSpec, Row, Unit, prom, steps
 from rules.conventions import (
@@ -18,7 +20,9 @@ from rules.conventions import duration_seconds as seconds
 from rules.slo.spec import SLO
 from rules.slo.windows import burn_windows, window_name
 from rules.slos import slos
-from stack.config import StackConfig
+
+if TYPE_CHECKING:
+    from stack.config import StackConfig
 
 FOLDER = "slo"
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dashboards.common import environment, table, timeseries
 from dashboards.model import DashboardSpec, Row, Unit, prom, steps
-from stack.config import StackConfig
+
+if TYPE_CHECKING:
+    from stack.config import StackConfig
 
 FOLDER = "stack"
 

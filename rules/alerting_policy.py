@@ -13,6 +13,7 @@ the route tests (amtool) prove that the tree implements it for every alert in th
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from rules import notification_templates as templates
 from rules.conventions import (
@@ -38,7 +39,10 @@ from rules.routing import (
     re_,
 )
 from rules.routing_checks import Policy
-from stack.config import Alerting, Integrations, StackConfig
+from stack.layout import ALERTMANAGER_TEMPLATES_DIR
+
+if TYPE_CHECKING:
+    from stack.config import Alerting, Integrations, StackConfig
 
 CRITICAL, WARNING, INFO = AlertSeverity.CRITICAL, AlertSeverity.WARNING, AlertSeverity.INFO
 
@@ -92,7 +96,7 @@ TICKET_REPEAT_INTERVAL = "24h"
 # set that timeout to at least three heartbeats (15m).
 HEARTBEAT_INTERVAL = "5m"
 
-TEMPLATES_DIR = "templates"  # beside alertmanager.yml
+TEMPLATES_DIR = ALERTMANAGER_TEMPLATES_DIR  # beside alertmanager.yml
 
 
 def route(group_interval: str = GROUP_INTERVAL) -> Route:

@@ -7,10 +7,14 @@ dividing, quantiles sum buckets by `le`, and metrics carry the `medianest_` pref
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rules.conventions import AlertSeverity, number
 from rules.expressions import down_description, or_zero, target_down
 from rules.model import RuleGroup, alert, record
-from stack.config import StackConfig
+
+if TYPE_CHECKING:
+    from stack.config import StackConfig
 
 CRITICAL, WARNING, INFO = AlertSeverity.CRITICAL, AlertSeverity.WARNING, AlertSeverity.INFO
 

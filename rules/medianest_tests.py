@@ -8,13 +8,16 @@ actually deploys. Counters are written as increments per one-minute step.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from rules import medianest as m
 from rules.checks.le_selector import bucket_label, le_matcher
 from rules.humanize import humanize1024, humanize_duration, humanize_percentage, value
 from rules.metrics import CATALOG
 from rules.testing import AlertAt, Expected, ExprAt, RuleTest, Series
-from stack.config import StackConfig
+
+if TYPE_CHECKING:
+    from stack.config import StackConfig
 
 STEPS = 70  # minutes of input data; every check below evaluates within them
 

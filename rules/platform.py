@@ -8,13 +8,17 @@ stays silent just under it, or over it for less than its `for`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rules.conventions import IGNORED_FILESYSTEMS, AlertSeverity, number
 from rules.expressions import down_description, postgres_connections_used, target_down
 from rules.humanize import humanize_percentage as pct
 from rules.humanize import value
 from rules.model import RuleFile, RuleGroup, alert
 from rules.testing import AlertAt, Expected, Firing, RuleTest, Series
-from stack.config import StackConfig
+
+if TYPE_CHECKING:
+    from stack.config import StackConfig
 
 CRITICAL, WARNING, INFO = AlertSeverity.CRITICAL, AlertSeverity.WARNING, AlertSeverity.INFO
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from rules.slo.spec import SLO, LatencySLI, RatioSLI
-from stack.config import StackConfig
+
+if TYPE_CHECKING:
+    from stack.config import StackConfig
 
 CRITICAL_ENDPOINTS = ("/api/v1/auth/login", "/api/v1/media/upload", "/api/v1/media/download")
 PERIOD = "30d"

@@ -23,10 +23,14 @@ from pydantic import (
     BaseModel,
     Field,
     ValidationError,
+    create_model,
     model_validator,
 )
+from pydantic.alias_generators import to_camel
 
-from rules.metrics import CATALOG
+from rules.catalog import Catalog
+from rules.metrics import medianest as medianest_metrics
+from stack.services import components
 from stack.settings import (  # noqa: F401 - re-exported: the config's building blocks
     _DNS_LABEL,
     _PLAIN_KEY,
@@ -92,27 +96,27 @@ from stack.settings import (  # noqa: F401 - re-exported: the config's building 
 )
 
 
-class Jobs(_Section):
+class _Jobs(_Section):
     """Scrape job names. Alerts select on them, so they must agree with the scrape config."""
 
     backend: JobName = "medianest-backend"
-    node: JobName = "node-exporter"
-    postgres: JobName = "postgres-exporter"
-    redis: JobName = "redis-exporter"
-    blackbox: JobName = "blackbox"
-    prometheus: JobName = "prometheus"
-    alertmanager: JobName = "alertmanager"
-    grafana: JobName = "grafana"
-    loki: JobName = "loki"
-    jaeger: JobName = "jaeger"
-    alloy: JobName = "alloy"
+
+
+# MediaNest's backend's job, and each component's (`COMPONENT.job`: its key and default name).
+Jobs = create_model(
+    "Jobs", __base__=_Jobs, __module__=__name__,
+    **{c.job.key: (JobName, c.job.default) for c in components() if c.job is not None},
+)
+
+
+MEDIANEST_METRICS = Catalog.of(medianest_metrics.METRICS)
 
 
 def _latency_threshold(histogram: str, p95_testable: bool = True) -> AfterValidator:
     """A latency threshold the generated tests can straddle: inside the histogram's buckets, never
     past the last bound (and, when `p95_testable`, a p95 in the bucket under it stays under it)."""
     def check(value: float) -> float:
-        bounds = CATALOG.metrics[histogram].buckets
+        bounds = MEDIANEST_METRICS.metrics[histogram].buckets
         over = next((i for i, b in enumerate(bounds) if b > value), None)
         if over is None or over == 0:
             raise ValueError(f"must lie within the buckets of {histogram} ({bounds[0]:g} to {bounds[-1]:g}, "
@@ -281,185 +285,6 @@ class Grafana(_Section):
 
 
 
-class PrometheusService(Component):
-    image: ImageRef = _image("prom/prometheus", "v3.16.0")
-    memory: Memory = "2Gi"
-    retention_time: Retention = "15d"
-    retention_size: RetentionSize = "10GB"
-    scrape_interval: Interval = "30s"
-    # How often this Prometheus evaluates the rules; evaluationInterval (what the generated
-    # promtool tests assume) when not set. The sandbox shortens it to detect faster.
-    evaluation_interval: Interval | None = None
-    # Size of the data volume (Kubernetes PVC); keep it above retentionSize.
-    volume_size: VolumeSize = "20Gi"
-    # Two make an HA pair (Kubernetes target): both scrape and alert, Alertmanager deduplicates.
-    replicas: Count(1, 3) = 1
-
-
-class AlertmanagerService(Component):
-    image: ImageRef = _image("prom/alertmanager", "v0.35.0")
-    memory: Memory = "128Mi"
-    # More than one forms a gossip cluster (Kubernetes target): notifications deduplicated, silences shared.
-    replicas: Count(1, 7) = 1
-    volume_size: VolumeSize = "1Gi"
-
-
-class GrafanaDatabase(_Section):
-    """An external database holding Grafana's state (users, sessions, dashboards, alert state), so
-    several replicas share it. Its password is the secret `grafana-database-password`, read from
-    a mounted file (GF_DATABASE_PASSWORD__FILE)."""
-
-    type: Literal["postgres", "mysql"]
-    # host:port, as Grafana's [database] host takes it.
-    host: HostAndPort
-    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,63}$")
-    user: UserName
-    # Grafana's [database] ssl_mode. postgres: disable, require, verify-ca, verify-full (verify-*
-    # check the server's certificate against the image's system CAs). mysql: Grafana's TLS (true,
-    # skip-verify) needs a CA file (ca_cert_path) this stack does not mount: only "false" works.
-    ssl_mode: Literal["disable", "require", "verify-ca", "verify-full", "true", "false", "skip-verify"] = "require"
-
-    @property
-    def password_file(self) -> str:
-        return GRAFANA_SECRETS_DIR + "database-password"
-
-    @model_validator(mode="after")
-    def _ssl_mode_of_type(self) -> GrafanaDatabase:
-        if self.type == "postgres" and self.ssl_mode not in ("disable", "require", "verify-ca", "verify-full"):
-            raise ValueError(f"sslMode {self.ssl_mode!r} is not one of postgres' modes: disable, require, "
-                             "verify-ca, verify-full")
-        if self.type == "mysql" and self.ssl_mode != "false":
-            raise ValueError(f"sslMode {self.ssl_mode!r} does not work for mysql here: Grafana's TLS to MySQL "
-                             "(true, skip-verify) needs a CA certificate file the stack does not mount; set "
-                             "sslMode \"false\" (a trusted network only) or use postgres")
-        return self
-
-
-class GrafanaService(Component):
-    image: ImageRef = _image("grafana/grafana", "13.0.1")
-    memory: Memory = "512Mi"
-    publish: HostPort | None = 3000
-    # More than one needs `database`: SQLite on the grafana-data volume is one replica's alone.
-    replicas: Count(1, 5) = 1
-    # Null: SQLite on the grafana-data volume.
-    database: GrafanaDatabase | None = None
-
-    @model_validator(mode="after")
-    def _replicas_share_a_database(self) -> GrafanaService:
-        if self.replicas > 1 and self.database is None:
-            raise ValueError(f"replicas {self.replicas} needs database (an external postgres or mysql): "
-                             "the default SQLite on the grafana-data volume cannot be shared between replicas")
-        return self
-
-
-class LokiService(Component):
-    image: ImageRef = _image("grafana/loki", "3.7.1")
-    memory: Memory = "1Gi"
-    # Deleted by the compactor once older than this.
-    retention_period: Annotated[Retention, AfterValidator(_at_least_a_day)] = "744h"
-    volume_size: VolumeSize = "20Gi"
-
-
-class AlloyService(Component):
-    image: ImageRef = _image("grafana/alloy", "v1.11.3")
-    memory: Memory = "256Mi"
-    # `files`: MediaNest's JSON log files under logDirectory (read-only). `docker`: every
-    # container's logs through the Docker socket (read-only, needs dockerSocketGroup).
-    # `kubernetes`: the logs of MediaNest's pods on Alloy's own node, through the Kubernetes API.
-    log_source: Literal["files", "docker", "kubernetes"] = "files"
-    log_directory: AbsolutePath = "/var/log/medianest"
-    docker_socket: AbsolutePath = "/var/run/docker.sock"
-    docker_socket_group: Count(1, 2**31 - 1) | None = None
-
-    @model_validator(mode="after")
-    def _socket_group(self) -> AlloyService:
-        if self.log_source == "docker" and self.docker_socket_group is None:
-            raise ValueError("logSource docker needs dockerSocketGroup (the gid owning the Docker "
-                             "socket, `stat -c %g /var/run/docker.sock`): Alloy never runs as root")
-        return self
-
-
-class _ClusterUrl:
-    """A URL of an Elasticsearch or OpenSearch cluster: http(s), with no credentials in it."""
-
-    @staticmethod
-    def validate(value: str) -> str:
-        if value.startswith(("https://", "http://")) and "@" in _split(value)[0].netloc:
-            raise ValueError("must not carry credentials (user:password@): set username, and the password "
-                             "as the secret jaeger-storage-password")
-        return _url(value, query=False)
-
-
-class JaegerService(Component):
-    image: ImageRef = _image("jaegertracing/jaeger", "2.12.0")
-    memory: Memory = "512Mi"
-    # `memory` loses traces on restart (dev); `badger` keeps them on a volume; `elasticsearch` and
-    # `opensearch` store them in an external cluster at serverUrls (nothing kept locally; how long
-    # the cluster keeps them is its own ILM/ISM or index cleaner's business, not badgerTtl).
-    storage: Literal["memory", "badger", "elasticsearch", "opensearch"] = "memory"
-    max_traces: Count(1, 10_000_000) = 100000
-    # How long Badger keeps spans.
-    badger_ttl: Annotated[Duration, _duration_between("1m", "10y")] = "72h"
-    volume_size: VolumeSize = "10Gi"
-    # Elasticsearch / OpenSearch only: the cluster's URLs, without credentials.
-    server_urls: Annotated[tuple[Annotated[str, AfterValidator(_ClusterUrl.validate)], ...],
-                           Field(max_length=16)] = ()
-    # Indices are named <indexPrefix>-jaeger-span-<date> and so on.
-    index_prefix: str = Field(default="medianest", pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
-    # Basic auth; the password is the secret `jaeger-storage-password`, read from a mounted file.
-    username: UserName | None = None
-
-    @model_validator(mode="after")
-    def _external_storage(self) -> JaegerService:
-        external = self.storage in ("elasticsearch", "opensearch")
-        if external and not self.server_urls:
-            raise ValueError(f"storage {self.storage} needs serverUrls (the cluster's http(s) URLs)")
-        if not external and (self.server_urls or self.username is not None):
-            raise ValueError(f"serverUrls and username are for storage elasticsearch or opensearch, not "
-                             f"{self.storage}")
-        return self
-
-
-class NodeExporterService(Component):
-    image: ImageRef = _image("prom/node-exporter", "v1.12.1")
-    memory: Memory = "64Mi"
-    # Kubernetes: node exporter listens on the node's loopback only; kube-rbac-proxy serves its
-    # metrics on the node's IP over TLS to callers allowed `get` on /metrics (v0.22.0: released
-    # 2026-04-27 to quay.io/brancz/kube-rbac-proxy and ghcr.io/kube-rbac-proxy/kube-rbac-proxy).
-    rbac_proxy_image: ImageRef = _image("quay.io/brancz/kube-rbac-proxy", "v0.22.0")
-
-
-class PostgresExporterService(Component):
-    image: ImageRef = _image("prometheuscommunity/postgres-exporter", "v0.20.0")
-    memory: Memory = "64Mi"
-    # host:port/database?options (DATA_SOURCE_URI), never a password: that is the
-    # `postgres-password` secret, mounted as DATA_SOURCE_PASS_FILE.
-    data_source_uri: Annotated[str, AfterValidator(_postgres_dsn)] = (
-        "host.docker.internal:5432/medianest?sslmode=disable")
-    # DATA_SOURCE_USER: a role name alone (a password never rides along as user:password).
-    user: str = Field(default="postgres_exporter", pattern=r"^[A-Za-z0-9_.@-]{1,63}$")
-    # Whether PostgreSQL needs a password (the `postgres-password` secret).
-    password: bool = True
-
-
-class RedisExporterService(Component):
-    # The -alpine build: the scratch one has no tool to run a health check with.
-    image: ImageRef = _image("oliver006/redis_exporter", "v1.80.0-alpine")
-    memory: Memory = "64Mi"
-    # redis://host:port (REDIS_ADDR), never a password: that is the `redis-password` secret,
-    # mounted as REDIS_PASSWORD_FILE.
-    address: Annotated[str, AfterValidator(_redis_address)] = "redis://host.docker.internal:6379"
-    # Whether Redis needs a password (the `redis-password` secret).
-    password: bool = False
-
-
-class BlackboxExporterService(Component):
-    image: ImageRef = _image("prom/blackbox-exporter", "v0.28.0")
-    memory: Memory = "64Mi"
-    # MediaNest's health endpoints, probed for a 2xx (and their TLS certificates' expiry).
-    targets: Annotated[tuple[Annotated[str, AfterValidator(_probe_url)], ...], Field(max_length=100)] = ()
-
-
 class Namespaced(_Section):
     """Pods of MediaNest in one namespace, selected by their labels (Kubernetes target)."""
 
@@ -541,25 +366,24 @@ class Kubernetes(_Section):
         return self
 
 
-class Services(_Section):
-    """Each component of the stack: image, resources and its own settings."""
-
-    prometheus: PrometheusService = PrometheusService()
-    alertmanager: AlertmanagerService = AlertmanagerService()
-    grafana: GrafanaService = GrafanaService()
-    loki: LokiService = LokiService()
-    alloy: AlloyService = AlloyService()
-    jaeger: JaegerService = JaegerService()
-    node_exporter: NodeExporterService = NodeExporterService()
-    postgres_exporter: PostgresExporterService = PostgresExporterService()
-    redis_exporter: RedisExporterService = RedisExporterService()
-    blackbox_exporter: BlackboxExporterService = BlackboxExporterService()
+class _Services(_Section):
+    """Each component of the stack: image, resources and its own settings (its module's model)."""
 
     @model_validator(mode="after")
-    def _alerting_path(self) -> Services:
-        if not (self.prometheus.enabled and self.alertmanager.enabled):
-            raise ValueError("prometheus and alertmanager cannot be disabled: they are the alerting path")
+    def _required(self) -> _Services:
+        required = [c for c in components() if c.required]
+        off = [c for c in required if not getattr(self, c.settings_key).enabled]
+        if off:
+            names = " and ".join(c.name for c in sorted(required, key=lambda c: not c.scrapes_others))
+            raise ValueError(f"{names} cannot be disabled: {off[0].required}")
         return self
+
+
+# `services.<key>` of every component module (stack/services), its settings model as the field.
+Services = create_model(
+    "Services", __base__=_Services, __module__=__name__,
+    **{c.settings_key: (c.settings, Field(default_factory=c.settings)) for c in components()},
+)
 
 
 class Backend(_Section):
@@ -571,8 +395,7 @@ class Backend(_Section):
 
 
 # Every component of the stack by its name (its DNS name on the stack's network).
-COMPONENTS = ("prometheus", "alertmanager", "grafana", "loki", "alloy", "jaeger", "node-exporter",
-              "postgres-exporter", "redis-exporter", "blackbox")
+COMPONENTS = tuple(c.name for c in components())
 Address = HostAndPort
 
 
@@ -602,7 +425,7 @@ class StackConfig(_Section):
     # Where the stack runs: containers on a Docker engine, or a Kubernetes cluster.
     target: Literal["docker", "kubernetes"] = "docker"
     runbook_base_url: Url
-    jobs: Jobs = Jobs()
+    jobs: Jobs = Field(default_factory=Jobs)  # type: ignore[valid-type]
     thresholds: Thresholds = Thresholds()
     # The rule evaluation interval of Prometheus; promtool tests evaluate at the same pace.
     evaluation_interval: Annotated[Duration, AfterValidator(_one_minute)] = "1m"
@@ -610,7 +433,7 @@ class StackConfig(_Section):
     alerting: Alerting = Alerting()
     grafana: Grafana = Grafana()
     backend: Backend = Backend()
-    services: Services = Services()
+    services: Services = Field(default_factory=Services)  # type: ignore[valid-type]
     # Where components are reached when not at `<name>:<port>` on the stack's network (the
     # sandbox runs each on its own loopback port; several replicas list one address each).
     addresses: Annotated[dict[str, Annotated[tuple[Address, ...], Field(max_length=16)]],
@@ -626,17 +449,17 @@ class StackConfig(_Section):
         return self
 
     @model_validator(mode="after")
-    def _replicas_need_kubernetes(self) -> StackConfig:
+    def _fits_its_target(self) -> StackConfig:
         # Raised without a location (a rule across keys): the message starts with the key.
-        services = self.services
-        if self.target == "docker":
-            for name in ("prometheus", "alertmanager", "grafana"):
-                if getattr(services, name).replicas > 1:
-                    raise ValueError(f"services.{name}.replicas: above 1 needs target kubernetes "
-                                     "(one container per component on Docker)")
-            if services.alloy.log_source == "kubernetes":
-                raise ValueError("services.alloy.logSource: kubernetes needs target kubernetes; "
-                                 "valid on docker: files, docker")
+        for component in components():
+            settings = getattr(self.services, component.settings_key)
+            key = f"services.{to_camel(component.settings_key)}"
+            if self.target == "docker" and getattr(settings, "replicas", 1) > 1:
+                raise ValueError(f"{key}.replicas: above 1 needs target kubernetes "
+                                 "(one container per component on Docker)")
+            problem = component.check(self)
+            if problem:
+                raise ValueError(f"{key}.{problem}")
         return self
 
     @model_validator(mode="after")

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
-from stack.config import StackConfig
 from stack.services.addresses import address_port, url_port
 from stack.services.common import image, mounted, resources
+from stack.services.component import ComponentModule, Job
 from stack.services.spec import (
     ANYWHERE,
     Flow,
@@ -23,6 +24,19 @@ from stack.services.spec import (
     replica_address,
     tcp,
 )
+from stack.settings import Component, Count, ImageRef, Memory, VolumeSize, _image
+
+if TYPE_CHECKING:
+    from stack.config import StackConfig
+
+
+class AlertmanagerService(Component):
+    image: ImageRef = _image("prom/alertmanager", "v0.35.0")
+    memory: Memory = "128Mi"
+    # More than one forms a gossip cluster (Kubernetes target): notifications deduplicated, silences shared.
+    replicas: Count(1, 7) = 1
+    volume_size: VolumeSize = "1Gi"
+
 
 NAME = "alertmanager"
 PORT = 9093
@@ -103,3 +117,10 @@ def service(config: StackConfig, files: Mapping[str, str]) -> ServiceSpec:
         health=http_health(PORT, "/-/ready", live_path="/-/healthy"),
         metrics=MetricsEndpoint(job=config.jobs.alertmanager, port=PORT),
     )
+
+
+COMPONENT = ComponentModule(
+    name=NAME, settings_key="alertmanager", settings=AlertmanagerService,
+    service=lambda config, files, others: service(config, files),
+    job=Job("alertmanager", "alertmanager"), required="they are the alerting path",
+)

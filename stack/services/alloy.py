@@ -11,13 +11,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+from pydantic import model_validator
 
 from rules.conventions import LOKI_STREAM_LABELS
-from stack.config import StackConfig
 from stack.services import loki
 from stack.services.alloy_syntax import Block, Expr, call, concat, defined_components, document, references
 from stack.services.common import image, resources
+from stack.services.component import ComponentModule, Job
 from stack.services.spec import (
     ApiAccess,
     ConfigFile,
@@ -33,6 +35,31 @@ from stack.services.spec import (
     Workload,
     tcp,
 )
+from stack.settings import AbsolutePath, Count, ImageRef, Memory, _image
+from stack.settings import Component as ServiceSettings
+
+if TYPE_CHECKING:
+    from stack.config import StackConfig
+
+
+class AlloyService(ServiceSettings):
+    image: ImageRef = _image("grafana/alloy", "v1.11.3")
+    memory: Memory = "256Mi"
+    # `files`: MediaNest's JSON log files under logDirectory (read-only). `docker`: every
+    # container's logs through the Docker socket (read-only, needs dockerSocketGroup).
+    # `kubernetes`: the logs of MediaNest's pods on Alloy's own node, through the Kubernetes API.
+    log_source: Literal["files", "docker", "kubernetes"] = "files"
+    log_directory: AbsolutePath = "/var/log/medianest"
+    docker_socket: AbsolutePath = "/var/run/docker.sock"
+    docker_socket_group: Count(1, 2**31 - 1) | None = None
+
+    @model_validator(mode="after")
+    def _socket_group(self) -> AlloyService:
+        if self.log_source == "docker" and self.docker_socket_group is None:
+            raise ValueError("logSource docker needs dockerSocketGroup (the gid owning the Docker "
+                             "socket, `stat -c %g /var/run/docker.sock`): Alloy never runs as root")
+        return self
+
 
 NAME = "alloy"
 
@@ -518,3 +545,16 @@ def service(config: StackConfig) -> ServiceSpec:
         health=HealthCheck(port=HTTP_PORT, path="/-/ready", command=("bash", "-c", ready_probe(HTTP_PORT, "/-/ready"))),
         metrics=MetricsEndpoint(job=config.jobs.alloy, port=HTTP_PORT),
     )
+
+
+def _fits_target(config: StackConfig) -> str | None:
+    if config.target != "kubernetes" and config.services.alloy.log_source == "kubernetes":
+        return "logSource: kubernetes needs target kubernetes; valid on docker: files, docker"
+    return None
+
+
+COMPONENT = ComponentModule(
+    name=NAME, settings_key="alloy", settings=AlloyService,
+    service=lambda config, files, others: service(config),
+    job=Job("alloy", "alloy"), check=_fits_target,
+)

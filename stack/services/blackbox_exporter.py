@@ -11,14 +11,14 @@ certificate: one that fails verification fails the probe instead (BlackboxProbeF
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from stack.config import StackConfig
 from stack.dump import dump_yaml
 from stack.services.addresses import url_port
 from stack.services.common import image, resources
+from stack.services.component import ComponentModule, Job
 from stack.services.spec import (
     ANYWHERE,
     ConfigFile,
@@ -30,6 +30,18 @@ from stack.services.spec import (
     http_health,
     tcp,
 )
+from stack.settings import Component, ImageRef, Memory, _image, _probe_url
+
+if TYPE_CHECKING:
+    from stack.config import StackConfig
+
+
+class BlackboxExporterService(Component):
+    image: ImageRef = _image("prom/blackbox-exporter", "v0.28.0")
+    memory: Memory = "64Mi"
+    # MediaNest's health endpoints, probed for a 2xx (and their TLS certificates' expiry).
+    targets: Annotated[tuple[Annotated[str, AfterValidator(_probe_url)], ...], Field(max_length=100)] = ()
+
 
 NAME = "blackbox"
 PORT = 9115
@@ -115,3 +127,10 @@ def service(config: StackConfig) -> ServiceSpec:
         health=http_health(PORT, "/-/healthy"),
         metrics=MetricsEndpoint(job=config.jobs.blackbox, port=PORT, scraped=False),
     )
+
+
+COMPONENT = ComponentModule(
+    name=NAME, settings_key="blackbox_exporter", settings=BlackboxExporterService,
+    service=lambda config, files, others: service(config),
+    job=Job("blackbox", "blackbox"),
+)

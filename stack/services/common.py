@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from stack.settings import Component, ImageRef, memory_bytes
 from stack.services.spec import ConfigFile, Image, Resources
+from stack.settings import Component, ImageRef, memory_bytes
 
 
 def image(settings: ImageRef) -> Image:

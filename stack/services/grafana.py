@@ -6,12 +6,15 @@ file, with no volume at all, so that several replicas share one state."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field, model_validator
 
 from dashboards import provisioning
-from stack.config import StackConfig
 from stack.services import alertmanager, jaeger, loki, prometheus
 from stack.services.addresses import address_port
 from stack.services.common import image, mounted, resources
+from stack.services.component import ComponentModule, Job
 from stack.services.spec import (
     ANYWHERE,
     Flow,
@@ -26,6 +29,70 @@ from stack.services.spec import (
     http_health,
     tcp,
 )
+from stack.settings import (
+    GRAFANA_SECRETS_DIR,
+    Component,
+    Count,
+    HostAndPort,
+    HostPort,
+    ImageRef,
+    Memory,
+    UserName,
+    _image,
+    _Section,
+)
+
+if TYPE_CHECKING:
+    from stack.config import StackConfig
+
+
+class GrafanaDatabase(_Section):
+    """An external database holding Grafana's state (users, sessions, dashboards, alert state), so
+    several replicas share it. Its password is the secret `grafana-database-password`, read from
+    a mounted file (GF_DATABASE_PASSWORD__FILE)."""
+
+    type: Literal["postgres", "mysql"]
+    # host:port, as Grafana's [database] host takes it.
+    host: HostAndPort
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,63}$")
+    user: UserName
+    # Grafana's [database] ssl_mode. postgres: disable, require, verify-ca, verify-full (verify-*
+    # check the server's certificate against the image's system CAs). mysql: Grafana's TLS (true,
+    # skip-verify) needs a CA file (ca_cert_path) this stack does not mount: only "false" works.
+    ssl_mode: Literal["disable", "require", "verify-ca", "verify-full", "true", "false", "skip-verify"] = "require"
+
+    @property
+    def password_file(self) -> str:
+        return GRAFANA_SECRETS_DIR + "database-password"
+
+    @model_validator(mode="after")
+    def _ssl_mode_of_type(self) -> GrafanaDatabase:
+        if self.type == "postgres" and self.ssl_mode not in ("disable", "require", "verify-ca", "verify-full"):
+            raise ValueError(f"sslMode {self.ssl_mode!r} is not one of postgres' modes: disable, require, "
+                             "verify-ca, verify-full")
+        if self.type == "mysql" and self.ssl_mode != "false":
+            raise ValueError(f"sslMode {self.ssl_mode!r} does not work for mysql here: Grafana's TLS to MySQL "
+                             "(true, skip-verify) needs a CA certificate file the stack does not mount; set "
+                             "sslMode \"false\" (a trusted network only) or use postgres")
+        return self
+
+
+class GrafanaService(Component):
+    image: ImageRef = _image("grafana/grafana", "13.0.1")
+    memory: Memory = "512Mi"
+    publish: HostPort | None = 3000
+    # More than one needs `database`: SQLite on the grafana-data volume is one replica's alone.
+    replicas: Count(1, 5) = 1
+    # Null: SQLite on the grafana-data volume.
+    database: GrafanaDatabase | None = None
+
+    @model_validator(mode="after")
+    def _replicas_share_a_database(self) -> GrafanaService:
+        if self.replicas > 1 and self.database is None:
+            raise ValueError(f"replicas {self.replicas} needs database (an external postgres or mysql): "
+                             "the default SQLite on the grafana-data volume cannot be shared between replicas")
+        return self
+
 
 NAME = "grafana"
 PORT = 3000
@@ -75,3 +142,10 @@ def service(config: StackConfig, files: Mapping[str, str]) -> ServiceSpec:
         metrics=MetricsEndpoint(job=config.jobs.grafana, port=PORT),
         replicas=settings.replicas,
     )
+
+
+COMPONENT = ComponentModule(
+    name=NAME, settings_key="grafana", settings=GrafanaService,
+    service=lambda config, files, others: service(config, files),
+    job=Job("grafana", "grafana"),
+)

@@ -22,15 +22,15 @@ per-request HTTP/RPC histograms.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from rules.conventions import duration_seconds
-from stack.config import StackConfig
 from stack.dump import dump_yaml
 from stack.services.addresses import address_port, url_port
 from stack.services.common import image, resources
+from stack.services.component import ComponentModule, Job
 from stack.services.spec import (
     ANYWHERE,
     ConfigFile,
@@ -45,6 +45,64 @@ from stack.services.spec import (
     http_health,
     tcp,
 )
+from stack.settings import (
+    Component,
+    Count,
+    Duration,
+    ImageRef,
+    Memory,
+    UserName,
+    VolumeSize,
+    _duration_between,
+    _image,
+    _split,
+    _url,
+)
+
+if TYPE_CHECKING:
+    from stack.config import StackConfig
+
+
+class _ClusterUrl:
+    """A URL of an Elasticsearch or OpenSearch cluster: http(s), with no credentials in it."""
+
+    @staticmethod
+    def validate(value: str) -> str:
+        if value.startswith(("https://", "http://")) and "@" in _split(value)[0].netloc:
+            raise ValueError("must not carry credentials (user:password@): set username, and the password "
+                             "as the secret jaeger-storage-password")
+        return _url(value, query=False)
+
+
+class JaegerService(Component):
+    image: ImageRef = _image("jaegertracing/jaeger", "2.12.0")
+    memory: Memory = "512Mi"
+    # `memory` loses traces on restart (dev); `badger` keeps them on a volume; `elasticsearch` and
+    # `opensearch` store them in an external cluster at serverUrls (nothing kept locally; how long
+    # the cluster keeps them is its own ILM/ISM or index cleaner's business, not badgerTtl).
+    storage: Literal["memory", "badger", "elasticsearch", "opensearch"] = "memory"
+    max_traces: Count(1, 10_000_000) = 100000
+    # How long Badger keeps spans.
+    badger_ttl: Annotated[Duration, _duration_between("1m", "10y")] = "72h"
+    volume_size: VolumeSize = "10Gi"
+    # Elasticsearch / OpenSearch only: the cluster's URLs, without credentials.
+    server_urls: Annotated[tuple[Annotated[str, AfterValidator(_ClusterUrl.validate)], ...],
+                           Field(max_length=16)] = ()
+    # Indices are named <indexPrefix>-jaeger-span-<date> and so on.
+    index_prefix: str = Field(default="medianest", pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
+    # Basic auth; the password is the secret `jaeger-storage-password`, read from a mounted file.
+    username: UserName | None = None
+
+    @model_validator(mode="after")
+    def _external_storage(self) -> JaegerService:
+        external = self.storage in ("elasticsearch", "opensearch")
+        if external and not self.server_urls:
+            raise ValueError(f"storage {self.storage} needs serverUrls (the cluster's http(s) URLs)")
+        if not external and (self.server_urls or self.username is not None):
+            raise ValueError(f"serverUrls and username are for storage elasticsearch or opensearch, not "
+                             f"{self.storage}")
+        return self
+
 
 NAME = "jaeger"
 UI_PORT = 16686
@@ -387,3 +445,10 @@ def service(config: StackConfig) -> ServiceSpec:
         health=http_health(HEALTH_PORT, HEALTH_PATH),
         metrics=MetricsEndpoint(job=config.jobs.jaeger, port=METRICS_PORT),
     )
+
+
+COMPONENT = ComponentModule(
+    name=NAME, settings_key="jaeger", settings=JaegerService,
+    service=lambda config, files, others: service(config),
+    job=Job("jaeger", "jaeger"),
+)

@@ -15,13 +15,13 @@ The volume then only holds the WAL, the compactor's working files and caches.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from stack.config import StackConfig
 from stack.dump import dump_yaml
 from stack.services.common import image, resources
+from stack.services.component import ComponentModule, Job
 from stack.services.spec import (
     ConfigFile,
     HealthCheck,
@@ -31,6 +31,19 @@ from stack.services.spec import (
     Volume,
     Workload,
 )
+from stack.settings import Component, ImageRef, Memory, Retention, VolumeSize, _at_least_a_day, _image
+
+if TYPE_CHECKING:
+    from stack.config import StackConfig
+
+
+class LokiService(Component):
+    image: ImageRef = _image("grafana/loki", "3.7.1")
+    memory: Memory = "1Gi"
+    # Deleted by the compactor once older than this.
+    retention_period: Annotated[Retention, AfterValidator(_at_least_a_day)] = "744h"
+    volume_size: VolumeSize = "20Gi"
+
 
 NAME = "loki"
 HTTP_PORT = 3100
@@ -186,3 +199,10 @@ def service(config: StackConfig) -> ServiceSpec:
         # Writes only under /loki (the volume); /tmp is a tmpfs provided by the targets.
         read_only_root=True,
     )
+
+
+COMPONENT = ComponentModule(
+    name=NAME, settings_key="loki", settings=LokiService,
+    service=lambda config, files, others: service(config),
+    job=Job("loki", "loki"),
+)

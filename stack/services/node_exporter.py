@@ -11,9 +11,25 @@ the cluster sees. On Docker it listens on the stack's private network only, as e
 
 from __future__ import annotations
 
-from stack.config import StackConfig
+from typing import TYPE_CHECKING
+
 from stack.services.common import image, resources
+from stack.services.component import ComponentModule, Job
 from stack.services.spec import HostMount, MetricsEndpoint, Port, ServiceSpec, Workload, http_health
+from stack.settings import Component, ImageRef, Memory, _image
+
+if TYPE_CHECKING:
+    from stack.config import StackConfig
+
+
+class NodeExporterService(Component):
+    image: ImageRef = _image("prom/node-exporter", "v1.12.1")
+    memory: Memory = "64Mi"
+    # Kubernetes: node exporter listens on the node's loopback only; kube-rbac-proxy serves its
+    # metrics on the node's IP over TLS to callers allowed `get` on /metrics (v0.22.0: released
+    # 2026-04-27 to quay.io/brancz/kube-rbac-proxy and ghcr.io/kube-rbac-proxy/kube-rbac-proxy).
+    rbac_proxy_image: ImageRef = _image("quay.io/brancz/kube-rbac-proxy", "v0.22.0")
+
 
 NAME = "node-exporter"
 PORT = 9100
@@ -66,3 +82,10 @@ def service(config: StackConfig) -> ServiceSpec:
         health=health,
         metrics=MetricsEndpoint(job=config.jobs.node, port=PORT),
     )
+
+
+COMPONENT = ComponentModule(
+    name=NAME, settings_key="node_exporter", settings=NodeExporterService,
+    service=lambda config, files, others: service(config),
+    job=Job("node", "node-exporter"),
+)

@@ -4,9 +4,13 @@ mounted file (DATA_SOURCE_PASS_FILE), never from the environment."""
 
 from __future__ import annotations
 
-from stack.config import StackConfig
+from typing import TYPE_CHECKING, Annotated
+
+from pydantic import AfterValidator, Field
+
 from stack.services.addresses import address_port
 from stack.services.common import image, resources
+from stack.services.component import ComponentModule, Job
 from stack.services.spec import (
     ANYWHERE,
     Flow,
@@ -18,6 +22,24 @@ from stack.services.spec import (
     http_health,
     tcp,
 )
+from stack.settings import Component, ImageRef, Memory, _image, _postgres_dsn
+
+if TYPE_CHECKING:
+    from stack.config import StackConfig
+
+
+class PostgresExporterService(Component):
+    image: ImageRef = _image("prometheuscommunity/postgres-exporter", "v0.20.0")
+    memory: Memory = "64Mi"
+    # host:port/database?options (DATA_SOURCE_URI), never a password: that is the
+    # `postgres-password` secret, mounted as DATA_SOURCE_PASS_FILE.
+    data_source_uri: Annotated[str, AfterValidator(_postgres_dsn)] = (
+        "host.docker.internal:5432/medianest?sslmode=disable")
+    # DATA_SOURCE_USER: a role name alone (a password never rides along as user:password).
+    user: str = Field(default="postgres_exporter", pattern=r"^[A-Za-z0-9_.@-]{1,63}$")
+    # Whether PostgreSQL needs a password (the `postgres-password` secret).
+    password: bool = True
+
 
 NAME = "postgres-exporter"
 PORT = 9187
@@ -52,3 +74,10 @@ def service(config: StackConfig) -> ServiceSpec:
         health=http_health(PORT, "/"),
         metrics=MetricsEndpoint(job=config.jobs.postgres, port=PORT),
     )
+
+
+COMPONENT = ComponentModule(
+    name=NAME, settings_key="postgres_exporter", settings=PostgresExporterService,
+    service=lambda config, files, others: service(config),
+    job=Job("postgres", "postgres-exporter"),
+)

@@ -6,13 +6,14 @@ container; the data volume stays)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stack.config import StackConfig
 from stack.dump import dump_yaml
 from stack.services import alertmanager, blackbox_exporter
 from stack.services.common import image, mounted, resources
+from stack.services.component import ComponentModule, Job
 from stack.services.spec import (
+    NAME_LABEL,
     STACK_NAMESPACES,
     ApiAccess,
     ConfigFile,
@@ -26,9 +27,29 @@ from stack.services.spec import (
     Volume,
     Workload,
     http_health,
+    namespace_of,
     tcp,
 )
-from stack.targets.kubernetes.common import NAME_LABEL, namespace_of
+from stack.settings import Component, Count, ImageRef, Interval, Memory, Retention, RetentionSize, VolumeSize, _image
+
+if TYPE_CHECKING:
+    from stack.config import StackConfig
+
+
+class PrometheusService(Component):
+    image: ImageRef = _image("prom/prometheus", "v3.16.0")
+    memory: Memory = "2Gi"
+    retention_time: Retention = "15d"
+    retention_size: RetentionSize = "10GB"
+    scrape_interval: Interval = "30s"
+    # How often this Prometheus evaluates the rules; evaluationInterval (what the generated
+    # promtool tests assume) when not set. The sandbox shortens it to detect faster.
+    evaluation_interval: Interval | None = None
+    # Size of the data volume (Kubernetes PVC); keep it above retentionSize.
+    volume_size: VolumeSize = "20Gi"
+    # Two make an HA pair (Kubernetes target): both scrape and alert, Alertmanager deduplicates.
+    replicas: Count(1, 3) = 1
+
 
 NAME = "prometheus"
 PORT = 9090
@@ -216,3 +237,10 @@ def service(config: StackConfig, files: Mapping[str, str], targets: Sequence[Ser
         health=http_health(PORT, "/-/ready", live_path="/-/healthy", start_period_seconds=60),
         metrics=MetricsEndpoint(job=config.jobs.prometheus, port=PORT),
     )
+
+
+COMPONENT = ComponentModule(
+    name=NAME, settings_key="prometheus", settings=PrometheusService,
+    service=service,
+    job=Job("prometheus", "prometheus"), scrapes_others=True, required="they are the alerting path",
+)

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 from functools import partial
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 
-from stack.config import StackConfig
+from pydantic import AfterValidator
+
 from stack.services.common import image, resources
+from stack.services.component import ComponentModule, Job
 from stack.services.spec import (
     ANYWHERE,
     Flow,
@@ -24,6 +27,22 @@ from stack.services.spec import (
     http_health,
     tcp,
 )
+from stack.settings import Component, ImageRef, Memory, _image, _redis_address
+
+if TYPE_CHECKING:
+    from stack.config import StackConfig
+
+
+class RedisExporterService(Component):
+    # The -alpine build: the scratch one has no tool to run a health check with.
+    image: ImageRef = _image("oliver006/redis_exporter", "v1.80.0-alpine")
+    memory: Memory = "64Mi"
+    # redis://host:port (REDIS_ADDR), never a password: that is the `redis-password` secret,
+    # mounted as REDIS_PASSWORD_FILE.
+    address: Annotated[str, AfterValidator(_redis_address)] = "redis://host.docker.internal:6379"
+    # Whether Redis needs a password (the `redis-password` secret).
+    password: bool = False
+
 
 NAME = "redis-exporter"
 PORT = 9121
@@ -65,3 +84,10 @@ def service(config: StackConfig) -> ServiceSpec:
         health=http_health(PORT, "/health"),
         metrics=MetricsEndpoint(job=config.jobs.redis, port=PORT),
     )
+
+
+COMPONENT = ComponentModule(
+    name=NAME, settings_key="redis_exporter", settings=RedisExporterService,
+    service=lambda config, files, others: service(config),
+    job=Job("redis", "redis-exporter"),
+)

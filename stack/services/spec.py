@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from stack.config import StackConfig
 
 
 @dataclass(frozen=True)
@@ -273,3 +276,17 @@ def wget(port: int, path: str) -> tuple[str, ...]:
 
 def http_health(port: int, path: str, live_path: str | None = None, **timing: int) -> HealthCheck:
     return HealthCheck(port=port, path=path, command=wget(port, path), live_path=live_path, **timing)
+
+
+# --- Kubernetes facts every target and the scrape config agree on ----------------------------------
+
+# The label naming a component's pods and objects (`app.kubernetes.io/name: <spec name>`).
+NAME_LABEL = "app.kubernetes.io/name"
+
+
+def namespace_of(config: StackConfig, spec: ServiceSpec) -> str:
+    """node exporter (host PID, network and paths) runs in the privileged namespace; the rest in
+    the restricted one."""
+    host_access = spec.host_pid or bool(spec.host_mounts)
+    settings = config.kubernetes
+    return settings.node_namespace if host_access else settings.namespace

@@ -163,7 +163,7 @@ def test_addresses_of_unknown_components_are_refused(dev_config: StackConfig) ->
     import pytest
     from pydantic import ValidationError
 
-    with pytest.raises(ValidationError, match="unknown component alertmanger; valid: prometheus, alertmanager"):
+    with pytest.raises(ValidationError, match="unknown component alertmanger; valid: alertmanager, alloy, blackbox"):
         StackConfig.model_validate({**dev_config.model_dump(by_alias=True),
                                     "addresses": {"alertmanger": ["127.0.0.1:9093"]}})
 

@@ -6,26 +6,19 @@ its pods (Services, PDBs, NetworkPolicies, anti-affinity, service discovery).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stack.config import StackConfig
-from stack.services.spec import Port, ServiceSpec
+from stack.services.spec import NAME_LABEL, Port, ServiceSpec, namespace_of  # noqa: F401 - re-exported
 
-NAME_LABEL = "app.kubernetes.io/name"
+if TYPE_CHECKING:
+    from stack.config import StackConfig
+
 PART_OF_LABEL = "app.kubernetes.io/part-of"
 PART_OF = "medianest-observability"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "pulumi"
 
 Manifest = dict[str, Any]
-
-
-def namespace_of(config: StackConfig, spec: ServiceSpec) -> str:
-    """node exporter (host PID, network and paths) runs in the privileged namespace; the rest in
-    the restricted one."""
-    host_access = spec.host_pid or bool(spec.host_mounts)
-    settings = config.kubernetes
-    return settings.node_namespace if host_access else settings.namespace
 
 
 def selector(name: str) -> dict[str, str]:
