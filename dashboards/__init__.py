@@ -7,20 +7,35 @@ from typing import TYPE_CHECKING
 from dashboards import infrastructure, logs, medianest, slo, stack_health
 from dashboards.model import DashboardSpec, GeneratedDashboard, generate
 from rules.platform import absent_alerts
+from stack import services as registry
 
 if TYPE_CHECKING:
     from stack.config import StackConfig
 
 
 def specs(config: StackConfig) -> tuple[DashboardSpec, ...]:
-    return (
+    return tuple(with_components(spec, config) for spec in (
         medianest.system_overview(config),
         medianest.business(config),
         slo.dashboard(config),
         infrastructure.dashboard(config),
         stack_health.dashboard(config),
         logs.dashboard(config),
-    )
+    ))
+
+
+def with_components(spec: DashboardSpec, config: StackConfig) -> DashboardSpec:
+    """The dashboard with the rows (and variables) of every deployed component shown on it
+    (`COMPONENT.dashboard` names its uid)."""
+    shown = [component for component in registry.deployed(config) if component.dashboard == spec.uid]
+    rows = tuple(row for component in shown for row in component.dashboard_rows(config))
+    names = {variable.name for variable in spec.variables}
+    variables = []
+    for variable in (v for component in shown for v in component.dashboard_variables(config)):
+        if variable.name not in names:
+            names.add(variable.name)
+            variables.append(variable)
+    return spec.model_copy(update={"rows": spec.rows + rows, "variables": spec.variables + tuple(variables)})
 
 
 def without_runbooks_of(spec: DashboardSpec, absent: set[str]) -> DashboardSpec:

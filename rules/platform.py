@@ -16,6 +16,7 @@ from rules.humanize import humanize_percentage as pct
 from rules.humanize import value
 from rules.model import RuleFile, RuleGroup, alert
 from rules.testing import AlertAt, Expected, Firing, RuleTest, Series
+from stack import services as registry
 
 if TYPE_CHECKING:
     from stack.config import StackConfig
@@ -262,17 +263,28 @@ def absent_alerts(config: StackConfig) -> set[str]:
     """Alerts about components this stack does not deploy."""
     absent = {name for component, names in COMPONENT_ALERTS.items()
               if not getattr(config.services, component).enabled for name in names}
+    absent |= {rule.alert for component in registry.components() if not component.deployed(config)
+               for rule in component.alerts(config)}
     if config.target == "kubernetes" and config.kubernetes.prometheus_operator.enabled:
         absent.update(OPERATOR_OWNED_ALERTS)
     return absent
+
+
+def _with_components(group: RuleGroup, config: StackConfig) -> RuleGroup:
+    """The group and every deployed component's alerts that join it (`COMPONENT.alert_group`)."""
+    joined = tuple(rule for component in registry.deployed(config) if component.alert_group == group.name
+                   for rule in component.alerts(config))
+    return group.model_copy(update={"rules": group.rules + joined})
 
 
 def rule_file(config: StackConfig) -> RuleFile:
     absent = absent_alerts(config)
     groups = tuple(
         group.model_copy(update={"rules": tuple(r for r in group.rules if getattr(r, "alert", None) not in absent)})
-        for group in (exporter_alerts(config), meta_alerts(config)))
-    kept = tuple(t for t in tests(config) if not t.alerts or {a.alert for a in t.alerts} - absent)
+        for group in (_with_components(exporter_alerts(config), config),
+                      _with_components(meta_alerts(config), config)))
+    component_tests = tuple(test for component in registry.deployed(config) for test in component.alert_tests(config))
+    kept = tuple(t for t in tests(config) + component_tests if not t.alerts or {a.alert for a in t.alerts} - absent)
     return RuleFile(name="platform", groups=groups, tests=kept)
 
 

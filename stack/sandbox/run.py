@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pydantic.alias_generators import to_camel
+
 from rules.problems import Severity
 from stack.bundle import Bundle, build
 from stack.config import StackConfig, load_stack
@@ -39,34 +41,25 @@ from stack.output import write_tree
 from stack.sandbox import datastores, localize, processes, sink
 from stack.services import (
     alertmanager,
-    blackbox_exporter,
+    components,
     jaeger,
-    node_exporter,
     postgres_exporter,
     prometheus,
-    redis_exporter,
 )
 from stack.services.spec import ServiceSpec, replica_address
 
 LOOPBACK = "127.0.0.1"
 SIMULATOR = "simulator"
 SINK = "sink"
-# Each component the sandbox runs, in the order it starts them (Prometheus last: it scrapes the
-# others), and the binary it runs: its image's entrypoint, given the spec's args.
-BINARIES = {
-    # First: the simulator sends it its traces.
-    jaeger.NAME: "jaeger",
-    node_exporter.NAME: "node_exporter",
-    # Debian's packages (0.11 and 1.45): their Go modules are not served (stack/judges.py NOT_BUILT).
-    postgres_exporter.NAME: "prometheus-postgres-exporter",
-    redis_exporter.NAME: "prometheus-redis-exporter",
-    blackbox_exporter.NAME: "blackbox_exporter",
-    alertmanager.NAME: "alertmanager",
-    prometheus.NAME: "prometheus",
-}
-# Not run here, so switched off with their alerts: Grafana and Loki are AGPL (never built here),
-# and Alloy's binary is not built here.
-UNAVAILABLE = ("grafana", "loki", "alloy")
+# Each component the sandbox runs (its module's `sandbox_binary`: its image's entrypoint, given the
+# spec's args), in the order it starts them: the one that scrapes the others last. postgres and
+# redis exporters are Debian's packages (0.11 and 1.45): their Go modules are not served
+# (stack/judges.py NOT_BUILT).
+BINARIES = {component.name: component.sandbox_binary
+            for component in sorted(components(), key=lambda c: c.scrapes_others) if component.sandbox_binary}
+# Not run here, so switched off with their alerts (settings keys): no binary of them here (Grafana
+# and Loki are AGPL, never built here; Alloy's binary is not built here).
+UNAVAILABLE = tuple(component.settings_key for component in components() if not component.sandbox_binary)
 # Components the sandbox may run several replicas of (`Sandbox(alertmanagers=3)`): their
 # processes are numbered (`alertmanager-0`...), even when there is one.
 REPLICATED = (alertmanager.NAME,)
@@ -121,8 +114,8 @@ def sandbox_config(base: StackConfig, ports: Ports, postgres: datastores.Postgre
     services["postgresExporter"] |= {"dataSourceUri": f"{_at(postgres.port)}/{postgres.database}?sslmode=disable",
                                      "user": postgres.user, "password": True}
     services["redisExporter"] |= {"address": f"redis://{_at(redis.port)}", "password": False}
-    for component in UNAVAILABLE:
-        services[component]["enabled"] = False
+    for key in UNAVAILABLE:
+        services[to_camel(key)]["enabled"] = False
     data |= {
         "environment": "sandbox",
         "compression": COMPRESSION if compressed else {},

@@ -123,4 +123,5 @@ COMPONENT = ComponentModule(
     name=NAME, settings_key="alertmanager", settings=AlertmanagerService,
     service=lambda config, files, others: service(config, files),
     job=Job("alertmanager", "alertmanager"), required="they are the alerting path",
+    sandbox_binary="alertmanager",
 )

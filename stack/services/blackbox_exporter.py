@@ -133,4 +133,5 @@ COMPONENT = ComponentModule(
     name=NAME, settings_key="blackbox_exporter", settings=BlackboxExporterService,
     service=lambda config, files, others: service(config),
     job=Job("blackbox", "blackbox"),
+    sandbox_binary="blackbox_exporter",
 )

@@ -23,7 +23,10 @@ A component module owns everything about its component, and nothing outside it n
 - `alerts(config)` with `alert_tests(config)` (promtool tests, each alert firing on its failure
   and silent on healthy data) and `expected` (severity, service and summary of each alert,
   stated apart from the rules); `alert_group` names the rule group of platform.yaml they join.
-- `dashboard_rows(config)`: its rows on the `dashboard` it appears on.
+- `dashboard_rows(config)`: its rows on the `dashboard` (a uid) it appears on, with the
+  `dashboard_variables(config)` they select on.
+- `sandbox_binary`: the binary the sandbox (stack/sandbox) runs it with, from its spec; none:
+  the sandbox switches it off, with its alerts.
 
 Defaults say "nothing": a component with no alerts or rows simply has none.
 """
@@ -35,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from dashboards.model import Row
+    from dashboards.model import Row, Variable
     from rules.catalog import Metric
     from rules.model import AlertingRule
     from rules.testing import Expected, RuleTest
@@ -88,6 +91,10 @@ class ComponentModule:
     expected: Mapping[str, Expected] = field(default_factory=dict)
     dashboard: str = "infrastructure"
     dashboard_rows: Callable[[StackConfig], tuple[Row, ...]] = _nothing
+    dashboard_variables: Callable[[StackConfig], tuple[Variable, ...]] = _nothing
+    # The binary the sandbox runs it with (its image's entrypoint, given the spec's args, found
+    # by stack.sandbox.processes.binary); None: the sandbox runs without it (switched off there).
+    sandbox_binary: str | None = None
 
     def settings_of(self, config: StackConfig) -> Component:
         return getattr(config.services, self.settings_key)

@@ -451,4 +451,5 @@ COMPONENT = ComponentModule(
     name=NAME, settings_key="jaeger", settings=JaegerService,
     service=lambda config, files, others: service(config),
     job=Job("jaeger", "jaeger"),
+    sandbox_binary="jaeger",
 )

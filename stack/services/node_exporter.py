@@ -88,4 +88,5 @@ COMPONENT = ComponentModule(
     name=NAME, settings_key="node_exporter", settings=NodeExporterService,
     service=lambda config, files, others: service(config),
     job=Job("node", "node-exporter"),
+    sandbox_binary="node_exporter",
 )

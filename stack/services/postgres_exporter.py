@@ -80,4 +80,5 @@ COMPONENT = ComponentModule(
     name=NAME, settings_key="postgres_exporter", settings=PostgresExporterService,
     service=lambda config, files, others: service(config),
     job=Job("postgres", "postgres-exporter"),
+    sandbox_binary="prometheus-postgres-exporter",
 )

@@ -243,4 +243,5 @@ COMPONENT = ComponentModule(
     name=NAME, settings_key="prometheus", settings=PrometheusService,
     service=service,
     job=Job("prometheus", "prometheus"), scrapes_others=True, required="they are the alerting path",
+    sandbox_binary="prometheus",
 )

@@ -90,4 +90,5 @@ COMPONENT = ComponentModule(
     name=NAME, settings_key="redis_exporter", settings=RedisExporterService,
     service=lambda config, files, others: service(config),
     job=Job("redis", "redis-exporter"),
+    sandbox_binary="prometheus-redis-exporter",
 )
