@@ -1,14 +1,13 @@
 """MediaNest's notification templates (Go text/template, loaded by Alertmanager from
-`templates/medianest.tmpl`): one title and one body for every integration, built from the
-alerts' house annotations (a static summary, a templated description, a runbook URL).
+`templates/medianest.tmpl`: stack.layout.ALERTMANAGER_TEMPLATE): one title and one body for
+every integration, built from the alerts' house annotations (a static summary, a templated
+description, a runbook URL).
 
 This is the one generated file that is text rather than dumped data: it *is* the template
 language. `amtool check-config` parses it and the tests render it with `amtool template render`.
 """
 
 from __future__ import annotations
-
-FILE_NAME = "medianest.tmpl"
 
 # Names of the definitions below, as the receivers reference them.
 TITLE = "medianest.title"

@@ -7,6 +7,7 @@ sandbox all call it.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -27,21 +28,26 @@ from rules.routing import AlertmanagerConfig, RouteCase, route_cases
 from rules.routing_checks import Routing, check_routing
 from rules.slo import slo_rule_files
 from rules.testing import Suite, coverage, render_test_file, suites
+from stack import layout
 from stack.config import StackConfig
 from stack.dump import HEADER, dump_json, dump_yaml  # noqa: F401 - re-exported
+from stack.layout import (  # noqa: F401 - re-exported: where each file goes is stack.layout's
+    ALERTMANAGER_CONFIG,
+    ALERTMANAGER_TEMPLATE,
+    GRAFANA_DASHBOARD_PROVIDERS,
+    GRAFANA_DATASOURCES,
+    GRAFANA_ENVIRONMENT,
+    GRAFANA_INI,
+    ROUTE_TESTS,
+    RULES_DIR,
+    TESTS_DIR,
+    restricted_rules_path,
+    rules_path,
+    unit_tests_path,
+)
 from stack.services import service_specs
 from stack.services.spec import ServiceSpec
 from stack.targets.kubernetes import manifests as kubernetes
-
-RULES_DIR = "prometheus/rules"
-TESTS_DIR = "prometheus/tests"
-ALERTMANAGER_CONFIG = "alertmanager/alertmanager.yml"
-ALERTMANAGER_TEMPLATE = f"alertmanager/{alerting_policy.TEMPLATES_DIR}/{notification_templates.FILE_NAME}"
-ROUTE_TESTS = "alertmanager/tests/routes.yaml"
-GRAFANA_DATASOURCES = "grafana/provisioning/datasources/datasources.yaml"
-GRAFANA_DASHBOARD_PROVIDERS = "grafana/provisioning/dashboards/dashboards.yaml"
-GRAFANA_INI = "grafana/grafana.ini"
-GRAFANA_ENVIRONMENT = "grafana/environment.yaml"
 
 
 @dataclass(frozen=True)
@@ -99,20 +105,6 @@ class Bundle:
         return sorted(p for p in self.files if p.startswith(RULES_DIR + "/"))
 
 
-def rules_path(name: str) -> str:
-    return f"{RULES_DIR}/{name}.yaml"
-
-
-def unit_tests_path(rule_file: str, suite: str) -> str:
-    """A suite's promtool test file: `prometheus/tests/<rule file>/<suite>.yaml`."""
-    return f"{TESTS_DIR}/{rule_file}/{suite}.yaml"
-
-
-def restricted_rules_path(rule_file: str, suite: str) -> str:
-    """The rules a suite reads, when not the whole rule file: beside its tests, under rules/."""
-    return f"{TESTS_DIR}/{rule_file}/rules/{suite}.yaml"
-
-
 def alerts_of(rule_files: tuple[RuleFile, ...]) -> list[tuple[str, AlertingRule]]:
     """Every alerting rule, with its file and group."""
     return [(f"{rules_path(f.name)} group {g.name}", r) for f in rule_files
@@ -126,7 +118,7 @@ def dashboard_samples(config: StackConfig) -> dict[str, str]:
 
 
 def dashboard_path(dashboard: GeneratedDashboard) -> str:
-    return f"grafana/dashboards/{dashboard.folder}/{dashboard.uid}.json"
+    return layout.dashboard_path(dashboard.folder, dashboard.uid)
 
 
 def rule_files(config: StackConfig) -> tuple[tuple[RuleFile, ...], list[Problem]]:
@@ -139,18 +131,25 @@ def rule_files(config: StackConfig) -> tuple[tuple[RuleFile, ...], list[Problem]
     return (medianest_file, platform.rule_file(config), *slo_files), slo_problems
 
 
+def _relative(path: str, test_file: str) -> str:
+    """A bundle path as a test file names it: promtool resolves rule_files from the test file's
+    directory (`../../rules/<rule file>.yaml`, `rules/<suite>.yaml`). Pure: no working directory."""
+    return posixpath.relpath("/" + path, "/" + posixpath.dirname(test_file))
+
+
 def rule_file_tree(rule_file: RuleFile, test_suites: Sequence[Suite], runbook_base_url: str) -> dict[str, str]:
     """A rule file and its promtool suites as files: each suite's test file, and the rules it
     reads beside it unless those are the whole rule file."""
     files = {rules_path(rule_file.name): dump_yaml({"groups": [g.to_dict() for g in rule_file.groups]})}
     for suite in test_suites:
+        tests = unit_tests_path(rule_file.name, suite.name)
         if suite.whole:
-            loaded = f"../../rules/{rule_file.name}.yaml"
+            loaded = _relative(rules_path(rule_file.name), tests)
         else:
-            loaded = f"rules/{suite.name}.yaml"
-            files[restricted_rules_path(rule_file.name, suite.name)] = dump_yaml(
-                {"groups": [g.to_dict() for g in suite.groups]})
-        files[unit_tests_path(rule_file.name, suite.name)] = dump_yaml(render_test_file(
+            restricted = restricted_rules_path(rule_file.name, suite.name)
+            loaded = _relative(restricted, tests)
+            files[restricted] = dump_yaml({"groups": [g.to_dict() for g in suite.groups]})
+        files[tests] = dump_yaml(render_test_file(
             [loaded], suite.tests, suite.evaluation_interval, runbook_base_url))
     return files
 

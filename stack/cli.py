@@ -34,8 +34,9 @@ from rules.slo.spec import SLO
 from rules.slos import slos as slo_definitions
 from rules.testing import RuleTest, Suite, suites
 from stack import tools
-from stack.bundle import ALERTMANAGER_CONFIG, Bundle, build, rule_file_tree, unit_tests_path
+from stack.bundle import Bundle, build, rule_file_tree
 from stack.config import ROOT, ConfigError, load_stack
+from stack.layout import ALERTMANAGER_CONFIG, unit_tests_path
 from stack.output import OutputError, check_out, os_reason, shorten, write_tree
 from stack.preview import facts
 from stack.preview.worktree import PreviewError

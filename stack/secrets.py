@@ -11,8 +11,8 @@ import pulumi
 import pulumi_random as random
 from pulumi.runtime import config as runtime_config
 
-from stack.settings import PROJECT, SECRETS_KEY, ConfigError, secret_name_ok
 from stack.services.spec import SecretFile, ServiceSpec
+from stack.settings import PROJECT, SECRETS_KEY, ConfigError, secret_name_ok
 
 
 def configured(stack: str) -> dict[str, str]:

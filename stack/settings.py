@@ -21,6 +21,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from rules.conventions import duration_seconds
+from stack.secret_names import may_hold_secret
 
 PROJECT = "medianest-observability"
 # `medianest-observability:secrets`: an object of Pulumi secrets, one per secret file by name.
@@ -180,8 +181,6 @@ RetentionSize = Annotated[str, AfterValidator(_retention_size), SHOWN]
 
 # --- URLs and addresses: never a credential --------------------------------------------------
 
-# Query parameters that carry a credential, whatever the URL.
-_CREDENTIAL_PARAM = re.compile(r"pass|pwd|secret|token|key|auth|sig|credential|session", re.IGNORECASE)
 MAX_URL = 2048
 
 
@@ -217,7 +216,8 @@ def _url(value: str, *, query: bool = True) -> str:
         raise ValueError("must be a URL with a valid host and a port between 1 and 65535")
     if parts.query and not query:
         raise ValueError("must not carry a query string")
-    if any(_CREDENTIAL_PARAM.search(name) for name, _ in parse_qsl(parts.query, keep_blank_values=True)):
+    # A query parameter named like a credential carries one, whatever the URL.
+    if any(may_hold_secret(name) for name, _ in parse_qsl(parts.query, keep_blank_values=True)):
         raise ValueError("must not carry credentials in its query string (a token, key or password "
                          "parameter): a secret is a mounted file, never part of a URL")
     return value

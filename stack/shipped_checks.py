@@ -15,9 +15,17 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from stack import tools
-from stack.bundle import ALERTMANAGER_CONFIG, Bundle
-from stack.services import alloy, blackbox_exporter, jaeger, loki, prometheus
-from stack.targets.kubernetes.manifests import DIRECTORY as KUBERNETES_DIR
+from stack.bundle import Bundle
+from stack.layout import (
+    ALERTMANAGER_CONFIG,
+    ALLOY_CONFIG,
+    BLACKBOX_CONFIG,
+    JAEGER_CONFIG,
+    KUBERNETES_DIR,
+    LOKI_CONFIG,
+    PROMETHEUS_CONFIG,
+)
+from stack.services import alloy, loki, prometheus
 
 
 @dataclass(frozen=True)
@@ -47,13 +55,13 @@ def _model(path: str, model: type[BaseModel]) -> Callable[[Bundle, Path], Verdic
 
 def _alloy(bundle: Bundle, out: Path) -> Verdict:
     judge = "the Alloy models (references, bounded stream labels)"
-    text = (out / alloy.CONFIG_FILE).read_text()
+    text = (out / ALLOY_CONFIG).read_text()
     problems = [f"reference to an undefined component or export: {r}" for r in alloy.dangling_references(text)]
     try:
         alloy.check_stream_labels(alloy.alloy_config(bundle.config))
     except ValueError as error:
         problems.append(str(error))
-    return Verdict(alloy.CONFIG_FILE, judge, not problems, "\n".join(problems))
+    return Verdict(ALLOY_CONFIG, judge, not problems, "\n".join(problems))
 
 
 # Custom resources kubernetes-validate has no schema for.
@@ -92,7 +100,7 @@ def _kubernetes(bundle: Bundle, out: Path, path: str) -> Verdict:
 def _prometheus(bundle: Bundle, out: Path) -> Verdict:
     """promtool check config, which also loads every rule file prometheus.yml names, and judges
     the Kubernetes service discovery blocks (promtool built at the shipped version has every SD)."""
-    path = out / prometheus.CONFIG_FILE
+    path = out / PROMETHEUS_CONFIG
     document = yaml.safe_load(path.read_text())
     # promtool requires every credentials file to exist: the pod's service-account token
     # (node exporter's kube-rbac-proxy wants it) is replaced by a stand-in beside the file.
@@ -116,15 +124,15 @@ def _prometheus(bundle: Bundle, out: Path) -> Verdict:
         run = tools.promtool_check_config(path)
     # promtool names the file it read: the stand-in's name would only confuse.
     output = run.output.replace(".prometheus-with-stand-in-token.yml", path.name) if not run.ok else ""
-    return Verdict(prometheus.CONFIG_FILE, "promtool check config", run.ok, output)
+    return Verdict(PROMETHEUS_CONFIG, "promtool check config", run.ok, output)
 
 
 CHECKS: tuple[Callable[[Bundle, Path], Verdict], ...] = (
     _prometheus,
     _tool(ALERTMANAGER_CONFIG, "amtool check-config", tools.amtool_check_config),
-    _tool(blackbox_exporter.CONFIG_FILE, "blackbox_exporter --config.check", tools.blackbox_check_config),
-    _model(loki.CONFIG_FILE, loki.LokiConfig),
-    _tool(jaeger.CONFIG_FILE, "jaeger validate", tools.jaeger_validate),
+    _tool(BLACKBOX_CONFIG, "blackbox_exporter --config.check", tools.blackbox_check_config),
+    _model(LOKI_CONFIG, loki.LokiConfig),
+    _tool(JAEGER_CONFIG, "jaeger validate", tools.jaeger_validate),
     _alloy,
 )
 

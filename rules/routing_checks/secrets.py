@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from rules.problems import Problem, Severity
 from rules.routing_checks import Routing
+from stack.secret_names import is_url, may_hold_secret
 
 NAME = "routing-secrets"
 
-# Keys whose value is a secret wherever they appear (Alertmanager's receivers, http_config,
-# global), each with its file-reference twin where Alertmanager has one.
-SECRET_KEYS = {
+# Which names may hold a secret is stack.secret_names' answer (also the PR preview's). Here,
+# what to write instead: the file-reference twin Alertmanager has for a secret setting (None: it
+# has none).
+FILE_FORMS = {
     "routing_key": "routing_key_file",
     "service_key": "service_key_file",
     "auth_password": "auth_password_file",
@@ -31,18 +33,21 @@ SECRET_KEYS = {
     "password": "password_file",
     "bearer_token": "bearer_token_file",
     "credentials": "credentials_file",
-    "webhook_url": "webhook_url_file",
-    "slack_api_url": "slack_api_url_file",
     "smtp_auth_password": "smtp_auth_password_file",
     "smtp_auth_secret": None,
     "opsgenie_api_key": "opsgenie_api_key_file",
     "victorops_api_key": "victorops_api_key_file",
     "wechat_api_secret": None,
 }
-# A Slack incoming webhook's URL is its secret.
-SECRET_URL_KEYS = {"slack_configs": ("api_url", "api_url_file")}
-# VictorOps's routing key names a route; it is not a secret (PagerDuty's is).
-NOT_SECRET = {"victorops_configs": ("routing_key",)}
+# URLs that are wholly a secret, by section (None: anywhere): an incoming webhook's URL is its
+# secret. Other URLs are secret only in part: no user:password@, no credential in the query.
+SECRET_URLS = {
+    None: ("webhook_url", "slack_api_url"),
+    "slack_configs": ("api_url",),
+}
+# A webhook receiver's URL takes no query at all (stack.config's WebhookUrl): its token belongs
+# in http_config.authorization.credentials_file.
+PLAIN_URLS = ("url",)
 
 
 def check(routing: Routing) -> Iterator[Problem]:
@@ -64,17 +69,32 @@ def inline_secrets(document: Any, path: str = "", parent: str = "") -> Iterator[
         if isinstance(value, dict | list):
             yield from inline_secrets(value, where, str(key))
             continue
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or not value or not may_hold_secret(str(key), parent):
             continue
-        if key in SECRET_KEYS and key not in NOT_SECRET.get(parent, ()):
-            twin = SECRET_KEYS[key]
-            fix = (f"use {twin} with a mounted secret file" if twin
-                   else "Alertmanager has no file form of it: do not use it")
-            yield where, f"{key} holds a literal secret: {fix}"
-        elif SECRET_URL_KEYS.get(parent, ("",))[0] == key:
-            yield where, f"{key} is a secret URL written inline: use {SECRET_URL_KEYS[parent][1]}"
-        elif key == "url":
-            parts = urlsplit(value)
-            if parts.username or parts.password or parts.query:
-                yield where, ("url carries credentials (user:password@ or a query string): use a "
+        if key in SECRET_URLS[None] or key in SECRET_URLS.get(parent, ()):
+            yield where, f"{key} is a secret URL written inline: use {key}_file"
+        elif is_url(str(key)):
+            if _url_credentials(value, any_query=key in PLAIN_URLS):
+                yield where, (f"{key} carries credentials (user:password@ or a query string): use a "
                               "plain URL and http_config.authorization.credentials_file")
+        else:
+            if key not in FILE_FORMS:
+                fix = f"use a mounted secret file ({key}_file, where Alertmanager has one) or do not set it"
+            elif FILE_FORMS[key]:
+                fix = f"use {FILE_FORMS[key]} with a mounted secret file"
+            else:
+                fix = "Alertmanager has no file form of it: do not use it"
+            yield where, f"{key} holds a literal secret: {fix}"
+
+
+def _url_credentials(url: str, any_query: bool) -> bool:
+    """Whether a URL carries a credential: user:password@, or a query parameter named like one
+    (any query at all, for `any_query`)."""
+    try:
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError:
+        return True  # not a URL a reviewer can read: say so rather than let it through
+    if parts.username or parts.password:
+        return True
+    return bool(parts.query) if any_query else any(may_hold_secret(name) for name, _ in query)

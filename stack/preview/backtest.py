@@ -32,8 +32,9 @@ from typing import Any, Literal
 import yaml
 
 from rules.conventions import duration_seconds
+from stack.layout import PROMETHEUS_CONFIG
 from stack.preview.model import Change, Section, Trees
-from stack.preview.trees import PROMETHEUS_CONFIG, Rule, alerts, recording_rules
+from stack.preview.trees import Rule, alerts, recording_rules
 from stack.preview.worktree import PreviewError
 
 TITLE = "Backtest"

@@ -15,11 +15,12 @@ from typing import Any
 
 import yaml
 
+from stack import layout
 from stack.preview.model import Block, Change, Detail, Section, Trees
 
 TITLE = "Dashboards"
-DASHBOARDS_DIR = "grafana/dashboards"
-PROVISIONING = "grafana/provisioning/dashboards"
+DASHBOARDS_DIR = layout.GRAFANA_DASHBOARDS_DIR
+PROVISIONING = layout.GRAFANA_DASHBOARD_PROVISIONING_DIR
 # Where a panel sits, not what it shows.
 LAYOUT_KEYS = frozenset({"gridPos", "id", "collapsed"})
 # Compared on their own (the rest of a panel is compared as "other settings").

@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from stack import layout
 from stack.preview import receivers as amtool
 from stack.preview import trees as exported
 from stack.preview.model import Change, Detail, Section, Trees
+from stack.secret_names import may_hold_secret
 
 TITLE = "Routing"
 ROOT = "route"
@@ -35,9 +37,6 @@ ROUTE_MATCHER_KEYS = frozenset({"matchers", "match", "match_re"})
 CONFIG_KEYS = frozenset({"global", "route", "receivers", "inhibit_rules", "templates"})
 # Settings an integration is named by (see integration()).
 NAMED_BY = ("channel", "to", "url", "url_file", "chat_id")
-# A setting whose name contains one of these may hold a secret (unless it is a `*_file` path).
-SECRET_WORDS = ("password", "secret", "token", "key", "credentials", "url", "webhook", "auth", "bearer",
-                "cookie")
 
 T = TypeVar("T")
 # A tree with no prometheus.yml (see alerts()).
@@ -47,9 +46,9 @@ NO_TREE = Path("/nonexistent/stack-preview-tree")
 # --- values as a reviewer reads them ------------------------------------------------------------
 
 def secret(key: str) -> bool:
-    """Whether a setting of this name may hold a secret (a `*_file` setting holds a path)."""
-    name = str(key).rsplit(".", 1)[-1].lower()
-    return not name.endswith("_file") and any(word in name for word in SECRET_WORDS)
+    """Whether a setting of this dotted name may hold a secret (a `*_file` setting holds a path).
+    No section's exception applies: VictorOps' routing key is masked like PagerDuty's."""
+    return may_hold_secret(str(key).rsplit(".", 1)[-1])
 
 
 def _holds_secret(value: Any) -> bool:
@@ -580,9 +579,9 @@ def rerouted(trees: Trees, base: dict[str, Any], head: dict[str, Any]) -> list[d
         return []
     project = projection(base, head)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        before_run = pool.submit(_reach, trees.base / exported.ALERTMANAGER_CONFIG,
+        before_run = pool.submit(_reach, trees.base / layout.ALERTMANAGER_CONFIG,
                                  [project(olds[k].labels) for k in both])
-        after_run = pool.submit(_reach, trees.head / exported.ALERTMANAGER_CONFIG,
+        after_run = pool.submit(_reach, trees.head / layout.ALERTMANAGER_CONFIG,
                                 [project(news[k].labels) for k in both])
         # The head's error first: a broken head fails the section.
         after = after_run.result()
@@ -609,7 +608,7 @@ def rerouted_change(found: list[dict[str, Any]]) -> Change:
 # --- the section ------------------------------------------------------------------------------------------
 
 def section(trees: Trees) -> Section:
-    base_path, head_path = (t / exported.ALERTMANAGER_CONFIG for t in (trees.base, trees.head))
+    base_path, head_path = (t / layout.ALERTMANAGER_CONFIG for t in (trees.base, trees.head))
     notes: list[str] = []
     if not base_path.exists() and not head_path.exists():
         return Section(TITLE)

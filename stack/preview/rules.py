@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from stack import tools
+from stack import layout, tools
 from stack.preview import receivers as amtool
 from stack.preview import trees as exported
 from stack.preview.model import Block, Change, ChangeKind, Detail, Section, Trees
@@ -240,7 +240,7 @@ def reached(tree: Path, rules: Sequence[exported.Rule]) -> list[tuple[str, ...]]
     distinct label set."""
     label_sets = [exported.alert_labels(tree, rule) for rule in rules]
     distinct = sorted({json.dumps(ls, sort_keys=True) for ls in label_sets})
-    answers = dict(zip(distinct, amtool.reached(tree / exported.ALERTMANAGER_CONFIG,
+    answers = dict(zip(distinct, amtool.reached(tree / layout.ALERTMANAGER_CONFIG,
                                                  [json.loads(d) for d in distinct]), strict=True))
     return [answers[json.dumps(ls, sort_keys=True)] for ls in label_sets]
 
@@ -284,7 +284,7 @@ class Outcome:
 def unit_test_files(head: Path) -> dict[Path, dict[str, Any]]:
     """Every promtool test file of the tree: `prometheus/tests/<rule file>/<suite>.yaml`."""
     return {path: yaml.load(path.read_text(), Loader=LOADER) or {}
-            for path in sorted((head / exported.TESTS_DIR).glob("*/*.yaml"))}
+            for path in sorted((head / layout.TESTS_DIR).glob("*/*.yaml"))}
 
 
 def tests_of(head: Path, rule: exported.Rule, files: Mapping[Path, dict[str, Any]]) -> list[UnitTest]:

@@ -19,9 +19,10 @@ from typing import Any, Literal
 
 import yaml
 
+from stack import layout
 from stack.preview.model import Change, Section, Trees
 from stack.services import prometheus
-from stack.targets.kubernetes.manifests import DIRECTORY, object_key, replacements
+from stack.targets.kubernetes.manifests import object_key, replacements
 
 TITLE = "Stack"
 FACTS = "services.json"
@@ -130,7 +131,7 @@ def args_changes(before: Sequence[str], after: Sequence[str]) -> list[str]:
 def retention(tree: Path, args: Sequence[str]) -> dict[str, str]:
     """The retention a Prometheus runs with: its config file's block, whole, when there is one
     (an absent key there is no limit), else its flags, else Prometheus' default."""
-    path = tree / prometheus.CONFIG_FILE
+    path = tree / layout.PROMETHEUS_CONFIG
     block = yaml.load(path.read_text(), Loader=LOADER) if path.exists() else None
     for key in ("storage", "tsdb", "retention"):
         block = block.get(key) if isinstance(block, dict) else None
@@ -332,7 +333,7 @@ def components(base: dict[str, Any], head: dict[str, Any]) -> list[Change]:
 
 def kubernetes_objects(tree: Path) -> list[Manifest] | None:
     """Every document of `kubernetes/*.yaml`; None when the tree has no such directory."""
-    directory = tree / DIRECTORY
+    directory = tree / layout.KUBERNETES_DIR
     if not directory.is_dir():
         return None
     found = []

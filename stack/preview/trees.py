@@ -11,10 +11,8 @@ from typing import Any
 
 import yaml
 
-RULES_DIR = "prometheus/rules"
-TESTS_DIR = "prometheus/tests"
-PROMETHEUS_CONFIG = "prometheus/prometheus.yml"
-ALERTMANAGER_CONFIG = "alertmanager/alertmanager.yml"
+# Where each file of an exported tree is: the layout `render` and `export` write.
+from stack.layout import ALERTMANAGER_CONFIG, PROMETHEUS_CONFIG, RULES_DIR, SUITE_RULES_DIR, TESTS_DIR, rules_path
 
 
 def tested_rule_file(loaded: str) -> str:
@@ -22,8 +20,8 @@ def tested_rule_file(loaded: str) -> str:
     suite reads (`prometheus/tests/<rule file>/rules/<suite>.yaml`), the file they come from."""
     parts = loaded.split("/")
     prefix = TESTS_DIR.split("/")
-    if parts[:len(prefix)] == prefix and len(parts) == len(prefix) + 3 and parts[-2] == "rules":
-        return f"{RULES_DIR}/{parts[len(prefix)]}.yaml"
+    if parts[:len(prefix)] == prefix and len(parts) == len(prefix) + 3 and parts[-2] == SUITE_RULES_DIR:
+        return rules_path(parts[len(prefix)])
     return loaded
 
 
