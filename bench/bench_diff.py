@@ -34,14 +34,14 @@ REPEAT = 3
 TYPICAL = [
     ("Pulumi.dev.yaml", "errorRatio: 0.05", "errorRatio: 0.07"),
     ("Pulumi.dev.yaml", "tag: v3.16.0}", "tag: v3.17.0}"),
-    ("rules/platform.py", '"1 minute"), **common),\n        alert("HostHighCpu",',
+    ("stack/services/redis_exporter.py", '"1 minute"), **common),\n        # maxmemory 0',
      '"1 minute"), **common),\n'
      '        alert("RedisRejectingConnections", "increase(redis_rejected_connections_total[5m]) > 0",\n'
      '              for_="5m", severity=WARNING, service="cache", summary="Redis rejects connections",\n'
      '              description="Redis rejected {{ $value }} connections over 5 minutes.", **common),\n'
-     '        alert("HostHighCpu",'),
-    ("dashboards/infrastructure.py", '                timeseries("Load average", "1 minute load average per host.", '
-     'Unit.SHORT,\n                           prom(f"node_load1{{{node}}}", "{{instance}}")),\n', ""),
+     '        # maxmemory 0'),
+    ("stack/services/node_exporter.py", '        timeseries("Load average", "1 minute load average per host.", '
+     'Unit.SHORT,\n                   prom(f"node_load1{{{node}}}", "{{instance}}")),\n', ""),
 ]
 SLO = [("rules/slos.py", 'objective=Decimal("99.9")', 'objective=Decimal("99.5")')]
 

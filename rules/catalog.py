@@ -7,7 +7,7 @@ typo cannot become an alert that silently never fires.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from rules.conventions import TARGET_LABELS
@@ -83,8 +83,13 @@ class Catalog:
         return catalog
 
     def add(self, metric: Metric) -> None:
-        if metric.name in self.metrics:
-            raise ValueError(f"metric {metric.name} is declared twice in the catalog")
+        known = self.metrics.get(metric.name)
+        if known is not None:
+            # One metric from two exporters of the same code (cAdvisor alone on Docker, inside the
+            # kubelet on Kubernetes, which adds pod labels): one family, the labels of both.
+            if (known.type, known.buckets, known.target_labels) != (metric.type, metric.buckets, metric.target_labels):
+                raise ValueError(f"metric {metric.name} is declared twice in the catalog, differently")
+            metric = replace(known, labels=known.labels + tuple(x for x in metric.labels if x not in known.labels))
         self.metrics[metric.name] = metric
         base = frozenset(metric.labels) | frozenset(metric.target_labels)
         suffixes = _SUFFIXES.get(metric.type)

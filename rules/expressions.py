@@ -23,8 +23,7 @@ def or_zero(errors: str, total: str) -> str:
     return f"({errors} or {total} * 0)"
 
 
-def postgres_connections_used(selector: str) -> str:
-    """Share of max_connections in use, per exporter target. max by: postgres_exporter 0.11
-    labels max_connections with `server`, 0.20 does not."""
-    return (f"sum by (job, instance) (pg_stat_database_numbackends{{{selector}}}) "
-            f"/ max by (job, instance) (pg_settings_max_connections{{{selector}}})")
+def loss_ratio(failed: str, succeeded: str, by: str, sel: str) -> str:
+    """Share of items that failed, out of all attempted (the counters count them apart)."""
+    failed_rate = f"sum by ({by}) (rate({failed}{{{sel}}}[5m]))"
+    return f"{failed_rate} / (sum by ({by}) (rate({succeeded}{{{sel}}}[5m])) + {failed_rate})"

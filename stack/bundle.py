@@ -47,7 +47,7 @@ from stack.layout import (  # noqa: F401 - re-exported: where each file goes is 
 )
 from stack.services import service_specs
 from stack.services.spec import ServiceSpec
-from stack.targets.kubernetes import manifests as kubernetes
+from stack.targets import rendered_files as target_files
 
 
 @dataclass(frozen=True)
@@ -181,10 +181,8 @@ def build(config: StackConfig) -> Bundle:
         for file in spec.files:
             # A component ships either a file generated above or its own config (prometheus.yml...).
             assert files.setdefault(file.source, file.content) == file.content, file.source
-    if config.target == "kubernetes":
-        # The manifests a user without Pulumi applies (`kubectl apply -f kubernetes/`), and the
-        # script creating the Secrets they mount (`kubernetes-secrets/`, never applied with them).
-        files.update(kubernetes.rendered_files(config, services, files))
+    # What the target adds for a user without Pulumi (Kubernetes: manifests and a Secrets script).
+    files.update(target_files(config, services, files))
     return Bundle(config, generated, dict(sorted(files.items())), tuple(problems),
                   alertmanager=alertmanager, route_cases=cases, dashboards=generated_dashboards,
                   services=services, test_suites=test_suites)

@@ -105,7 +105,7 @@ class _Jobs(_Section):
 # MediaNest's backend's job, and each component's (`COMPONENT.job`: its key and default name).
 Jobs = create_model(
     "Jobs", __base__=_Jobs, __module__=__name__,
-    **{c.job.key: (JobName, c.job.default) for c in components() if c.job is not None},
+    **{job.key: (JobName, job.default) for c in components() for job in (c.job, *c.other_jobs) if job is not None},
 )
 
 

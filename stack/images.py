@@ -32,6 +32,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from stack.sandbox import processes
+from stack.services import components
 
 # Labels on every image built here: who built it, and from what content.
 BUILDER_LABEL = "com.medianest.image-builder"
@@ -127,14 +128,9 @@ OFFICIAL = (
 )
 BY_COMPONENT = {official.component: official for official in OFFICIAL}
 
-# Components with no binary on this machine: listed, never built.
-NOT_BUILT = {
-    "grafana": ("grafana", "Grafana is AGPL: not built or vendored here, and no binary of it exists on "
-                           "this machine (the image must come from a registry)"),
-    "loki": ("loki", "Loki is AGPL: not built or vendored here, and no binary of it exists on this machine"),
-    "alloy": ("alloy", "no Alloy binary here: only its syntax package is a judge (github.com/grafana/alloy "
-                       "builds need its web UI and a large dependency tree); the image must come from a registry"),
-}
+# Components with no binary on this machine (`COMPONENT.no_local_image`): listed, never built.
+NOT_BUILT = {component.name: (component.settings_key, component.no_local_image)
+             for component in components() if component.no_local_image}
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic.alias_generators import to_camel
+
+from stack.services import components
+
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = ROOT / "tools"
 # Where judges are built; MEDIANEST_TOOLS_DIR moves it (a shared, pre-built directory).
@@ -133,12 +137,9 @@ JUDGES = (
 BY_BINARY = {binary: judge for judge in JUDGES for binary in judge.binaries}
 
 # Components whose judge stays Debian's package, and why (the Go module proxy's answer).
-NOT_BUILT = {
-    "postgresExporter": "github.com/prometheus-community/postgres_exporter is not served by the Go "
-                        "module proxy (v0.20.0 and v0.18.1: 'This module version is not available')",
-    "redisExporter": "github.com/oliver006/redis_exporter is not served by the Go module proxy "
-                     "(v1.80.0 and v1.79.0: 'This module version is not available')",
-}
+# Components with an image but no judge built here (`COMPONENT.unjudged` says why), by settings key.
+NOT_BUILT = {to_camel(component.settings_key): component.unjudged
+             for component in components() if component.unjudged}
 
 PLACEHOLDER_PAGE = (
     "<!doctype html><title>{binary}</title><p>{binary} {version} built from its Go module without "
@@ -301,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{judge.name}\t{judge.module} {judge.version}\t{judge.image_repository}:{judge.image_tag}"
                   f"\t{', '.join(judge.binaries)}")
         for component, reason in NOT_BUILT.items():
-            print(f"{component}\tDebian's package: {reason}")
+            print(f"{component}\tno judge built here: {reason}")
         return 0
     try:
         build_all()

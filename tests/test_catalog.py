@@ -37,10 +37,17 @@ def test_no_catalog_label_is_an_identifier() -> None:
     assert [(m.name, lab) for m in CATALOG.metrics.values() for lab in m.labels if UNBOUNDED_LABEL.search(lab)] == []
 
 
-def test_a_metric_declared_twice_is_refused() -> None:
-    metric = Metric("x_total", MetricType.COUNTER, "x")
-    with pytest.raises(ValueError, match="declared twice"):
-        Catalog.of([metric, metric])
+def test_a_metric_declared_twice_differently_is_refused() -> None:
+    with pytest.raises(ValueError, match="declared twice in the catalog, differently"):
+        Catalog.of([Metric("x_total", MetricType.COUNTER, "x")], [Metric("x_total", MetricType.GAUGE, "x")])
+
+
+def test_a_metric_two_exporters_expose_has_the_labels_of_both() -> None:
+    # cAdvisor alone (Docker) and inside the kubelet (Kubernetes, with pod labels).
+    catalog = Catalog.of([Metric("c_total", MetricType.COUNTER, "c", ("name",))],
+                         [Metric("c_total", MetricType.COUNTER, "c", ("namespace", "name"))])
+    assert catalog.metrics["c_total"].labels == ("name", "namespace")
+    assert catalog.series("c_total").labels == {"name", "namespace", "job", "instance"}
 
 
 def test_a_histogram_needs_increasing_buckets() -> None:

@@ -3,12 +3,18 @@ alert watches for it: the sandbox, which has no Loki, Jaeger, Grafana or Alloy, 
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import pytest
 import yaml
 from pydantic import ValidationError
 
+from rules.platform import absent_alerts
+from stack import services as registry
 from stack.bundle import build
 from stack.config import StackConfig
+from stack.services import postgres_exporter
 
 
 def _without(config: StackConfig, *components: str) -> StackConfig:
@@ -42,3 +48,29 @@ def test_without_grafana_no_dashboards_are_shipped(dev_config: StackConfig) -> N
 def test_the_alerting_path_cannot_be_disabled(dev_config: StackConfig) -> None:
     with pytest.raises(ValidationError, match="prometheus and alertmanager cannot be disabled"):
         _without(dev_config, "alertmanager")
+
+
+def test_disabled_exporters_take_their_alerts_rows_and_probe_job_along(dev_config: StackConfig) -> None:
+    exporters = ("nodeExporter", "postgresExporter", "redisExporter", "blackboxExporter")
+    bundle = build(_without(dev_config, *exporters))
+    jobs = {j["job_name"] for j in yaml.safe_load(bundle.files["prometheus/prometheus.yml"])["scrape_configs"]}
+    assert jobs.isdisjoint({dev_config.jobs.node, dev_config.jobs.postgres, dev_config.jobs.redis,
+                            dev_config.jobs.blackbox})
+    alerts = {rule.alert for _, rule in bundle.alerts}
+    assert alerts.isdisjoint({"HostHighCpu", "PostgresDown", "RedisDown", "BlackboxProbeFailed"})
+    assert "TargetDown" in alerts
+    infrastructure = next(v for k, v in bundle.files.items() if k.endswith("infrastructure.json"))
+    titles = {panel["title"] for panel in json.loads(infrastructure)["panels"]}
+    assert titles.isdisjoint({"Hosts", "PostgreSQL", "Redis", "Blackbox probes"})
+    assert bundle.coverage().ratio == 1.0
+
+
+def test_an_alert_a_deployed_component_defines_is_never_absent(dev_config: StackConfig,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # A component made for no target (so never deployed) that defines PostgresDown too.
+    twin = dataclasses.replace(postgres_exporter.COMPONENT, name="postgres-twin", settings_key="postgres_twin",
+                               targets=())
+    components = registry.components()
+    monkeypatch.setattr(registry, "components", lambda: (*components, twin))
+    assert "PostgresDown" not in absent_alerts(dev_config)
+    assert "PostgresDown" in absent_alerts(_without(dev_config, "postgresExporter"))

@@ -54,7 +54,7 @@ SINK = "sink"
 # Each component the sandbox runs (its module's `sandbox_binary`: its image's entrypoint, given the
 # spec's args), in the order it starts them: the one that scrapes the others last. postgres and
 # redis exporters are Debian's packages (0.11 and 1.45): their Go modules are not served
-# (stack/judges.py NOT_BUILT).
+# (their modules' `unjudged`).
 BINARIES = {component.name: component.sandbox_binary
             for component in sorted(components(), key=lambda c: c.scrapes_others) if component.sandbox_binary}
 # Not run here, so switched off with their alerts (settings keys): no binary of them here (Grafana

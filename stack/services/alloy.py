@@ -557,4 +557,7 @@ COMPONENT = ComponentModule(
     name=NAME, settings_key="alloy", settings=AlloyService,
     service=lambda config, files, others: service(config),
     job=Job("alloy", "alloy"), check=_fits_target,
+    no_local_image=("no Alloy binary here: only its syntax package is a judge (github.com/grafana/alloy "
+                    "builds need its web UI and a large dependency tree); the image must come from a registry"),
+    unjudged="its config is checked by typed models and its syntax package",
 )

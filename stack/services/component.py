@@ -26,7 +26,8 @@ A component module owns everything about its component, and nothing outside it n
 - `dashboard_rows(config)`: its rows on the `dashboard` (a uid) it appears on, with the
   `dashboard_variables(config)` they select on.
 - `sandbox_binary`: the binary the sandbox (stack/sandbox) runs it with, from its spec; none:
-  the sandbox switches it off, with its alerts.
+  the sandbox switches it off, with its alerts. `no_local_image` and `unjudged`: why its image
+  cannot be built here, and why no binary of it judges it here (None: they are).
 
 Defaults say "nothing": a component with no alerts or rows simply has none.
 """
@@ -83,6 +84,8 @@ class ComponentModule:
     check: Callable[[StackConfig], str | None] = _no_problem
     scrapes_others: bool = False
     job: Job | None = None
+    # The jobs its `scrape_jobs` name, besides its own.
+    other_jobs: tuple[Job, ...] = ()
     scrape_jobs: Callable[[StackConfig], tuple[dict[str, Any], ...]] = _nothing
     metrics: tuple[Metric, ...] = ()
     alerts: Callable[[StackConfig], tuple[AlertingRule, ...]] = _nothing
@@ -95,6 +98,11 @@ class ComponentModule:
     # The binary the sandbox runs it with (its image's entrypoint, given the spec's args, found
     # by stack.sandbox.processes.binary); None: the sandbox runs without it (switched off there).
     sandbox_binary: str | None = None
+    # Why this machine cannot build its image from a binary here (stack/images.py builds the
+    # others for the Docker engine tests, which then run without it); None: it can.
+    no_local_image: str | None = None
+    # Why no binary of it judges its config or flags here (stack/judges.py builds the others).
+    unjudged: str | None = None
 
     def settings_of(self, config: StackConfig) -> Component:
         return getattr(config.services, self.settings_key)

@@ -148,4 +148,7 @@ COMPONENT = ComponentModule(
     name=NAME, settings_key="grafana", settings=GrafanaService,
     service=lambda config, files, others: service(config, files),
     job=Job("grafana", "grafana"),
+    no_local_image=("Grafana is AGPL: not built or vendored here, and no binary of it exists on "
+                    "this machine (the image must come from a registry)"),
+    unjudged="its config is checked by typed models, not a binary",
 )

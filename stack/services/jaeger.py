@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from rules.conventions import duration_seconds
+from rules.alert_tests import counter, series, silent
+from rules.alert_tests import fires as _fires_of
+from rules.conventions import AlertSeverity, duration_seconds, number
+from rules.expressions import down_description, loss_ratio, target_down
+from rules.humanize import humanize_percentage as pct
+from rules.model import AlertingRule, alert
+from rules.testing import AlertAt, Expected, RuleTest, Series
 from stack.dump import dump_yaml
 from stack.services.addresses import address_port, url_port
 from stack.services.common import image, resources
@@ -447,9 +453,109 @@ def service(config: StackConfig) -> ServiceSpec:
     )
 
 
+# --- alerts and their tests (its metrics are in rules/metrics/prometheus_stack.py) -------------
+
+WARNING = AlertSeverity.WARNING
+
+# What each alert carries whatever the data, stated apart from the rules: a wrong severity,
+# routing label or summary there fails the tests.
+EXPECTED = {
+    "JaegerDown": Expected("warning", "platform", "Jaeger is down"),
+    "JaegerSpansRefused": Expected("warning", "platform", "Jaeger refuses spans"),
+    "JaegerExportFailing": Expected("warning", "platform", "Jaeger fails to store spans"),
+}
+
+# The instance as the scrape config names it (Docker): its metrics port.
+INSTANCE = f"{NAME}:{METRICS_PORT}"
+
+
+def alerts(config: StackConfig) -> tuple[AlertingRule, ...]:
+    jobs, t = config.jobs, config.thresholds
+    common = {"runbook_base_url": config.runbook_base_url}
+    jaeger = f'job="{jobs.jaeger}"'
+    return (
+        # Warning: traces are sampled and best effort; nothing else depends on them.
+        alert("JaegerDown", target_down(jobs.jaeger), for_="5m", severity=WARNING, service="platform",
+              summary="Jaeger is down",
+              description=down_description("Jaeger", "5 minutes"), **common),
+        alert("JaegerSpansRefused",
+              loss_ratio("otelcol_receiver_refused_spans_total", "otelcol_receiver_accepted_spans_total",
+                         "job, instance, receiver", jaeger) + f" > {number(t.span_loss_ratio)}",
+              for_="10m", severity=WARNING, service="platform",
+              summary="Jaeger refuses spans",
+              description="Jaeger {{ $labels.instance }} refuses {{ $value | humanizePercentage }} of "
+                          "the spans its {{ $labels.receiver }} receiver gets: traces are lost.",
+              **common),
+        alert("JaegerExportFailing",
+              loss_ratio("otelcol_exporter_send_failed_spans_total", "otelcol_exporter_sent_spans_total",
+                         "job, instance, exporter", jaeger) + f" > {number(t.span_loss_ratio)}",
+              for_="10m", severity=WARNING, service="platform",
+              summary="Jaeger fails to store spans",
+              description="{{ $value | humanizePercentage }} of the spans Jaeger {{ $labels.instance }} "
+                          "exports through {{ $labels.exporter }} fail to reach its storage.", **common),
+    )
+
+
+def _fires(at: str, alert_name: str, description: str, /, **labels: str) -> AlertAt:
+    return _fires_of(EXPECTED, at, alert_name, description, **labels)
+
+
+def alert_tests(config: StackConfig) -> tuple[RuleTest, ...]:
+    jobs, t = config.jobs, config.thresholds
+    jaeger = {"job": jobs.jaeger, "instance": INSTANCE}
+    receiver = {"receiver": "otlp", "transport": "grpc", **jaeger}
+
+    def refused(ratio: float) -> tuple[Series, ...]:
+        return (series("otelcol_receiver_accepted_spans_total", counter(1000 * (1 - ratio), 30), **receiver),
+                series("otelcol_receiver_refused_spans_total", counter(1000 * ratio, 30), **receiver))
+
+    exporter = {"exporter": "jaeger_storage_exporter", **jaeger}
+
+    def export_failed(ratio: float) -> tuple[Series, ...]:
+        return (series("otelcol_exporter_sent_spans_total", counter(1000 * (1 - ratio), 30), **exporter),
+                series("otelcol_exporter_send_failed_spans_total", counter(1000 * ratio, 30), **exporter))
+
+    lost = 2 * t.span_loss_ratio
+    return (
+        RuleTest(
+            "Jaeger down for 5 minutes opens a ticket",
+            series=(series("up", "1 0x10", **jaeger),),
+            alerts=(silent("5m", "JaegerDown"),
+                    _fires("7m", "JaegerDown", f"Jaeger cannot be reached through {INSTANCE} for more "
+                           "than 5 minutes.", **jaeger)),
+        ),
+        RuleTest(
+            "Jaeger refusing spans over the threshold for 10 minutes opens a ticket",
+            series=refused(lost),
+            alerts=(silent("8m", "JaegerSpansRefused"),
+                    _fires("15m", "JaegerSpansRefused", f"Jaeger {INSTANCE} refuses {pct(lost)} of the "
+                           "spans its otlp receiver gets: traces are lost.", receiver="otlp", **jaeger)),
+        ),
+        RuleTest(
+            "Jaeger refusing spans under the threshold stays silent",
+            series=refused(t.span_loss_ratio / 2),
+            alerts=(silent("15m", "JaegerSpansRefused"),),
+        ),
+        RuleTest(
+            "Jaeger failing to store spans over the threshold for 10 minutes opens a ticket",
+            series=export_failed(lost),
+            alerts=(silent("8m", "JaegerExportFailing"),
+                    _fires("15m", "JaegerExportFailing", f"{pct(lost)} of the spans Jaeger {INSTANCE} "
+                           "exports through jaeger_storage_exporter fail to reach its storage.",
+                           exporter="jaeger_storage_exporter", **jaeger)),
+        ),
+        RuleTest(
+            "Jaeger failing to store spans under the threshold stays silent",
+            series=export_failed(t.span_loss_ratio / 2),
+            alerts=(silent("15m", "JaegerExportFailing"),),
+        ),
+    )
+
+
 COMPONENT = ComponentModule(
     name=NAME, settings_key="jaeger", settings=JaegerService,
     service=lambda config, files, others: service(config),
     job=Job("jaeger", "jaeger"),
+    alerts=alerts, alert_group="platform.meta", alert_tests=alert_tests, expected=EXPECTED,
     sandbox_binary="jaeger",
 )

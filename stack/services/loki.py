@@ -19,6 +19,13 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from rules.alert_tests import counter, series, silent
+from rules.alert_tests import fires as _fires_of
+from rules.conventions import AlertSeverity, number
+from rules.expressions import down_description, target_down
+from rules.humanize import humanize_percentage as pct
+from rules.model import AlertingRule, alert
+from rules.testing import AlertAt, Expected, RuleTest, Series
 from stack.dump import dump_yaml
 from stack.services.common import image, resources
 from stack.services.component import ComponentModule, Job
@@ -201,8 +208,86 @@ def service(config: StackConfig) -> ServiceSpec:
     )
 
 
+# --- alerts and their tests (its metrics are in rules/metrics/prometheus_stack.py) -------------
+
+CRITICAL, WARNING = AlertSeverity.CRITICAL, AlertSeverity.WARNING
+
+# What each alert carries whatever the data, stated apart from the rules: a wrong severity,
+# routing label or summary there fails the tests.
+EXPECTED = {
+    "LokiRequestErrors": Expected("warning", "platform", "Loki is failing requests"),
+    "LokiDown": Expected("critical", "platform", "Loki is down"),
+}
+
+# The instance as the scrape config names it (Docker).
+INSTANCE = f"{NAME}:{HTTP_PORT}"
+
+
+def alerts(config: StackConfig) -> tuple[AlertingRule, ...]:
+    jobs, t = config.jobs, config.thresholds
+    common = {"runbook_base_url": config.runbook_base_url}
+    loki = f'job="{jobs.loki}"'
+    return (
+        alert("LokiRequestErrors",
+              f"sum by (job, route) (rate(loki_request_duration_seconds_count{{{loki},"
+              f'status_code=~"5.."}}[5m])) '
+              f"/ sum by (job, route) (rate(loki_request_duration_seconds_count{{{loki}}}[5m])) "
+              f"> {number(t.loki_error_ratio)}",
+              for_="15m", severity=WARNING, service="platform",
+              summary="Loki is failing requests",
+              description="{{ $value | humanizePercentage }} of the {{ $labels.route }} requests to "
+                          "{{ $labels.job }} failed with a 5xx over the last 5 minutes.", **common),
+        # Critical: Alloy buffers logs for a while only, then they are lost.
+        alert("LokiDown", target_down(jobs.loki), for_="2m", severity=CRITICAL, service="platform",
+              summary="Loki is down",
+              description=down_description("Loki", "2 minutes"), **common),
+    )
+
+
+def _fires(at: str, alert_name: str, description: str, /, **labels: str) -> AlertAt:
+    return _fires_of(EXPECTED, at, alert_name, description, **labels)
+
+
+def alert_tests(config: StackConfig) -> tuple[RuleTest, ...]:
+    jobs, t = config.jobs, config.thresholds
+    loki = {"job": jobs.loki, "instance": INSTANCE}
+    push = {"method": "POST", "route": "loki_api_v1_push", "ws": "false", **loki}
+
+    def loki_requests(error_ratio: float) -> tuple[Series, ...]:
+        return (series("loki_request_duration_seconds_count", counter(100 * (1 - error_ratio), 30),
+                       status_code="204", **push),
+                series("loki_request_duration_seconds_count", counter(100 * error_ratio, 30),
+                       status_code="500", **push))
+
+    return (
+        RuleTest(
+            "Loki failing requests over the threshold for 15 minutes opens a ticket",
+            series=loki_requests(2 * t.loki_error_ratio),
+            alerts=(silent("10m", "LokiRequestErrors"),
+                    _fires("20m", "LokiRequestErrors", f"{pct(2 * t.loki_error_ratio)} of the "
+                           f"loki_api_v1_push requests to {jobs.loki} failed with a 5xx over the last "
+                           "5 minutes.", job=jobs.loki, route="loki_api_v1_push")),
+        ),
+        RuleTest(
+            "Loki failing requests under the threshold stays silent",
+            series=loki_requests(t.loki_error_ratio / 2),
+            alerts=(silent("20m", "LokiRequestErrors"),),
+        ),
+        RuleTest(
+            "Loki down for 2 minutes pages",
+            series=(series("up", "1 0x10", **loki),),
+            alerts=(silent("2m", "LokiDown"),
+                    _fires("4m", "LokiDown", f"Loki cannot be reached through {INSTANCE} for more than "
+                           "2 minutes.", **loki)),
+        ),
+    )
+
+
 COMPONENT = ComponentModule(
     name=NAME, settings_key="loki", settings=LokiService,
     service=lambda config, files, others: service(config),
     job=Job("loki", "loki"),
+    alerts=alerts, alert_group="platform.meta", alert_tests=alert_tests, expected=EXPECTED,
+    no_local_image="Loki is AGPL: not built or vendored here, and no binary of it exists on this machine",
+    unjudged="its config is checked by typed models, not a binary",
 )

@@ -8,6 +8,17 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AfterValidator, Field
 
+from dashboards.common import bar_gauge, stat, timeseries
+from dashboards.model import Row, Unit, prom, steps
+from rules.alert_tests import down_tests, over, series, silent, under
+from rules.alert_tests import fires as _fires_of
+from rules.catalog import Metric, MetricType
+from rules.conventions import AlertSeverity, number
+from rules.expressions import down_description, target_down
+from rules.humanize import humanize_percentage as pct
+from rules.model import AlertingRule, alert
+from rules.testing import AlertAt, Expected, RuleTest, Series
+from stack.services import node_exporter
 from stack.services.addresses import address_port
 from stack.services.common import image, resources
 from stack.services.component import ComponentModule, Job
@@ -76,9 +87,150 @@ def service(config: StackConfig) -> ServiceSpec:
     )
 
 
+# --- metrics, alerts and their tests, dashboard row --------------------------------------------
+
+# Checked only against Debian's build (0.11: its Go module is not served by the Go module proxy),
+# older than the image. Where versions differ, only the labels all of them have are declared:
+# postgres_exporter 0.11 adds `server` to every series and 0.20 does not, so rules aggregate
+# `by (job, instance)` and never match on it.
+C, G = MetricType.COUNTER, MetricType.GAUGE
+DATABASE = ("datid", "datname")
+
+METRICS = (
+    Metric("pg_up", G, "Whether the last scrape of metrics from PostgreSQL was able to connect to the "
+           "server (1 for yes, 0 for no)"),
+    Metric("pg_stat_database_numbackends", G, "Number of backends currently connected to this database",
+           DATABASE),
+    *(
+        Metric(f"pg_stat_database_{column}", C, f"pg_stat_database.{column} of this database", DATABASE)
+        for column in ("xact_commit", "xact_rollback", "blks_read", "blks_hit", "tup_returned",
+                       "tup_fetched", "tup_inserted", "tup_updated", "tup_deleted", "conflicts",
+                       "temp_files", "temp_bytes", "deadlocks")
+    ),
+    Metric("pg_settings_max_connections", G, "Server Parameter: max_connections"),
+    Metric("pg_database_size_bytes", G, "Disk space used by the database", ("datname",)),
+    Metric("pg_locks_count", G, "Number of locks", ("datname", "mode")),
+    # 0.20 adds usename, application_name, backend_type and wait_event(_type); 0.11 has only these.
+    Metric("pg_stat_activity_count", G, "Number of connections in this state", ("datname", "state")),
+)
+
+CRITICAL, WARNING = AlertSeverity.CRITICAL, AlertSeverity.WARNING
+
+# What each alert carries whatever the data, stated apart from the rules: a wrong severity,
+# routing label or summary there fails the tests.
+EXPECTED = {
+    "PostgresDown": Expected("critical", "database", "PostgreSQL is down"),
+    "PostgresTooManyConnections": Expected("warning", "database", "PostgreSQL is close to its connection limit"),
+}
+
+# The instance as the scrape config names it (Docker).
+INSTANCE = f"{NAME}:{PORT}"
+
+
+def connections_used(selector: str) -> str:
+    """Share of max_connections in use, per exporter target. max by: postgres_exporter 0.11
+    labels max_connections with `server`, 0.20 does not."""
+    return (f"sum by (job, instance) (pg_stat_database_numbackends{{{selector}}}) "
+            f"/ max by (job, instance) (pg_settings_max_connections{{{selector}}})")
+
+
+def alerts(config: StackConfig) -> tuple[AlertingRule, ...]:
+    jobs, t = config.jobs, config.thresholds
+    common = {"runbook_base_url": config.runbook_base_url}
+    pg = f'job="{jobs.postgres}"'
+    return (
+        alert("PostgresDown", target_down(jobs.postgres, "pg_up"), for_="1m",
+              severity=CRITICAL, service="database",
+              summary="PostgreSQL is down",
+              description=down_description("PostgreSQL (or its exporter)", "1 minute"), **common),
+        alert("PostgresTooManyConnections",
+              f"{connections_used(pg)} > {t.postgres_connections_ratio}",
+              for_="5m", severity=WARNING, service="database",
+              summary="PostgreSQL is close to its connection limit",
+              description="PostgreSQL behind {{ $labels.instance }} uses "
+                          "{{ $value | humanizePercentage }} of its max_connections.", **common),
+    )
+
+
+def _fires(at: str, alert_name: str, description: str, /, **labels: str) -> AlertAt:
+    return _fires_of(EXPECTED, at, alert_name, description, **labels)
+
+
+def alert_tests(config: StackConfig) -> tuple[RuleTest, ...]:
+    jobs, t = config.jobs, config.thresholds
+    pg = {"job": jobs.postgres, "instance": INSTANCE}
+    result = [
+        *down_tests(EXPECTED, "PostgresDown", "PostgreSQL", jobs.postgres, INSTANCE, "pg_up"),
+        RuleTest(
+            "No PostgreSQL exporter being scraped at all pages",
+            # Another job's target is scraped (the node exporter's): only PostgreSQL's is missing.
+            series=(series("up", "1x10", job=jobs.node, instance=node_exporter.INSTANCE),),
+            alerts=(_fires("2m", "PostgresDown", f"No {jobs.postgres} target is being scraped for "
+                           "more than 1 minute.", job=jobs.postgres),),
+        ),
+    ]
+
+    def connections(ratio: float) -> tuple[Series, ...]:
+        used = 200 * ratio
+        return (series("pg_settings_max_connections", "200x15", **pg),
+                series("pg_stat_database_numbackends", f"{number(used * 0.9)}x15", datid="16384",
+                       datname="medianest", **pg),
+                series("pg_stat_database_numbackends", f"{number(used * 0.1)}x15", datid="5",
+                       datname="postgres", **pg))
+
+    busy_pg = over(t.postgres_connections_ratio)
+    result += [
+        RuleTest(
+            "PostgreSQL connections just over the threshold for 5 minutes open a ticket",
+            series=connections(busy_pg),
+            alerts=(silent("4m", "PostgresTooManyConnections"),
+                    _fires("8m", "PostgresTooManyConnections", f"PostgreSQL behind {INSTANCE} uses "
+                           f"{pct(busy_pg)} of its max_connections.", **pg)),
+        ),
+        RuleTest(
+            "PostgreSQL connections just under the threshold stay silent",
+            series=connections(under(t.postgres_connections_ratio)),
+            alerts=(silent("8m", "PostgresTooManyConnections"),),
+        ),
+    ]
+    return tuple(result)
+
+
+def dashboard_rows(config: StackConfig) -> tuple[Row, ...]:
+    t = config.thresholds
+    pg = f'job="{config.jobs.postgres}"'
+    return (Row(title="PostgreSQL", panels=(
+        stat("PostgreSQL up", "Whether the exporter reaches PostgreSQL.", Unit.UP_DOWN,
+             prom(f"min(pg_up{{{pg}}})"), thresholds=steps("red", (1, "green")), alerts=("PostgresDown",)),
+        timeseries("Connections used", "Connections in use over max_connections.", Unit.PERCENT_UNIT,
+                   prom(connections_used(pg), "{{instance}}"),
+                   thresholds=steps("green", (t.postgres_connections_ratio, "red")), min=0, max=1,
+                   alerts=("PostgresTooManyConnections",), width=6),
+        timeseries("Transactions", "Commits and rollbacks per second.", Unit.OPS_PER_SECOND,
+                   prom(f"sum(rate(pg_stat_database_xact_commit{{{pg}}}[$__rate_interval]))", "commits"),
+                   prom(f"sum(rate(pg_stat_database_xact_rollback{{{pg}}}[$__rate_interval]))", "rollbacks"),
+                   width=6),
+        timeseries("Buffer cache hit ratio", "Share of block reads served from shared buffers.",
+                   Unit.PERCENT_UNIT,
+                   prom(f"sum(rate(pg_stat_database_blks_hit{{{pg}}}[$__rate_interval])) / "
+                        f"(sum(rate(pg_stat_database_blks_hit{{{pg}}}[$__rate_interval])) + "
+                        f"sum(rate(pg_stat_database_blks_read{{{pg}}}[$__rate_interval])))", "hit ratio"),
+                   min=0, max=1, width=6),
+        bar_gauge("Database size", "Disk space per database.", Unit.BYTES,
+                  prom(f"max by (datname) (pg_database_size_bytes{{{pg}}})", "{{datname}}", instant=True)),
+        timeseries("Deadlocks", "Deadlocks per second.", Unit.OPS_PER_SECOND,
+                   prom(f"sum(rate(pg_stat_database_deadlocks{{{pg}}}[$__rate_interval]))", "deadlocks")),
+    )),)
+
+
 COMPONENT = ComponentModule(
     name=NAME, settings_key="postgres_exporter", settings=PostgresExporterService,
     service=lambda config, files, others: service(config),
     job=Job("postgres", "postgres-exporter"),
+    metrics=METRICS, alerts=alerts, alert_tests=alert_tests, expected=EXPECTED,
+    dashboard_rows=dashboard_rows,
     sandbox_binary="prometheus-postgres-exporter",
+    unjudged=("github.com/prometheus-community/postgres_exporter is not served by the Go module proxy "
+              "(v0.20.0 and v0.18.1: 'This module version is not available'): Debian's package (0.11) runs in "
+              "the sandbox"),
 )

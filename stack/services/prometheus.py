@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from stack.dump import dump_yaml
-from stack.services import alertmanager, blackbox_exporter
+from stack.services import alertmanager
 from stack.services.common import image, mounted, resources
 from stack.services.component import ComponentModule, Job
 from stack.services.spec import (
@@ -90,7 +90,7 @@ def prometheus_config(config: StackConfig, rule_files: Sequence[str], targets: S
         },
         "scrape_configs": _kubernetes_jobs(config, targets) if kubernetes else [
             _backend_job(config),
-            *_probe_jobs(config, targets),
+            *_component_scrape_jobs(config),
             {"job_name": config.jobs.prometheus,
              "static_configs": [{"targets": addresses(config, NAME, f"localhost:{PORT}")}]},
             *(_component_job(config, spec) for spec in targets if spec.metrics and spec.metrics.scraped),
@@ -109,7 +109,7 @@ def _kubernetes_jobs(config: StackConfig, targets: Sequence[ServiceSpec]) -> lis
     jobs = [{"job_name": config.jobs.backend, "scheme": config.backend.scheme,
              "metrics_path": config.backend.metrics_path,
              **_pods(backend.namespace, pod_labels, backend.port, "__meta_kubernetes_pod_name")}]
-    jobs += _probe_jobs(config, targets)
+    jobs += _component_scrape_jobs(config)
     # This Prometheus is one of the components: both replicas of the pair scrape each other.
     own = [(NAME, config.kubernetes.namespace, PORT, config.jobs.prometheus, "/metrics", WORKLOAD)]
     own += [(spec.name, namespace_of(config, spec), spec.metrics.port, spec.metrics.job, spec.metrics.path,
@@ -164,26 +164,12 @@ def _component_job(config: StackConfig, spec: ServiceSpec) -> dict[str, Any]:
             "static_configs": [{"targets": addresses(config, spec.name, spec.address)}]}
 
 
-def _probe_jobs(config: StackConfig, targets: Sequence[ServiceSpec]) -> list[dict[str, Any]]:
-    """MediaNest's health endpoints through the blackbox exporter: each URL becomes the probe's
-    `target` parameter and the series' `instance`; the module follows from the URL's scheme."""
-    blackbox = next((s for s in targets if s.name == blackbox_exporter.NAME), None)
-    urls = config.services.blackbox_exporter.targets
-    if blackbox is None or not urls:
-        return []
-    return [{
-        "job_name": config.jobs.blackbox,
-        "metrics_path": "/probe",
-        "static_configs": [{"targets": group, "labels": {"module": module}}
-                           for module, group in blackbox_exporter.urls_by_module(urls).items()],
-        "relabel_configs": [
-            {"source_labels": ["module"], "target_label": "__param_module"},
-            {"source_labels": ["__address__"], "target_label": "__param_target"},
-            {"source_labels": ["__param_target"], "target_label": "instance"},
-            {"target_label": "__address__", "replacement": addresses(config, blackbox.name, blackbox.address)[0]},
-            {"action": "labeldrop", "regex": "module"},
-        ],
-    }]
+def _component_scrape_jobs(config: StackConfig) -> list[dict[str, Any]]:
+    """Jobs a deployed component declares beyond its own /metrics (`COMPONENT.scrape_jobs`: a
+    prober's targets, another endpoint it stands for), in the registry's order."""
+    from stack import services as registry  # the registry imports this module
+
+    return [job for component in registry.deployed(config) for job in component.scrape_jobs(config)]
 
 
 def _resend_delay(config: StackConfig) -> tuple[str, ...]:

@@ -14,6 +14,16 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator
 
+from dashboards.common import stat, timeseries
+from dashboards.model import Row, Unit, prom, steps
+from rules.alert_tests import GIB, down_tests, over, series, silent, under
+from rules.alert_tests import fires as _fires_of
+from rules.catalog import Metric, MetricType
+from rules.conventions import AlertSeverity, number
+from rules.expressions import down_description, target_down
+from rules.humanize import humanize_percentage as pct
+from rules.model import AlertingRule, alert
+from rules.testing import AlertAt, Expected, RuleTest, Series
 from stack.services.common import image, resources
 from stack.services.component import ComponentModule, Job
 from stack.services.spec import (
@@ -86,9 +96,134 @@ def service(config: StackConfig) -> ServiceSpec:
     )
 
 
+# --- metrics, alerts and their tests, dashboard row --------------------------------------------
+
+# Checked only against Debian's build (1.45: its Go module is not served by the Go module proxy),
+# older than the image.
+C, G = MetricType.COUNTER, MetricType.GAUGE
+
+METRICS = (
+    Metric("redis_up", G, "Information about the Redis instance (1 when the exporter reached it)"),
+    Metric("redis_uptime_in_seconds", G, "Seconds since the Redis server started"),
+    Metric("redis_memory_used_bytes", G, "Memory allocated by Redis"),
+    Metric("redis_memory_used_rss_bytes", G, "Resident memory of the Redis process"),
+    Metric("redis_memory_max_bytes", G, "maxmemory setting (0 when unlimited)"),
+    Metric("redis_connected_clients", G, "Number of client connections"),
+    Metric("redis_blocked_clients", G, "Clients pending on a blocking call"),
+    Metric("redis_config_maxclients", G, "maxclients setting"),
+    Metric("redis_rejected_connections_total", C, "Connections rejected because of maxclients"),
+    Metric("redis_connections_received_total", C, "Connections accepted by the server"),
+    Metric("redis_commands_processed_total", C, "Commands processed by the server"),
+    Metric("redis_commands_total", C, "Calls per command", ("cmd",)),
+    Metric("redis_commands_duration_seconds_total", C, "Seconds spent per command", ("cmd",)),
+    Metric("redis_keyspace_hits_total", C, "Successful lookups of keys"),
+    Metric("redis_keyspace_misses_total", C, "Failed lookups of keys"),
+    Metric("redis_evicted_keys_total", C, "Keys evicted because of maxmemory"),
+    Metric("redis_expired_keys_total", C, "Key expiration events"),
+    Metric("redis_db_keys", G, "Total number of keys by DB", ("db",)),
+)
+
+CRITICAL, WARNING = AlertSeverity.CRITICAL, AlertSeverity.WARNING
+
+# What each alert carries whatever the data, stated apart from the rules: a wrong severity,
+# routing label or summary there fails the tests.
+EXPECTED = {
+    "RedisDown": Expected("critical", "cache", "Redis is down"),
+    "RedisMemoryHigh": Expected("warning", "cache", "Redis is close to its maxmemory"),
+}
+
+# The instance as the scrape config names it (Docker).
+INSTANCE = f"{NAME}:{PORT}"
+
+
+def alerts(config: StackConfig) -> tuple[AlertingRule, ...]:
+    jobs, t = config.jobs, config.thresholds
+    common = {"runbook_base_url": config.runbook_base_url}
+    redis = f'job="{jobs.redis}"'
+    return (
+        alert("RedisDown", target_down(jobs.redis, "redis_up"), for_="1m",
+              severity=CRITICAL, service="cache",
+              summary="Redis is down",
+              description=down_description("Redis (or its exporter)", "1 minute"), **common),
+        # maxmemory 0 means unlimited: no ratio to watch.
+        alert("RedisMemoryHigh",
+              f"redis_memory_used_bytes{{{redis}}} / redis_memory_max_bytes{{{redis}}} "
+              f"> {t.redis_memory_ratio} and redis_memory_max_bytes{{{redis}}} > 0",
+              for_="5m", severity=WARNING, service="cache",
+              summary="Redis is close to its maxmemory",
+              description="Redis behind {{ $labels.instance }} uses {{ $value | humanizePercentage }} "
+                          "of its maxmemory; at the limit it evicts keys or refuses writes.", **common),
+    )
+
+
+def _fires(at: str, alert_name: str, description: str, /, **labels: str) -> AlertAt:
+    return _fires_of(EXPECTED, at, alert_name, description, **labels)
+
+
+def alert_tests(config: StackConfig) -> tuple[RuleTest, ...]:
+    jobs, t = config.jobs, config.thresholds
+    redis = {"job": jobs.redis, "instance": INSTANCE}
+
+    def redis_memory(used: float, limit: float = 512 * 1024**2) -> tuple[Series, ...]:
+        return (series("redis_memory_max_bytes", f"{number(limit)}x15", **redis),
+                series("redis_memory_used_bytes", f"{number(used)}x15", **redis))
+
+    full_redis = over(t.redis_memory_ratio)
+    return (
+        *down_tests(EXPECTED, "RedisDown", "Redis", jobs.redis, INSTANCE, "redis_up"),
+        RuleTest(
+            "Redis memory just over the threshold of maxmemory for 5 minutes opens a ticket",
+            series=redis_memory(512 * 1024**2 * full_redis),
+            alerts=(silent("4m", "RedisMemoryHigh"),
+                    _fires("8m", "RedisMemoryHigh", f"Redis behind {INSTANCE} uses {pct(full_redis)} of "
+                           "its maxmemory; at the limit it evicts keys or refuses writes.", **redis)),
+        ),
+        RuleTest(
+            "Redis memory just under the threshold of maxmemory stays silent",
+            series=redis_memory(512 * 1024**2 * under(t.redis_memory_ratio)),
+            alerts=(silent("8m", "RedisMemoryHigh"),),
+        ),
+        RuleTest(
+            "Redis without maxmemory never reports a memory ratio",
+            series=redis_memory(GIB, limit=0),
+            alerts=(silent("8m", "RedisMemoryHigh"),),
+        ),
+    )
+
+
+def dashboard_rows(config: StackConfig) -> tuple[Row, ...]:
+    t = config.thresholds
+    redis = f'job="{config.jobs.redis}"'
+    return (Row(title="Redis", panels=(
+        stat("Redis up", "Whether the exporter reaches Redis.", Unit.UP_DOWN,
+             prom(f"min(redis_up{{{redis}}})"), thresholds=steps("red", (1, "green")), alerts=("RedisDown",)),
+        timeseries("Memory used", "Memory used over maxmemory (empty when unlimited).", Unit.PERCENT_UNIT,
+                   prom(f"redis_memory_used_bytes{{{redis}}} / (redis_memory_max_bytes{{{redis}}} > 0)",
+                        "{{instance}}"),
+                   thresholds=steps("green", (t.redis_memory_ratio, "red")), min=0, max=1,
+                   alerts=("RedisMemoryHigh",), width=6),
+        timeseries("Commands", "Commands processed per second.", Unit.OPS_PER_SECOND,
+                   prom(f"sum(rate(redis_commands_processed_total{{{redis}}}[$__rate_interval]))",
+                        "commands"), width=6),
+        timeseries("Keyspace hit ratio", "Share of key lookups that hit.", Unit.PERCENT_UNIT,
+                   prom(f"sum(rate(redis_keyspace_hits_total{{{redis}}}[$__rate_interval])) / "
+                        f"(sum(rate(redis_keyspace_hits_total{{{redis}}}[$__rate_interval])) + "
+                        f"sum(rate(redis_keyspace_misses_total{{{redis}}}[$__rate_interval])))", "hit ratio"),
+                   min=0, max=1, width=6),
+        timeseries("Clients and evictions", "Connected clients and keys evicted per second.", Unit.SHORT,
+                   prom(f"sum(redis_connected_clients{{{redis}}})", "clients"),
+                   prom(f"sum(rate(redis_evicted_keys_total{{{redis}}}[$__rate_interval]))", "evictions/s"),
+                   width=24),
+    )),)
+
+
 COMPONENT = ComponentModule(
     name=NAME, settings_key="redis_exporter", settings=RedisExporterService,
     service=lambda config, files, others: service(config),
     job=Job("redis", "redis-exporter"),
+    metrics=METRICS, alerts=alerts, alert_tests=alert_tests, expected=EXPECTED,
+    dashboard_rows=dashboard_rows,
     sandbox_binary="prometheus-redis-exporter",
+    unjudged=("github.com/oliver006/redis_exporter is not served by the Go module proxy (v1.80.0 and "
+              "v1.79.0: 'This module version is not available'): Debian's package (1.45) runs in the sandbox"),
 )

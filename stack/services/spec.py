@@ -156,7 +156,16 @@ class Hosts:
 
 
 ANYWHERE = Hosts()
-Endpoint = StackPods | Pods | Hosts
+
+
+@dataclass(frozen=True)
+class Scrapers:
+    """Whatever scrapes the stack's metrics: the stack's scraping component, or the cluster's
+    Prometheus with prometheus-operator."""
+
+
+SCRAPERS = Scrapers()
+Endpoint = StackPods | Pods | Hosts | Scrapers
 
 
 @dataclass(frozen=True)
@@ -175,6 +184,8 @@ def tcp(*ports: int) -> Ports:
 
 # Where `ApiAccess` applies to every namespace the stack's pods run in (and MediaNest's).
 STACK_NAMESPACES = "<the stack's namespaces and MediaNest's>"
+# Where it applies to cluster-scoped objects (nodes): a ClusterRole, never with wildcards.
+CLUSTER = "<cluster-scoped>"
 
 
 @dataclass(frozen=True)
@@ -202,6 +213,9 @@ class Workload:
     replaced_by_operator: bool = False
     # Reached by people through the cluster's ingress controller (Grafana), when one is configured.
     ingress: bool = False
+    # What the stack's scraper needs from the API to scrape this component's jobs (the kubelets'
+    # /metrics/cadvisor: nodes to discover, nodes/metrics to read), granted to the scraper.
+    scraper_access: tuple[ApiAccess, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -45,14 +45,14 @@ from sandbox_helpers import get, post_json
 from dashboards.checks import panels, queries
 from dashboards.checks.promql import _LABEL_VALUES, substitute, variables
 from rules.catalog import Metric, MetricType
-from rules.metrics import CATALOG, exporters, medianest, prometheus_stack
+from rules.metrics import CATALOG, medianest, prometheus_stack
 from rules.promql import Analysis, label_matches, match_op, matchers_of, parse
 from stack.bundle import build
 from stack.config import StackConfig, load_stack
 from stack.sandbox import processes
 from stack.sandbox.processes import Supervisor
 from stack.sandbox.run import wait_for
-from stack.services import blackbox_exporter, jaeger, node_exporter
+from stack.services import blackbox_exporter, jaeger, node_exporter, postgres_exporter, redis_exporter
 
 pytestmark = pytest.mark.e2e
 
@@ -65,8 +65,8 @@ EXPOSED_BY: dict[str, tuple[Metric, ...]] = {
     "prometheus": prometheus_stack.PROMETHEUS,
     "alertmanager": prometheus_stack.ALERTMANAGER,
     "jaeger": prometheus_stack.JAEGER,
-    "node_exporter": exporters.NODE,
-    "blackbox_exporter": exporters.BLACKBOX,
+    "node_exporter": node_exporter.METRICS,
+    "blackbox_exporter": blackbox_exporter.METRICS,
 }
 # Series Prometheus writes itself (scrape health, ALERTS): read back through its query API.
 WRITTEN_BY_PROMETHEUS = "prometheus (its own series)"
@@ -77,8 +77,8 @@ GROUPS: dict[str, tuple[Metric, ...]] = {
 NOT_JUDGED: dict[str, tuple[Metric, ...]] = {
     "Loki: AGPL, not built (its config is checked by a typed model)": prometheus_stack.LOKI,
     "Grafana: AGPL, not built": prometheus_stack.GRAFANA,
-    "postgres_exporter: only Debian's 0.11, older than the image": exporters.POSTGRES,
-    "redis_exporter: only Debian's 1.45, older than the image": exporters.REDIS,
+    "postgres_exporter: only Debian's 0.11, older than the image": postgres_exporter.METRICS,
+    "redis_exporter: only Debian's 1.45, older than the image": redis_exporter.METRICS,
     "MediaNest's own instrumentation: the backend is not part of this stack": medianest.METRICS,
 }
 # Declared, but exposed only on an event this test cannot cause.

@@ -77,7 +77,7 @@ def test_each_component_runs_as_the_workload_it_needs(objects) -> None:
     assert kinds == {
         "prometheus": "StatefulSet", "alertmanager": "StatefulSet", "loki": "StatefulSet",
         "grafana": "Deployment", "jaeger": "Deployment", "postgres-exporter": "Deployment",
-        "redis-exporter": "Deployment", "blackbox": "Deployment",
+        "redis-exporter": "Deployment", "blackbox": "Deployment", "kube-state-metrics": "Deployment",
         "alloy": "DaemonSet", "node-exporter": "DaemonSet",
     }
 
@@ -197,7 +197,7 @@ def test_only_api_clients_get_a_service_account_token(objects) -> None:
     for account in find(objects, "ServiceAccount").values():
         assert account["automountServiceAccountToken"] is False
     tokens = {n for n, w in workloads(objects).items() if pod(w)["automountServiceAccountToken"]}
-    assert tokens == {"prometheus", "alloy"}
+    assert tokens == {"prometheus", "alloy", "kube-state-metrics"}
     for name, workload in workloads(objects).items():
         assert pod(workload)["serviceAccountName"] == name
     # node exporter's kube-rbac-proxy sends TokenReviews: a token in its container alone.
@@ -224,24 +224,34 @@ def test_rbac_is_least_privilege(objects) -> None:
         ("monitoring", "medianest-prometheus"): [("pods", read)],
         ("monitoring-node", "medianest-prometheus"): [("pods", read)],
         ("medianest", "medianest-alloy"): [("pods", read), ("pods/log", ("get",))],
+        # kube-state-metrics: list and watch what it reports on, where the stack and MediaNest run.
+        **{(namespace, "medianest-kube-state-metrics"): [
+            ("daemonsets", ("list", "watch")), ("deployments", ("list", "watch")), ("pods", ("list", "watch")),
+            ("statefulsets", ("list", "watch"))] for namespace in ("medianest", "monitoring", "monitoring-node")},
     }
     for binding in find(objects, "RoleBinding").values():
         (subject,) = binding["subjects"]
         assert subject["kind"] == "ServiceAccount" and subject["namespace"] == "monitoring"
     # Cluster-wide, only what node exporter's kube-rbac-proxy needs: it may ask who a caller is
-    # and whether they may get /metrics; Prometheus may get /metrics. Nothing reads a resource.
+    # and whether they may get /metrics; Prometheus may get /metrics; and, for the kubelets'
+    # cAdvisor, Prometheus may discover nodes and get nodes/metrics (never nodes/proxy).
     cluster = {r["metadata"]["name"]: r["rules"] for r in objects if r["kind"] == "ClusterRole"}
     assert cluster == {
         "medianest-monitoring-node-node-exporter-auth": [
             {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
             {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]}],
         "medianest-monitoring-prometheus-metrics": [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}],
+        "medianest-monitoring-prometheus-scrape-kube-state-metrics": [
+            {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list", "watch"]},
+            {"apiGroups": [""], "resources": ["nodes/metrics"], "verbs": ["get"]}],
     }
     bound = {b["roleRef"]["name"]: b["subjects"] for b in objects if b["kind"] == "ClusterRoleBinding"}
     assert bound == {
         "medianest-monitoring-node-node-exporter-auth": [
             {"kind": "ServiceAccount", "name": "node-exporter", "namespace": "monitoring-node"}],
         "medianest-monitoring-prometheus-metrics": [
+            {"kind": "ServiceAccount", "name": "prometheus", "namespace": "monitoring"}],
+        "medianest-monitoring-prometheus-scrape-kube-state-metrics": [
             {"kind": "ServiceAccount", "name": "prometheus", "namespace": "monitoring"}],
     }
 

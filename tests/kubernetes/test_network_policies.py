@@ -382,7 +382,10 @@ def test_the_api_server_is_reached_only_on_its_cidrs_and_ports(
     config, specs = base
     assert config.kubernetes.api_server_cidrs == ("10.96.0.1/32",)
     next_door = Pod(None, ip="10.96.0.2")
-    for client in ("prometheus", "alloy"):
+    # The API's clients are the components whose workload reads it (a token, a Role).
+    clients = {s.name for s in specs if s.workload.api_access}
+    assert {"prometheus", "alloy"} <= clients
+    for client in sorted(clients):
         assert allowed(policies, pods[client], OUTSIDE["api-server"], 443)
         assert not allowed(policies, pods[client], OUTSIDE["api-server"], 6443), "apiServerPorts is [443] here"
         for port in (443, 6443):
@@ -393,7 +396,7 @@ def test_the_api_server_is_reached_only_on_its_cidrs_and_ports(
         assert api == [{"to": [{"ipBlock": {"cidr": "10.96.0.1/32"}}], "ports": [{"protocol": "TCP", "port": 443}]}]
     # No other component talks to the API (Alertmanager's receivers and the blackbox probes are on
     # 443 anywhere: they are left out here, see the report; neither has a token).
-    for name in {s.name for s in specs} - {"prometheus", "alloy", "alertmanager", "blackbox", "node-exporter"}:
+    for name in {s.name for s in specs} - clients - {"alertmanager", "blackbox", "node-exporter"}:
         for port in (443, 6443):
             assert not allowed(policies, pods[name], OUTSIDE["api-server"], port), name
 

@@ -27,8 +27,9 @@ from pulumi_mocks import run_program, unwrap
 
 from stack.bundle import Bundle, build
 from stack.config import load_stack
+from stack.layout import KUBERNETES_SECRETS_SCRIPT as SCRIPT
 from stack.services import redis_exporter
-from stack.targets.kubernetes.secrets_script import SCRIPT, env_name
+from stack.targets.kubernetes.secrets_script import env_name
 
 WORKLOADS = ("StatefulSet", "Deployment", "DaemonSet")
 BASH = shutil.which("bash")

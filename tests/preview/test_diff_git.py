@@ -28,8 +28,9 @@ NEW_ALERT = '''        alert("RedisRejectingConnections", "increase(redis_reject
               description="Redis rejected {{ $value }} connections over 5 minutes (maxclients reached).",
               **common),
 '''
-LOAD_PANEL = '''                timeseries("Load average", "1 minute load average per host.", Unit.SHORT,
-                           prom(f"node_load1{{{node}}}", "{{instance}}")),
+REDIS_DOWN_END = '              description=down_description("Redis (or its exporter)", "1 minute"), **common),\n'
+LOAD_PANEL = '''        timeseries("Load average", "1 minute load average per host.", Unit.SHORT,
+                   prom(f"node_load1{{{node}}}", "{{instance}}")),
 '''
 TICKETS_ROUTE = '''            Route(receiver=TICKETS, matchers=(eq(TIER_LABEL, TICKET),),
                   repeat_interval=TICKET_REPEAT_INTERVAL),
@@ -39,12 +40,10 @@ BUSINESS_ROUTE = '''            Route(receiver=BUSINESS_TEAM, matchers=(eq(SERVI
 # (commit name, file, old text, new text): each commit makes exactly one change.
 COMMITS = [
     ("raise a threshold", "Pulumi.dev.yaml", f"errorRatio: {ERROR_RATIO}", f"errorRatio: {RAISED_RATIO}"),
-    ("add an alert", "rules/platform.py", '              description=down_description("Redis (or its exporter)", '
-     '"1 minute"), **common),\n', '              description=down_description("Redis (or its exporter)", '
-     '"1 minute"), **common),\n' + NEW_ALERT),
+    ("add an alert", "stack/services/redis_exporter.py", REDIS_DOWN_END, REDIS_DOWN_END + NEW_ALERT),
     ("lower an SLO objective", "rules/slos.py", f'objective=Decimal("{OBJECTIVE}")',
      f'objective=Decimal("{LOWERED_OBJECTIVE}")'),
-    ("remove a dashboard panel", "dashboards/infrastructure.py", LOAD_PANEL, ""),
+    ("remove a dashboard panel", "stack/services/node_exporter.py", LOAD_PANEL, ""),
     ("bump the Prometheus image", "Pulumi.dev.yaml", "tag: v3.16.0}", "tag: v3.17.0}"),
     ("reword a comment", "rules/platform.py", "from __future__ import annotations\n",
      "from __future__ import annotations\n\n# Only a comment changes here.\n"),

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from stack import services as registry
 from stack.bundle import Bundle, build
 from stack.config import StackConfig
 from stack.sandbox import localize
@@ -33,7 +34,9 @@ def _config(config: StackConfig) -> dict:
 def test_every_configured_job_is_scraped_exactly_once(dev_config: StackConfig) -> None:
     jobs = [job["job_name"] for job in _config(dev_config)["scrape_configs"]]
     assert len(jobs) == len(set(jobs))
-    assert set(jobs) == set(dev_config.jobs.model_dump().values())
+    deployed = registry.deployed(dev_config)
+    assert set(jobs) == {dev_config.jobs.backend} | {getattr(dev_config.jobs, job.key) for component in deployed
+                                                     for job in (component.job, *component.other_jobs) if job}
 
 
 def test_renamed_jobs_follow_the_config(dev_config: StackConfig) -> None:
@@ -169,9 +172,7 @@ def test_addresses_of_unknown_components_are_refused(dev_config: StackConfig) ->
 
 
 def test_component_names_are_the_configs(dev_config: StackConfig) -> None:
-    from stack.config import COMPONENTS
-
-    assert sorted(s.name for s in build(dev_config).services) == sorted(COMPONENTS)
+    assert [s.name for s in build(dev_config).services] == [c.name for c in registry.deployed(dev_config)]
 
 
 def test_only_a_time_compressed_stack_changes_the_resend_delay(bundle: Bundle) -> None:

@@ -14,14 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from stack import layout
 from stack.config import StackConfig
 from stack.dump import HEADER, dump_yaml
 from stack.services.spec import ServiceSpec
 from stack.targets.kubernetes import network_policies, operator, rbac, secrets_script, workloads
 from stack.targets.kubernetes.common import Manifest, manifest, metadata, namespace_of
 from stack.targets.kubernetes.workloads import SecretValues
-
-DIRECTORY = "kubernetes"
 
 
 def deployed(config: StackConfig, specs: Sequence[ServiceSpec]) -> list[ServiceSpec]:
@@ -86,7 +85,7 @@ def rendered_files(config: StackConfig, specs: Sequence[ServiceSpec], files: dic
     """What `render` writes for a user without Pulumi: `kubernetes/*.yaml` (no Secret) and, beside
     it, `kubernetes-secrets/create-secrets.sh`, which creates the Secrets those pods wait for."""
     return {**render_files(manifests(config, specs, files)),
-            secrets_script.SCRIPT: secrets_script.script(config, deployed(config, specs))}
+            layout.KUBERNETES_SECRETS_SCRIPT: secrets_script.script(config, deployed(config, specs))}
 
 
 def object_key(item: Manifest) -> str:
@@ -99,11 +98,11 @@ def _file_of(item: Manifest) -> str:
     """Which rendered file holds an object: one per component, namespaces first (kubectl applies
     a directory's files in name order)."""
     if item["kind"] == "Namespace":
-        return f"{DIRECTORY}/00-namespaces.yaml"
+        return f"{layout.KUBERNETES_DIR}/00-namespaces.yaml"
     component = item["metadata"]["labels"]["app.kubernetes.io/name"]
     if item["kind"] == "NetworkPolicy":
-        return f"{DIRECTORY}/90-network-policies.yaml"
-    return f"{DIRECTORY}/{component}.yaml"
+        return f"{layout.KUBERNETES_DIR}/90-network-policies.yaml"
+    return f"{layout.KUBERNETES_DIR}/{component}.yaml"
 
 
 def render_files(objects: Sequence[Manifest]) -> dict[str, str]:

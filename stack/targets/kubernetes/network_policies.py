@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from stack.config import StackConfig
-from stack.services.spec import Endpoint, Flow, Pods, ServiceSpec, StackPods
+from stack.services.spec import Endpoint, Flow, Pods, Scrapers, ServiceSpec, StackPods
 from stack.targets.kubernetes.common import PART_OF, Manifest, manifest, metadata, metrics_port, namespace_of, selector
 
 API_VERSION = "networking.k8s.io/v1"
@@ -37,7 +37,11 @@ def flows(config: StackConfig, specs: Sequence[ServiceSpec]) -> list[Flow]:
         # Every component's own metrics (Prometheus replicas scrape each other too).
         *(Flow(scraper, StackPods(spec.name), ((port.container_port, port.protocol.upper()),))
           for scraper in scrapers for spec in sorted(specs, key=lambda s: s.name) if (port := metrics_port(spec))),
-        *(flow for spec in sorted(specs, key=lambda s: s.name) for flow in spec.flows),
+        *(flow for spec in sorted(specs, key=lambda s: s.name) for flow in spec.flows
+          if not isinstance(flow.source, Scrapers)),
+        # Flows from whatever scrapes (the kubelets' metrics): from each scraper.
+        *(Flow(scraper, flow.destination, flow.ports) for spec in sorted(specs, key=lambda s: s.name)
+          for flow in spec.flows if isinstance(flow.source, Scrapers) for scraper in scrapers),
     ]
 
     def needed(flow: Flow) -> bool:

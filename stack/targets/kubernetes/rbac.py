@@ -2,6 +2,10 @@
 Workload's `api_access`: Prometheus's service discovery of pods, Alloy's pod logs), never a
 wildcard.
 
+A component that reads cluster-scoped objects says so (`CLUSTER`): a ClusterRole naming exactly
+those resources and verbs. What the scraper needs to scrape a component (`scraper_access`: the
+kubelets' metrics) is granted to the scraper, named after that component.
+
 Two ClusterRoles exist for node exporter's kube-rbac-proxy (rbac_proxy.py), as kube-prometheus
 has them, since neither grant can be namespaced: the proxy may create TokenReviews and
 SubjectAccessReviews (who is asking, and may they `get` /metrics: it reads nothing), and
@@ -15,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from stack.config import StackConfig
-from stack.services.spec import STACK_NAMESPACES, ServiceSpec
+from stack.services.spec import CLUSTER, STACK_NAMESPACES, ServiceSpec
 from stack.targets.kubernetes import rbac_proxy
 from stack.targets.kubernetes.common import Manifest, manifest, metadata, namespace_of
 
@@ -65,7 +69,14 @@ def rbac(config: StackConfig, specs: Sequence[ServiceSpec]) -> list[Manifest]:
         if spec.workload.scraper and proxied:
             objects += _cluster_role(config, spec, "metrics", [
                 {"nonResourceURLs": [rbac_proxy.METRICS_PATH], "verbs": ["get"]}])
-        for access in spec.workload.api_access:
-            for namespace in _namespaces(config, specs, access.namespaces):
-                objects += _role(config, spec, namespace, [dict(rule) for rule in access.rules])
+        accesses = [("api", access) for access in spec.workload.api_access]
+        if spec.workload.scraper:
+            accesses += [(f"scrape-{other.name}", access)
+                         for other in specs for access in other.workload.scraper_access]
+        for purpose, access in accesses:
+            rules = [dict(rule) for rule in access.rules]
+            if CLUSTER in access.namespaces:
+                objects += _cluster_role(config, spec, purpose, rules)
+            for namespace in _namespaces(config, specs, tuple(n for n in access.namespaces if n != CLUSTER)):
+                objects += _role(config, spec, namespace, rules)
     return objects

@@ -28,8 +28,6 @@ from stack.services.spec import SecretFile, ServiceSpec
 from stack.targets.kubernetes.common import labels, namespace_of
 from stack.targets.kubernetes.workloads import secret_name, workload_kind
 
-DIRECTORY = "kubernetes-secrets"
-SCRIPT = f"{DIRECTORY}/create-secrets.sh"
 FIELD_MANAGER = "medianest-create-secrets"
 # Stands for the value when a file's content is made from it (redis_exporter's JSON map).
 _MARK = "MEDIANEST-SECRET-VALUE-7f3a9c"
