@@ -19,11 +19,12 @@ from pydantic import model_validator
 
 from dashboards.common import timeseries
 from dashboards.model import Row, Unit, prom, steps
+from rules.alert_tests import fires, series
 from rules.catalog import Metric, MetricType
 from rules.conventions import AlertSeverity, number
 from rules.humanize import humanize_percentage as pct
 from rules.model import AlertingRule, alert
-from rules.testing import AlertAt, Expected, RuleTest, Series
+from rules.testing import AlertAt, Expected, RuleTest
 from stack.services.common import image, resources
 from stack.services.component import ComponentModule, Job
 from stack.services.spec import HostMount, MetricsEndpoint, Port, ServiceSpec, http_health
@@ -151,13 +152,6 @@ def alerts(config: StackConfig) -> tuple[AlertingRule, ...]:
     )
 
 
-def _series(metric: str, values: str, labels: dict[str, str]) -> Series:
-    return Series(metric + "{" + ", ".join(f'{k}="{v}"' for k, v in labels.items()) + "}", values)
-
-
-def _fires(at: str, alert_name: str, description: str, labels: dict[str, str]) -> AlertAt:
-    return AlertAt(at, alert_name, (EXPECTED[alert_name].firing(labels, description),))
-
 
 def alert_tests(config: StackConfig) -> tuple[RuleTest, ...]:
     settings = config.services.cadvisor
@@ -175,46 +169,47 @@ def alert_tests(config: StackConfig) -> tuple[RuleTest, ...]:
     periods = "0+600x40"  # 10 CFS periods a second
     return (
         RuleTest(f"{restarts} restarts within 15 minutes fire ContainerRestarting; fewer do not",
-                 series=(_series("container_start_time_seconds", started(restarts), api),),
+                 series=(series("container_start_time_seconds", started(restarts), **api),),
                  alerts=(AlertAt("4m", "ContainerRestarting"),
-                         _fires(f"{5 + restarts}m", "ContainerRestarting",
+                         fires(EXPECTED, f"{5 + restarts}m", "ContainerRestarting",
                                 f"Container medianest-backend on {instance} restarted {restarts} times in 15 minutes.",
-                                grouped))),
+                                **grouped))),
         RuleTest(f"{restarts - 1} restarts within 15 minutes stay silent",
-                 series=(_series("container_start_time_seconds", started(restarts - 1),
-                                 {**api, "name": "medianest-worker"}),),
+                 series=(series("container_start_time_seconds", started(restarts - 1),
+                                **{**api, "name": "medianest-worker"}),),
                  alerts=(AlertAt(f"{5 + restarts}m", "ContainerRestarting"),)),
         RuleTest("An OOM kill fires ContainerOomKilled at once; it resolves 10 minutes later",
-                 series=(_series("container_oom_events_total", "0x5 1x20", api),),
+                 series=(series("container_oom_events_total", "0x5 1x20", **api),),
                  alerts=(AlertAt("5m", "ContainerOomKilled"),
-                         _fires("6m", "ContainerOomKilled",
+                         fires(EXPECTED, "6m", "ContainerOomKilled",
                                 f"The kernel killed a process of container medianest-backend on {instance} for lack "
-                                "of memory in the last 10 minutes.", grouped),
+                                "of memory in the last 10 minutes.", **grouped),
                          AlertAt("17m", "ContainerOomKilled"))),
         RuleTest("Working set just over its share of the limit for 15 minutes fires ContainerMemoryNearLimit",
-                 series=(_series("container_memory_working_set_bytes", f"{round(limit * near)}x30", api),
-                         _series("container_spec_memory_limit_bytes", f"{limit}x30", api)),
+                 series=(series("container_memory_working_set_bytes", f"{round(limit * near)}x30", **api),
+                         series("container_spec_memory_limit_bytes", f"{limit}x30", **api)),
                  alerts=(AlertAt("14m", "ContainerMemoryNearLimit"),
-                         _fires("16m", "ContainerMemoryNearLimit",
+                         fires(EXPECTED, "16m", "ContainerMemoryNearLimit",
                                 f"Container medianest-backend on {instance} uses "
-                                f"{pct(round(limit * near) / limit)} of its memory limit.", grouped))),
+                                f"{pct(round(limit * near) / limit)} of its memory limit.", **grouped))),
         RuleTest("Working set just under its share of the limit, or with no limit, stays silent",
-                 series=(_series("container_memory_working_set_bytes", f"{round(limit * under)}x30", api),
-                         _series("container_spec_memory_limit_bytes", f"{limit}x30", api),
-                         _series("container_memory_working_set_bytes", f"{limit * 4}x30", {**api, "name": "nolimit"}),
-                         _series("container_spec_memory_limit_bytes", "0x30", {**api, "name": "nolimit"})),
+                 series=(series("container_memory_working_set_bytes", f"{round(limit * under)}x30", **api),
+                         series("container_spec_memory_limit_bytes", f"{limit}x30", **api),
+                         series("container_memory_working_set_bytes", f"{limit * 4}x30", **{**api, "name": "nolimit"}),
+                         series("container_spec_memory_limit_bytes", "0x30", **{**api, "name": "nolimit"})),
                  alerts=(AlertAt("20m", "ContainerMemoryNearLimit"),)),
         RuleTest("CPU throttled in more than its share of periods for 15 minutes fires ContainerCpuThrottled",
-                 series=(_series("container_cpu_cfs_periods_total", periods, api),
-                         _series("container_cpu_cfs_throttled_periods_total",
-                                 f"0+{number(600 * settings.cpu_throttled_ratio * 1.2)}x40", api),
-                         _series("container_cpu_cfs_periods_total", periods, {**api, "name": "calm"}),
-                         _series("container_cpu_cfs_throttled_periods_total",
-                                 f"0+{number(600 * settings.cpu_throttled_ratio * 0.8)}x40", {**api, "name": "calm"})),
+                 series=(series("container_cpu_cfs_periods_total", periods, **api),
+                         series("container_cpu_cfs_throttled_periods_total",
+                                 f"0+{number(600 * settings.cpu_throttled_ratio * 1.2)}x40", **api),
+                         series("container_cpu_cfs_periods_total", periods, **{**api, "name": "calm"}),
+                         series("container_cpu_cfs_throttled_periods_total",
+                                 f"0+{number(600 * settings.cpu_throttled_ratio * 0.8)}x40",
+                                     **{**api, "name": "calm"})),
                  alerts=(AlertAt("15m", "ContainerCpuThrottled"),
-                         _fires("25m", "ContainerCpuThrottled",
+                         fires(EXPECTED, "25m", "ContainerCpuThrottled",
                                 f"Container medianest-backend on {instance} was throttled in "
-                                f"{pct(settings.cpu_throttled_ratio * 1.2)} of its CPU periods.", grouped))),
+                                f"{pct(settings.cpu_throttled_ratio * 1.2)} of its CPU periods.", **grouped))),
     )
 
 

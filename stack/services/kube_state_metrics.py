@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from dashboards.common import timeseries
 from dashboards.model import Row, Unit, prom, steps
+from rules.alert_tests import fires, series
 from rules.catalog import Metric, MetricType
 from rules.conventions import AlertSeverity, number
 from rules.humanize import humanize_percentage as pct
 from rules.model import AlertingRule, alert
-from rules.testing import AlertAt, Expected, RuleTest, Series
+from rules.testing import AlertAt, Expected, RuleTest
 from stack.services.common import image, resources
 from stack.services.component import ComponentModule, Job
 from stack.services.spec import (
@@ -246,13 +247,6 @@ def alerts(config: StackConfig) -> tuple[AlertingRule, ...]:
     )
 
 
-def _series(metric: str, values: str, labels: dict[str, str]) -> Series:
-    return Series(metric + "{" + ", ".join(f'{k}="{v}"' for k, v in labels.items()) + "}", values)
-
-
-def _fires(at: str, alert_name: str, description: str, labels: dict[str, str]) -> AlertAt:
-    return AlertAt(at, alert_name, (EXPECTED[alert_name].firing(labels, description),))
-
 
 def alert_tests(config: StackConfig) -> tuple[RuleTest, ...]:
     settings = config.services.kube_state_metrics
@@ -273,82 +267,82 @@ def alert_tests(config: StackConfig) -> tuple[RuleTest, ...]:
     waiting = "kube_pod_container_status_waiting_reason"
     return (
         RuleTest("A container waiting in CrashLoopBackOff for 15 minutes fires KubePodCrashLooping; a brief one not",
-                 series=(_series(waiting, "0x2 1x30", {**api, "reason": "CrashLoopBackOff"}),
-                         _series(waiting, "0x2 1x5 0x25", {**other, "reason": "CrashLoopBackOff"})),
+                 series=(series(waiting, "0x2 1x30", **{**api, "reason": "CrashLoopBackOff"}),
+                         series(waiting, "0x2 1x5 0x25", **{**other, "reason": "CrashLoopBackOff"})),
                  alerts=(AlertAt("16m", "KubePodCrashLooping"),
-                         _fires("19m", "KubePodCrashLooping",
+                         fires(EXPECTED, "19m", "KubePodCrashLooping",
                                 f"Container backend of pod {where} has been waiting in CrashLoopBackOff for "
-                                "15 minutes.", at))),
+                                "15 minutes.", **at))),
         RuleTest(f"{restarts} restarts in 15 minutes fire KubeContainerRestarting; {restarts - 1} do not",
-                 series=(_series("kube_pod_container_status_restarts_total", f"0x5 {restarts}x20", api),
-                         _series("kube_pod_container_status_restarts_total", f"0x5 {restarts - 1}x20", other)),
+                 series=(series("kube_pod_container_status_restarts_total", f"0x5 {restarts}x20", **api),
+                         series("kube_pod_container_status_restarts_total", f"0x5 {restarts - 1}x20", **other)),
                  alerts=(AlertAt("5m", "KubeContainerRestarting"),
-                         _fires("7m", "KubeContainerRestarting",
-                                f"Container backend of pod {where} restarted {restarts} times in 15 minutes.", at))),
+                         fires(EXPECTED, "7m", "KubeContainerRestarting",
+                                f"Container backend of pod {where} restarted {restarts} times in 15 minutes.", **at))),
         RuleTest("An OOM-killed container that restarted fires KubeContainerOomKilled; an old OOM kill does not",
-                 series=(_series("kube_pod_container_status_last_terminated_reason", "1x30",
-                                 {**api, "reason": "OOMKilled"}),
-                         _series("kube_pod_container_status_restarts_total", "0x5 1x25", api),
-                         _series("kube_pod_container_status_last_terminated_reason", "1x30",
-                                 {**other, "reason": "OOMKilled"}),
-                         _series("kube_pod_container_status_restarts_total", "3x30", other)),
+                 series=(series("kube_pod_container_status_last_terminated_reason", "1x30",
+                                **{**api, "reason": "OOMKilled"}),
+                         series("kube_pod_container_status_restarts_total", "0x5 1x25", **api),
+                         series("kube_pod_container_status_last_terminated_reason", "1x30",
+                                **{**other, "reason": "OOMKilled"}),
+                         series("kube_pod_container_status_restarts_total", "3x30", **other)),
                  alerts=(AlertAt("5m", "KubeContainerOomKilled"),
-                         _fires("7m", "KubeContainerOomKilled",
+                         fires(EXPECTED, "7m", "KubeContainerOomKilled",
                                 f"Container backend of pod {where} was killed for lack of memory in the last "
-                                "10 minutes.", at),
+                                "10 minutes.", **at),
                          AlertAt("20m", "KubeContainerOomKilled"))),
         RuleTest("A running pod not ready for 15 minutes fires KubePodNotReady; a completed one does not",
-                 series=(_series("kube_pod_status_ready", "1x30", {**api, "condition": "false"}),
-                         _series("kube_pod_status_phase", "1x30", {**api, "phase": "Running"}),
-                         _series("kube_pod_status_ready", "1x30", {**other, "condition": "false"}),
-                         _series("kube_pod_status_phase", "1x30", {**other, "phase": "Succeeded"}),
-                         _series("kube_pod_status_phase", "0x30", {**other, "phase": "Running"})),
+                 series=(series("kube_pod_status_ready", "1x30", **{**api, "condition": "false"}),
+                         series("kube_pod_status_phase", "1x30", **{**api, "phase": "Running"}),
+                         series("kube_pod_status_ready", "1x30", **{**other, "condition": "false"}),
+                         series("kube_pod_status_phase", "1x30", **{**other, "phase": "Succeeded"}),
+                         series("kube_pod_status_phase", "0x30", **{**other, "phase": "Running"})),
                  alerts=(AlertAt("14m", "KubePodNotReady"),
-                         _fires("16m", "KubePodNotReady", f"Pod {where} has not been ready for 15 minutes.",
-                                at_pod))),
+                         fires(EXPECTED, "16m", "KubePodNotReady", f"Pod {where} has not been ready for 15 minutes.",
+                               **at_pod))),
         RuleTest("Unavailable replicas for 15 minutes fire KubeDeploymentReplicasUnavailable; a rollout's do not",
-                 series=(_series("kube_deployment_status_replicas_unavailable", "0 1x30",
-                                 {**ksm, "deployment": "medianest-backend"}),
-                         _series("kube_deployment_status_replicas_unavailable", "0 1x5 0x25",
-                                 {**ksm, "deployment": "medianest-worker"})),
+                 series=(series("kube_deployment_status_replicas_unavailable", "0 1x30",
+                                **{**ksm, "deployment": "medianest-backend"}),
+                         series("kube_deployment_status_replicas_unavailable", "0 1x5 0x25",
+                                **{**ksm, "deployment": "medianest-worker"})),
                  alerts=(AlertAt("15m", "KubeDeploymentReplicasUnavailable"),
-                         _fires("17m", "KubeDeploymentReplicasUnavailable",
+                         fires(EXPECTED, "17m", "KubeDeploymentReplicasUnavailable",
                                 f"Deployment {namespace}/medianest-backend has had 1 unavailable replicas for "
-                                "15 minutes.", {"namespace": namespace, "deployment": "medianest-backend"}))),
+                                "15 minutes.", **{"namespace": namespace, "deployment": "medianest-backend"}))),
         RuleTest("A StatefulSet short of ready replicas for 15 minutes fires KubeStatefulSetReplicasNotReady",
-                 series=(_series("kube_statefulset_replicas", "2x30", {**ksm, "statefulset": "prometheus"}),
-                         _series("kube_statefulset_status_replicas_ready", "2 1x30",
-                                 {**ksm, "statefulset": "prometheus"}),
-                         _series("kube_statefulset_replicas", "3x30", {**ksm, "statefulset": "alertmanager"}),
-                         _series("kube_statefulset_status_replicas_ready", "3x30",
-                                 {**ksm, "statefulset": "alertmanager"})),
+                 series=(series("kube_statefulset_replicas", "2x30", **{**ksm, "statefulset": "prometheus"}),
+                         series("kube_statefulset_status_replicas_ready", "2 1x30",
+                                **{**ksm, "statefulset": "prometheus"}),
+                         series("kube_statefulset_replicas", "3x30", **{**ksm, "statefulset": "alertmanager"}),
+                         series("kube_statefulset_status_replicas_ready", "3x30",
+                                **{**ksm, "statefulset": "alertmanager"})),
                  alerts=(AlertAt("15m", "KubeStatefulSetReplicasNotReady"),
-                         _fires("17m", "KubeStatefulSetReplicasNotReady",
+                         fires(EXPECTED, "17m", "KubeStatefulSetReplicasNotReady",
                                 f"StatefulSet {namespace}/prometheus has had 1 replicas not ready for 15 minutes.",
-                                {"namespace": namespace, "statefulset": "prometheus"}))),
+                                    **{"namespace": namespace, "statefulset": "prometheus"}))),
         RuleTest("Working set just over its share of the limit for 15 minutes fires KubeContainerMemoryNearLimit",
-                 series=(_series("container_memory_working_set_bytes", f"{round(limit * near)}x30", kubelet),
-                         _series("container_spec_memory_limit_bytes", f"{limit}x30", kubelet),
-                         _series("container_memory_working_set_bytes", f"{round(limit * under)}x30", calm),
-                         _series("container_spec_memory_limit_bytes", f"{limit}x30", calm),
+                 series=(series("container_memory_working_set_bytes", f"{round(limit * near)}x30", **kubelet),
+                         series("container_spec_memory_limit_bytes", f"{limit}x30", **kubelet),
+                         series("container_memory_working_set_bytes", f"{round(limit * under)}x30", **calm),
+                         series("container_spec_memory_limit_bytes", f"{limit}x30", **calm),
                          # The pod's own cgroup (container="") is no container.
-                         _series("container_memory_working_set_bytes", f"{limit}x30", {**kubelet, "container": ""}),
-                         _series("container_spec_memory_limit_bytes", f"{limit}x30", {**kubelet, "container": ""})),
+                         series("container_memory_working_set_bytes", f"{limit}x30", **{**kubelet, "container": ""}),
+                         series("container_spec_memory_limit_bytes", f"{limit}x30", **{**kubelet, "container": ""})),
                  alerts=(AlertAt("14m", "KubeContainerMemoryNearLimit"),
-                         _fires("16m", "KubeContainerMemoryNearLimit",
+                         fires(EXPECTED, "16m", "KubeContainerMemoryNearLimit",
                                 f"Container backend of pod {where} uses {pct(round(limit * near) / limit)} of its "
-                                "memory limit.", at))),
+                                "memory limit.", **at))),
         RuleTest("CPU throttled in more than its share of periods for 15 minutes fires KubeContainerCpuThrottled",
-                 series=(_series("container_cpu_cfs_periods_total", "0+600x40", kubelet),
-                         _series("container_cpu_cfs_throttled_periods_total",
-                                 f"0+{number(600 * settings.cpu_throttled_ratio * 1.2)}x40", kubelet),
-                         _series("container_cpu_cfs_periods_total", "0+600x40", calm),
-                         _series("container_cpu_cfs_throttled_periods_total",
-                                 f"0+{number(600 * settings.cpu_throttled_ratio * 0.8)}x40", calm)),
+                 series=(series("container_cpu_cfs_periods_total", "0+600x40", **kubelet),
+                         series("container_cpu_cfs_throttled_periods_total",
+                                 f"0+{number(600 * settings.cpu_throttled_ratio * 1.2)}x40", **kubelet),
+                         series("container_cpu_cfs_periods_total", "0+600x40", **calm),
+                         series("container_cpu_cfs_throttled_periods_total",
+                                 f"0+{number(600 * settings.cpu_throttled_ratio * 0.8)}x40", **calm)),
                  alerts=(AlertAt("15m", "KubeContainerCpuThrottled"),
-                         _fires("25m", "KubeContainerCpuThrottled",
+                         fires(EXPECTED, "25m", "KubeContainerCpuThrottled",
                                 f"Container backend of pod {where} was throttled in "
-                                f"{pct(settings.cpu_throttled_ratio * 1.2)} of its CPU periods.", at))),
+                                f"{pct(settings.cpu_throttled_ratio * 1.2)} of its CPU periods.", **at))),
     )
 
 
