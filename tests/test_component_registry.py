@@ -175,7 +175,8 @@ def test_it_is_scraped_under_its_job(found: dict) -> None:
 
 def test_it_is_reached_by_its_flows_only(found: dict) -> None:
     policy = found["prod"]["policy"]
-    assert policy["egress"] == [{"to": [{"ipBlock": {"cidr": "192.0.2.10/32"}}], "ports": [{"protocol": "TCP", "port": 7}]}]
+    assert policy["egress"] == [{"to": [{"ipBlock": {"cidr": "192.0.2.10/32"}}],
+                                 "ports": [{"protocol": "TCP", "port": 7}]}]
     (ingress,) = policy["ingress"]
     assert ingress["ports"] == [{"protocol": "TCP", "port": 9777}]
     assert [peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for peer in ingress["from"]] == ["prometheus"]
