@@ -25,7 +25,8 @@ from stack.layout import (
     LOKI_CONFIG,
     PROMETHEUS_CONFIG,
 )
-from stack.services import alloy, loki, prometheus
+from stack.services import alloy, loki
+from stack.services.spec import SERVICE_ACCOUNT_TOKEN
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def _prometheus(bundle: Bundle, out: Path) -> Verdict:
     replaced = False
     for job in document.get("scrape_configs", []):
         authorization = job.get("authorization") or {}
-        if authorization.get("credentials_file") == prometheus.SERVICE_ACCOUNT_TOKEN:
+        if authorization.get("credentials_file") == SERVICE_ACCOUNT_TOKEN:
             authorization["credentials_file"] = token.name
             replaced = True
     if replaced:

@@ -11,7 +11,7 @@ import functools
 import importlib
 import pkgutil
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from stack.config import StackConfig
@@ -42,6 +42,13 @@ def by_name() -> dict[str, ComponentModule]:
 def deployed(config: StackConfig) -> tuple[ComponentModule, ...]:
     """The components this stack deploys: enabled, and made for its target."""
     return tuple(component for component in components() if component.deployed(config))
+
+
+def scraper_settings(config: StackConfig) -> Any:
+    """The settings of the component that scrapes the others (its scrape interval is the pace
+    every rule window was written for)."""
+    (scraper,) = [c for c in components() if c.scrapes_others]
+    return scraper.settings_of(config)
 
 
 def service_specs(config: StackConfig, files: Mapping[str, str]) -> tuple[ServiceSpec, ...]:

@@ -36,6 +36,7 @@ from stack.services.spec import (
     ServiceSpec,
     StackPods,
     http_health,
+    namespace_of,
     tcp,
 )
 from stack.settings import Component, ImageRef, Memory, _image, _probe_url
@@ -269,7 +270,25 @@ def dashboard_rows(config: StackConfig) -> tuple[Row, ...]:
     )),)
 
 
+def operator_monitors(config: StackConfig, spec: ServiceSpec) -> tuple[tuple[str, str, dict[str, Any]], ...]:
+    """MediaNest's health endpoints through this exporter, one Probe per module (a Probe has a
+    single module); the operator makes each URL the probe's target and its `instance`."""
+    from stack import services as registry  # the registry imports this module
+
+    prober = f"{NAME}.{namespace_of(config, spec)}.svc:{PORT}"
+    interval = registry.scraper_settings(config).scrape_interval
+    # Object names are DNS subdomains: no underscore (http_2xx).
+    return tuple(("Probe", f"{NAME}-{module.replace('_', '-')}", {
+        "jobName": config.jobs.blackbox,
+        "prober": {"url": prober, "path": "/probe"},
+        "module": module,
+        "interval": interval,
+        "targets": {"staticConfig": {"static": sorted(set(group))}},
+    }) for module, group in urls_by_module(config.services.blackbox_exporter.targets).items())
+
+
 COMPONENT = ComponentModule(
+    operator_monitors=operator_monitors,
     name=NAME, settings_key="blackbox_exporter", settings=BlackboxExporterService,
     service=lambda config, files, others: service(config),
     job=Job("blackbox", "blackbox"),

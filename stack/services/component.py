@@ -17,7 +17,8 @@ A component module owns everything about its component, and nothing outside it n
 - `targets`: where it runs (`docker`, `kubernetes`): cAdvisor reads a Docker host, kube-state-
   metrics a cluster's API.
 - `job`: its scrape job's key under `jobs` and default name: alerts and panels select on it.
-  `scrape_jobs(config)`: scrape jobs beyond its own /metrics (the kubelet's, for example).
+  `scrape_jobs(config)`: scrape jobs beyond its own /metrics (the kubelet's, for example), and
+  `operator_monitors(config, spec)` their prometheus-operator form (Probes, PodMonitors).
 - `metrics`: catalog entries for every metric its alerts and panels read (checked against the
   rules by the static checks).
 - `alerts(config)` with `alert_tests(config)` (promtool tests, each alert firing on its failure
@@ -87,6 +88,10 @@ class ComponentModule:
     # The jobs its `scrape_jobs` name, besides its own.
     other_jobs: tuple[Job, ...] = ()
     scrape_jobs: Callable[[StackConfig], tuple[dict[str, Any], ...]] = _nothing
+    # With prometheus-operator: monitors beyond the ServiceMonitor of its metrics (the blackbox
+    # exporter's Probes), each (kind, name, spec); the operator target adds metadata.
+    operator_monitors: Callable[[StackConfig, ServiceSpec], tuple[tuple[str, str, dict[str, Any]], ...]] = (
+        lambda config, spec: ())
     metrics: tuple[Metric, ...] = ()
     alerts: Callable[[StackConfig], tuple[AlertingRule, ...]] = _nothing
     alert_group: str = "platform.exporters"

@@ -33,6 +33,8 @@ from stack.services.spec import (
     ANYWHERE,
     CLUSTER,
     SCRAPERS,
+    SERVICE_ACCOUNT_DIR,
+    SERVICE_ACCOUNT_TOKEN,
     STACK_NAMESPACES,
     ApiAccess,
     Flow,
@@ -68,7 +70,6 @@ NAME = "kube-state-metrics"
 PORT = 8080
 TELEMETRY_PORT = 8081
 KUBELET_PORT = 10250
-SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 # What it reports on: exactly what the alerts and the row read.
 RESOURCES = ("daemonsets", "deployments", "pods", "statefulsets")
 READ = ["list", "watch"]
@@ -126,9 +127,9 @@ def scrape_jobs(config: StackConfig) -> tuple[dict[str, Any], ...]:
         "job_name": config.jobs.kubelet_cadvisor,
         "scheme": "https",
         "metrics_path": "/metrics/cadvisor",
-        "authorization": {"credentials_file": f"{SERVICE_ACCOUNT}/token"},
+        "authorization": {"credentials_file": SERVICE_ACCOUNT_TOKEN},
         # Kubelets serve self-signed certificates unless the cluster rotates signed ones.
-        "tls_config": {"ca_file": f"{SERVICE_ACCOUNT}/ca.crt", "insecure_skip_verify": True},
+        "tls_config": {"ca_file": f"{SERVICE_ACCOUNT_DIR}/ca.crt", "insecure_skip_verify": True},
         "kubernetes_sd_configs": [{"role": "node"}],
         "relabel_configs": [{"source_labels": ["__meta_kubernetes_node_name"], "target_label": "instance"}],
         "metric_relabel_configs": [

@@ -59,10 +59,6 @@ MOUNT_POINTS_EXCLUDE = (
 )
 
 
-# On every node, on the node's network (it listens on the node's loopback: kube-rbac-proxy in front).
-WORKLOAD = Workload(placement="per-node", host_network=True, rbac_proxy_upstream=LOOPBACK_PORT)
-
-
 def service(config: StackConfig) -> ServiceSpec:
     settings = config.services.node_exporter
     if config.target == "kubernetes":
@@ -71,7 +67,9 @@ def service(config: StackConfig) -> ServiceSpec:
     else:
         listen, port, health = f":{PORT}", Port("http", PORT, host_port=settings.publish), http_health(PORT, "/")
     return ServiceSpec(
-        workload=WORKLOAD,
+        # On every node, on the node's network (it listens on the node's loopback: kube-rbac-proxy in front).
+        workload=Workload(placement="per-node", host_network=True, rbac_proxy_upstream=LOOPBACK_PORT,
+                          rbac_proxy_image=image(settings.rbac_proxy_image)),
         name=NAME,
         image=image(settings.image),
         user="65534:65534",

@@ -14,6 +14,7 @@ from stack.services.common import image, mounted, resources
 from stack.services.component import ComponentModule, Job
 from stack.services.spec import (
     NAME_LABEL,
+    SERVICE_ACCOUNT_TOKEN,
     STACK_NAMESPACES,
     ApiAccess,
     ConfigFile,
@@ -61,7 +62,6 @@ RULES = "prometheus/rules/"
 REPLICA_LABEL = "replica"
 # Prometheus' own service-account token (Kubernetes mounts it: Prometheus reads the API): what it
 # shows node exporter's kube-rbac-proxy, which asks the API server whether it may get /metrics.
-SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 
 def prometheus_config(config: StackConfig, rule_files: Sequence[str], targets: Sequence[ServiceSpec]) -> dict[str, Any]:

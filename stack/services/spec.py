@@ -209,6 +209,8 @@ class Workload:
     # It listens on this loopback port only, and kube-rbac-proxy serves its metrics on its
     # declared port to callers allowed to `get` them (node exporter on the host's network).
     rbac_proxy_upstream: int | None = None
+    # The kube-rbac-proxy image serving it then (from its own settings).
+    rbac_proxy_image: Image | None = None
     # With prometheus-operator, the cluster's own instance takes its place (Prometheus, Alertmanager).
     replaced_by_operator: bool = False
     # Reached by people through the cluster's ingress controller (Grafana), when one is configured.
@@ -293,6 +295,10 @@ def http_health(port: int, path: str, live_path: str | None = None, **timing: in
 
 
 # --- Kubernetes facts every target and the scrape config agree on ----------------------------------
+
+# A pod's own service-account token, where Kubernetes mounts it (for pods that read the API).
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+SERVICE_ACCOUNT_TOKEN = f"{SERVICE_ACCOUNT_DIR}/token"
 
 # The label naming a component's pods and objects (`app.kubernetes.io/name: <spec name>`).
 NAME_LABEL = "app.kubernetes.io/name"

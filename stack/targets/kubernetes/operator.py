@@ -6,7 +6,8 @@ stack deploys no Prometheus or Alertmanager of its own; it hands the operator cu
 - a `ServiceMonitor` per component with a metrics endpoint (not Prometheus or Alertmanager:
   they are not deployed in this mode);
 - a `PodMonitor` for MediaNest's backend, whose pods are selected by label and port number;
-- a `Probe` per blackbox module for MediaNest's health endpoints.
+- what a component adds (`operator_monitors`: a `Probe` per blackbox module for MediaNest's health
+  endpoints).
 
 Every object lives in the stack's namespace and carries `kubernetes.prometheusOperator.labels`,
 the labels the operator's ruleSelector, serviceMonitorSelector, podMonitorSelector and
@@ -32,10 +33,10 @@ from typing import Any
 
 import yaml
 
+from stack import layout
+from stack import services as registry
 from stack.config import StackConfig
-from stack.services import blackbox_exporter, prometheus
-from stack.services.prometheus import SERVICE_ACCOUNT_TOKEN
-from stack.services.spec import ServiceSpec
+from stack.services.spec import SERVICE_ACCOUNT_TOKEN, ServiceSpec
 from stack.targets.kubernetes import rbac_proxy
 from stack.targets.kubernetes.common import (
     NAME_LABEL,
@@ -53,6 +54,7 @@ API_VERSION = "monitoring.coreos.com/v1"
 # whose own monitors are named after the same components (grafana, node-exporter...).
 PREFIX = "medianest"
 RULES_COMPONENT = "prometheus-rules"
+RULES = f"{layout.RULES_DIR}/"
 
 
 def operator_manifests(config: StackConfig, files: Mapping[str, str],
@@ -64,7 +66,7 @@ def operator_manifests(config: StackConfig, files: Mapping[str, str],
         *(service_monitor(config, spec) for spec in specs
           if spec.metrics and spec.metrics.scraped and not spec.workload.replaced_by_operator),
         backend_pod_monitor(config),
-        *probes(config, specs),
+        *component_monitors(config, specs),
     ]
 
 
@@ -90,8 +92,8 @@ def _instance(source: str) -> dict[str, Any]:
 def prometheus_rules(config: StackConfig, files: Mapping[str, str]) -> list[Manifest]:
     """One PrometheusRule per generated rule file (`prometheus/rules/<name>.yaml`)."""
     rules = []
-    for path in sorted(p for p in files if p.startswith(prometheus.RULES) and p.endswith(".yaml")):
-        name = path.removeprefix(prometheus.RULES).removesuffix(".yaml")
+    for path in sorted(p for p in files if p.startswith(RULES) and p.endswith(".yaml")):
+        name = path.removeprefix(RULES).removesuffix(".yaml")
         groups = yaml.safe_load(files[path])["groups"]
         rules.append(manifest(API_VERSION, "PrometheusRule", _meta(config, name, RULES_COMPONENT),
                               spec={"groups": groups}))
@@ -120,7 +122,7 @@ def service_monitor(config: StackConfig, spec: ServiceSpec) -> Manifest:
             "path": spec.metrics.path,
             **proxied,
             # The pace the rules' windows were written for, not the cluster Prometheus' default.
-            "interval": config.services.prometheus.scrape_interval,
+            "interval": registry.scraper_settings(config).scrape_interval,
             "relabelings": [
                 # A StatefulSet's headless Service (`<name>-headless`) carries the same labels:
                 # keep the ClusterIP Service alone, or each pod would be scraped twice.
@@ -144,26 +146,15 @@ def backend_pod_monitor(config: StackConfig) -> Manifest:
             "portNumber": backend.port,
             "path": config.backend.metrics_path,
             "scheme": config.backend.scheme,
-            "interval": config.services.prometheus.scrape_interval,
+            "interval": registry.scraper_settings(config).scrape_interval,
             "relabelings": [_job(config.jobs.backend), _instance("__meta_kubernetes_pod_name")],
         }],
     })
 
 
-def probes(config: StackConfig, specs: Sequence[ServiceSpec]) -> list[Manifest]:
-    """MediaNest's health endpoints through our blackbox exporter, one Probe per module (a Probe
-    has a single module); the operator makes each URL the probe's target and its `instance`."""
-    blackbox = next((s for s in specs if s.name == blackbox_exporter.NAME), None)
-    urls = config.services.blackbox_exporter.targets
-    if blackbox is None or not urls:
-        return []
-    prober = f"{blackbox.name}.{namespace_of(config, blackbox)}.svc:{blackbox_exporter.PORT}"
-    return [manifest(API_VERSION, "Probe",
-                     # Object names are DNS subdomains: no underscore (http_2xx).
-                     _meta(config, f"{blackbox.name}-{module.replace('_', '-')}", blackbox.name), spec={
-                         "jobName": config.jobs.blackbox,
-                         "prober": {"url": prober, "path": "/probe"},
-                         "module": module,
-                         "interval": config.services.prometheus.scrape_interval,
-                         "targets": {"staticConfig": {"static": sorted(set(group))}},
-                     }) for module, group in blackbox_exporter.urls_by_module(urls).items()]
+def component_monitors(config: StackConfig, specs: Sequence[ServiceSpec]) -> list[Manifest]:
+    """What a deployed component hands the operator beyond its ServiceMonitor (`operator_monitors`:
+    the blackbox exporter's Probes), with the metadata the operator selects on."""
+    by_name = registry.by_name()
+    return [manifest(API_VERSION, kind, _meta(config, name, spec.name), spec=body)
+            for spec in specs for kind, name, body in by_name[spec.name].operator_monitors(config, spec)]

@@ -27,7 +27,6 @@ from __future__ import annotations
 from typing import Any
 
 from stack.config import StackConfig
-from stack.services.common import image
 from stack.services.spec import ServiceSpec
 
 NAME = "kube-rbac-proxy"
@@ -58,7 +57,7 @@ def container(config: StackConfig, spec: ServiceSpec) -> dict[str, Any]:
 
     return {
         "name": NAME,
-        "image": image(config.services.node_exporter.rbac_proxy_image).reference,
+        "image": spec.workload.rbac_proxy_image.reference,
         "imagePullPolicy": "IfNotPresent",
         "args": [
             f"--secure-listen-address=[$(IP)]:{port.container_port}",
