@@ -133,6 +133,9 @@ JUDGES = (
           "prom/node-exporter", _same, _common_version),
     Judge("blackbox_exporter", "github.com/prometheus/blackbox_exporter", ("blackbox_exporter",),
           "blackboxExporter", "prom/blackbox-exporter", _same, _common_version),
+    # It cannot run without an API server here: it judges the spec's flags (pkg/options).
+    Judge("kube_state_metrics", "k8s.io/kube-state-metrics/v2", ("kube-state-metrics",), "kubeStateMetrics",
+          "registry.k8s.io/kube-state-metrics/kube-state-metrics", _same, _common_version),
 )
 BY_BINARY = {binary: judge for judge in JUDGES for binary in judge.binaries}
 

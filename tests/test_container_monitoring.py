@@ -115,3 +115,23 @@ def test_with_prometheus_operator_the_clusters_prometheus_scrapes_the_kubelets()
     monitors = [o for o in objects if o["kind"] in ("ServiceMonitor", "PodMonitor")
                 and "kube-state-metrics" in o["metadata"]["name"]]
     assert monitors, "kube-state-metrics is scraped by the operator's Prometheus"
+
+
+def test_kube_state_metrics_accepts_its_specs_flags_at_the_shipped_version(prod) -> None:
+    """The judge built from k8s.io/kube-state-metrics/v2: with the spec's arguments it gets as far
+    as reading its (missing) kubeconfig; an unknown flag stops it before."""
+    import subprocess
+
+    from stack import judges
+
+    _, bundle, _ = prod
+    spec = next(s for s in bundle.services if s.name == kube_state_metrics.NAME)
+
+    def run(*args: str) -> str:
+        done = subprocess.run([judges.path("kube-state-metrics"), *args, "--kubeconfig=/nonexistent/kubeconfig"],
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode != 0
+        return done.stdout + done.stderr
+
+    assert "Error reading kubeconfig file" in run(*spec.args)
+    assert "unknown flag: --no-such-flag" in run(*spec.args, "--no-such-flag")

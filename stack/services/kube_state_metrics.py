@@ -55,7 +55,8 @@ if TYPE_CHECKING:
 
 class KubeStateMetricsService(Component):
     # registry.k8s.io/kube-state-metrics/kube-state-metrics: v2.16.0, the newest module the Go
-    # proxy serves here (k8s.io/kube-state-metrics/v2; 2.17.0 is refused).
+    # proxy serves here (k8s.io/kube-state-metrics/v2; 2.17.0 is refused); its judge is built from
+    # it (tools/kube_state_metrics/go.mod).
     image: ImageRef = _image("registry.k8s.io/kube-state-metrics/kube-state-metrics", "v2.16.0")
     memory: Memory = "128Mi"
     # Working set over the container's memory limit above which KubeContainerMemoryNearLimit fires.
@@ -381,6 +382,4 @@ COMPONENT = ComponentModule(
     scrape_jobs=scrape_jobs,
     metrics=METRICS, alerts=alerts, alert_tests=alert_tests, expected=EXPECTED,
     dashboard_rows=dashboard_rows,
-    unjudged=("it runs only against a Kubernetes API server, which this machine cannot have; its flags are "
-              "those of k8s.io/kube-state-metrics/v2@v2.16.0 pkg/options"),
 )
