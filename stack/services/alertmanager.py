@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
+from stack import layout
 from stack.services.addresses import address_port, url_port
 from stack.services.common import image, mounted, resources
 from stack.services.component import ComponentModule, Job
@@ -110,7 +111,8 @@ def service(config: StackConfig, files: Mapping[str, str]) -> ServiceSpec:
         pod_env=pod_env,
         replicas=settings.replicas,
         config_dir=CONFIG_DIR,
-        files=mounted(files, "alertmanager/", CONFIG_DIR, exclude=("alertmanager/tests/",)),
+        files=mounted(files, f"{layout.ALERTMANAGER_DIR}/", CONFIG_DIR,
+                      exclude=(f"{layout.ALERTMANAGER_TESTS_DIR}/",)),
         # Each receiver's secret is set as `secrets.<file name>`.
         secrets=tuple(SecretFile(PurePosixPath(path).name, path) for path in config.alerting.secret_files()),
         volumes=(Volume("alertmanager-data", DATA_DIR, size=settings.volume_size),),

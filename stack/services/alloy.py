@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from pydantic import model_validator
 
 from rules.conventions import LOKI_STREAM_LABELS
+from stack import layout
 from stack.services import loki
 from stack.services.alloy_syntax import Block, Expr, call, concat, defined_components, document, references
 from stack.services.common import image, resources
@@ -71,7 +72,7 @@ DATA_PATH = "/var/lib/alloy/data"
 LOG_DIR = "/var/log/medianest"
 DOCKER_SOCKET = "/var/run/docker.sock"
 LOKI_PUSH_URL = f"http://{loki.NAME}:{loki.HTTP_PORT}/loki/api/v1/push"
-CONFIG_FILE = "alloy/config.alloy"
+CONFIG_FILE = layout.ALLOY_CONFIG
 # Set from the pod's spec.nodeName (downward API) on Kubernetes: each Alloy of the DaemonSet tails
 # the pods of its own node only.
 NODE_NAME_ENV = "NODE_NAME"

@@ -23,6 +23,7 @@ from rules.catalog import Metric, MetricType
 from rules.conventions import AlertSeverity, number
 from rules.model import AlertingRule, alert
 from rules.testing import AlertAt, Expected, RuleTest
+from stack import layout
 from stack.dump import dump_yaml
 from stack.services.addresses import url_port
 from stack.services.common import image, resources
@@ -55,7 +56,7 @@ class BlackboxExporterService(Component):
 NAME = "blackbox"
 PORT = 9115
 CONFIG_DIR = "/etc/blackbox_exporter"
-CONFIG_FILE = "blackbox/blackbox.yml"
+CONFIG_FILE = layout.BLACKBOX_CONFIG
 HTTP_2XX = "http_2xx"
 HTTP_2XX_TLS = "http_2xx_tls"
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, model_validator
 
 from dashboards import provisioning
+from stack import layout
 from stack.services import alertmanager, jaeger, loki, prometheus
 from stack.services.addresses import address_port
 from stack.services.common import image, mounted, resources
@@ -135,7 +136,7 @@ def service(config: StackConfig, files: Mapping[str, str]) -> ServiceSpec:
         ports=(Port("http", PORT, host_port=settings.publish),),
         config_dir=CONFIG_DIR,
         # environment.yaml documents the container's environment; it is not a file Grafana reads.
-        files=mounted(files, "grafana/", CONFIG_DIR, exclude=("grafana/environment.yaml",)),
+        files=mounted(files, f"{layout.GRAFANA_DIR}/", CONFIG_DIR, exclude=(layout.GRAFANA_ENVIRONMENT,)),
         secrets=tuple(secrets),
         volumes=volumes,
         health=http_health(PORT, "/api/health", start_period_seconds=60),

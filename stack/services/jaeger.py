@@ -33,6 +33,7 @@ from rules.expressions import down_description, loss_ratio, target_down
 from rules.humanize import humanize_percentage as pct
 from rules.model import AlertingRule, alert
 from rules.testing import AlertAt, Expected, RuleTest, Series
+from stack import layout
 from stack.dump import dump_yaml
 from stack.services.addresses import address_port, url_port
 from stack.services.common import image, resources
@@ -119,7 +120,7 @@ METRICS_PORT = 8888
 HEALTH_PORT = 13133
 HEALTH_PATH = "/status"
 CONFIG_DIR = "/etc/jaeger"
-CONFIG_FILE = "jaeger/config.yaml"
+CONFIG_FILE = layout.JAEGER_CONFIG
 CONFIG_PATH = f"{CONFIG_DIR}/config.yaml"
 USER = "10001:10001"
 LISTEN = "0.0.0.0"

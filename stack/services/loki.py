@@ -26,6 +26,7 @@ from rules.expressions import down_description, target_down
 from rules.humanize import humanize_percentage as pct
 from rules.model import AlertingRule, alert
 from rules.testing import AlertAt, Expected, RuleTest, Series
+from stack import layout
 from stack.dump import dump_yaml
 from stack.services.common import image, resources
 from stack.services.component import ComponentModule, Job
@@ -56,7 +57,7 @@ NAME = "loki"
 HTTP_PORT = 3100
 GRPC_PORT = 9095
 CONFIG_DIR = "/etc/loki"
-CONFIG_FILE = "loki/loki.yaml"
+CONFIG_FILE = layout.LOKI_CONFIG
 CONFIG_PATH = f"{CONFIG_DIR}/loki.yaml"
 # The image's own data directory, owned by its uid 10001.
 DATA_DIR = "/loki"

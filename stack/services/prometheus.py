@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from stack import layout
 from stack.dump import dump_yaml
 from stack.services import alertmanager
 from stack.services.common import image, mounted, resources
@@ -55,9 +56,9 @@ class PrometheusService(Component):
 NAME = "prometheus"
 PORT = 9090
 CONFIG_DIR = "/etc/prometheus"
-CONFIG_FILE = "prometheus/prometheus.yml"
+CONFIG_FILE = layout.PROMETHEUS_CONFIG
 DATA_DIR = "/prometheus"
-RULES = "prometheus/rules/"
+RULES = f"{layout.RULES_DIR}/"
 # The replica's name, distinct per Prometheus of an HA pair; Alertmanager never sees it.
 REPLICA_LABEL = "replica"
 # Prometheus' own service-account token (Kubernetes mounts it: Prometheus reads the API): what it
@@ -80,7 +81,7 @@ def prometheus_config(config: StackConfig, rule_files: Sequence[str], targets: S
             "evaluation_interval": settings.evaluation_interval or config.evaluation_interval,
             "external_labels": {"environment": config.environment, REPLICA_LABEL: replica},
         },
-        "rule_files": [path.removeprefix("prometheus/") for path in rule_files],
+        "rule_files": [path.removeprefix(f"{layout.PROMETHEUS_DIR}/") for path in rule_files],
         "alerting": {
             # Both replicas of an HA pair send the same alert: without their replica label the
             # two are identical and Alertmanager deduplicates them.
