@@ -35,17 +35,18 @@ from typing import Any, TypeVar
 from pydantic.alias_generators import to_camel
 
 from rules.problems import Severity
+from stack import services as registry
 from stack.bundle import Bundle, build
 from stack.config import StackConfig, load_stack
 from stack.output import write_tree
 from stack.sandbox import datastores, localize, processes, sink
 from stack.services import (
     alertmanager,
-    components,
     jaeger,
     postgres_exporter,
     prometheus,
 )
+from stack.services.component import SandboxWorld
 from stack.services.spec import ServiceSpec, replica_address
 
 LOOPBACK = "127.0.0.1"
@@ -56,10 +57,10 @@ SINK = "sink"
 # redis exporters are Debian's packages (0.11 and 1.45): their Go modules are not served
 # (their modules' `unjudged`).
 BINARIES = {component.name: component.sandbox_binary
-            for component in sorted(components(), key=lambda c: c.scrapes_others) if component.sandbox_binary}
+            for component in sorted(registry.components(), key=lambda c: c.scrapes_others) if component.sandbox_binary}
 # Not run here, so switched off with their alerts (settings keys): no binary of them here (Grafana
 # and Loki are AGPL, never built here; Alloy's binary is not built here).
-UNAVAILABLE = tuple(component.settings_key for component in components() if not component.sandbox_binary)
+UNAVAILABLE = tuple(component.settings_key for component in registry.components() if not component.sandbox_binary)
 # Components the sandbox may run several replicas of (`Sandbox(alertmanagers=3)`): their
 # processes are numbered (`alertmanager-0`...), even when there is one.
 REPLICATED = (alertmanager.NAME,)
@@ -109,11 +110,11 @@ def sandbox_config(base: StackConfig, ports: Ports, postgres: datastores.Postgre
     """`base` (the dev stack's config) with every component on loopback, notifications to the sink."""
     data = base.model_dump(by_alias=True)
     services = data["services"]
-    services["prometheus"] |= {"scrapeInterval": scrape_interval, "evaluationInterval": evaluation_interval}
-    services["blackboxExporter"] |= {"targets": [f"http://{_at(ports.simulator)}/api/health"]}
-    services["postgresExporter"] |= {"dataSourceUri": f"{_at(postgres.port)}/{postgres.database}?sslmode=disable",
-                                     "user": postgres.user, "password": True}
-    services["redisExporter"] |= {"address": f"redis://{_at(redis.port)}", "password": False}
+    world = SandboxWorld(simulator=_at(ports.simulator), postgres=_at(postgres.port),
+                         postgres_database=postgres.database, postgres_user=postgres.user, redis=_at(redis.port),
+                         scrape_interval=scrape_interval, evaluation_interval=evaluation_interval)
+    for component in registry.components():
+        services[to_camel(component.settings_key)] |= component.sandbox_settings(world)
     for key in UNAVAILABLE:
         services[to_camel(key)]["enabled"] = False
     data |= {

@@ -27,7 +27,7 @@ from stack import layout
 from stack.dump import dump_yaml
 from stack.services.addresses import url_port
 from stack.services.common import image, resources
-from stack.services.component import ComponentModule, Job
+from stack.services.component import ComponentModule, Job, SandboxWorld
 from stack.services.spec import (
     ANYWHERE,
     ConfigFile,
@@ -288,7 +288,12 @@ def operator_monitors(config: StackConfig, spec: ServiceSpec) -> tuple[tuple[str
     }) for module, group in urls_by_module(config.services.blackbox_exporter.targets).items())
 
 
+def sandbox_settings(world: SandboxWorld) -> dict[str, Any]:
+    return {"targets": [f"http://{world.simulator}/api/health"]}
+
+
 COMPONENT = ComponentModule(
+    sandbox_settings=sandbox_settings,
     operator_monitors=operator_monitors,
     name=NAME, settings_key="blackbox_exporter", settings=BlackboxExporterService,
     service=lambda config, files, others: service(config),

@@ -26,7 +26,8 @@ A component module owns everything about its component, and nothing outside it n
   stated apart from the rules); `alert_group` names the rule group of platform.yaml they join.
 - `dashboard_rows(config)`: its rows on the `dashboard` (a uid) it appears on, with the
   `dashboard_variables(config)` they select on.
-- `sandbox_binary`: the binary the sandbox (stack/sandbox) runs it with, from its spec; none:
+- `sandbox_binary`: the binary the sandbox (stack/sandbox) runs it with, from its spec, and
+  `sandbox_settings(world)` pointing it at what the sandbox runs (its PostgreSQL...); none:
   the sandbox switches it off, with its alerts. `no_local_image` and `unjudged`: why its image
   cannot be built here, and why no binary of it judges it here (None: they are).
 
@@ -58,6 +59,20 @@ def _nothing(config: StackConfig) -> tuple[Any, ...]:
 
 def _no_problem(config: StackConfig) -> str | None:
     return None
+
+
+@dataclass(frozen=True)
+class SandboxWorld:
+    """What the sandbox (stack/sandbox) runs around the stack, each `host:port` on loopback: a
+    component's `sandbox_settings` point it there."""
+
+    simulator: str  # MediaNest's simulated backend
+    postgres: str
+    postgres_database: str
+    postgres_user: str
+    redis: str
+    scrape_interval: str
+    evaluation_interval: str
 
 
 @dataclass(frozen=True)
@@ -103,6 +118,8 @@ class ComponentModule:
     # The binary the sandbox runs it with (its image's entrypoint, given the spec's args, found
     # by stack.sandbox.processes.binary); None: the sandbox runs without it (switched off there).
     sandbox_binary: str | None = None
+    # Its settings in the sandbox (camelCase keys laid over the dev stack's), from what runs there.
+    sandbox_settings: Callable[[SandboxWorld], dict[str, Any]] = lambda world: {}
     # Why this machine cannot build its image from a binary here (stack/images.py builds the
     # others for the Docker engine tests, which then run without it); None: it can.
     no_local_image: str | None = None

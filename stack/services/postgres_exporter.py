@@ -4,7 +4,7 @@ mounted file (DATA_SOURCE_PASS_FILE), never from the environment."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AfterValidator, Field
 
@@ -21,7 +21,7 @@ from rules.testing import AlertAt, Expected, RuleTest, Series
 from stack.services import node_exporter
 from stack.services.addresses import address_port
 from stack.services.common import image, resources
-from stack.services.component import ComponentModule, Job
+from stack.services.component import ComponentModule, Job, SandboxWorld
 from stack.services.spec import (
     ANYWHERE,
     Flow,
@@ -223,7 +223,13 @@ def dashboard_rows(config: StackConfig) -> tuple[Row, ...]:
     )),)
 
 
+def sandbox_settings(world: SandboxWorld) -> dict[str, Any]:
+    return {"dataSourceUri": f"{world.postgres}/{world.postgres_database}?sslmode=disable",
+            "user": world.postgres_user, "password": True}
+
+
 COMPONENT = ComponentModule(
+    sandbox_settings=sandbox_settings,
     name=NAME, settings_key="postgres_exporter", settings=PostgresExporterService,
     service=lambda config, files, others: service(config),
     job=Job("postgres", "postgres-exporter"),

@@ -12,7 +12,7 @@ from stack import layout
 from stack.dump import dump_yaml
 from stack.services import alertmanager
 from stack.services.common import image, mounted, resources
-from stack.services.component import ComponentModule, Job
+from stack.services.component import ComponentModule, Job, SandboxWorld
 from stack.services.spec import (
     NAME_LABEL,
     SERVICE_ACCOUNT_TOKEN,
@@ -226,7 +226,12 @@ def service(config: StackConfig, files: Mapping[str, str], targets: Sequence[Ser
     )
 
 
+def sandbox_settings(world: SandboxWorld) -> dict[str, Any]:
+    return {"scrapeInterval": world.scrape_interval, "evaluationInterval": world.evaluation_interval}
+
+
 COMPONENT = ComponentModule(
+    sandbox_settings=sandbox_settings,
     name=NAME, settings_key="prometheus", settings=PrometheusService,
     service=service,
     job=Job("prometheus", "prometheus"), scrapes_others=True, required="they are the alerting path",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from functools import partial
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator
@@ -25,7 +25,7 @@ from rules.humanize import humanize_percentage as pct
 from rules.model import AlertingRule, alert
 from rules.testing import AlertAt, Expected, RuleTest, Series
 from stack.services.common import image, resources
-from stack.services.component import ComponentModule, Job
+from stack.services.component import ComponentModule, Job, SandboxWorld
 from stack.services.spec import (
     ANYWHERE,
     Flow,
@@ -217,7 +217,12 @@ def dashboard_rows(config: StackConfig) -> tuple[Row, ...]:
     )),)
 
 
+def sandbox_settings(world: SandboxWorld) -> dict[str, Any]:
+    return {"address": f"redis://{world.redis}", "password": False}
+
+
 COMPONENT = ComponentModule(
+    sandbox_settings=sandbox_settings,
     name=NAME, settings_key="redis_exporter", settings=RedisExporterService,
     service=lambda config, files, others: service(config),
     job=Job("redis", "redis-exporter"),
