@@ -251,48 +251,6 @@ def _host_port(value: str) -> str:
 HostAndPort = Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]{1,253}:[0-9]{1,5}$"), AfterValidator(_host_port)]
 
 
-def _postgres_dsn(value: str) -> str:
-    """postgres_exporter's DATA_SOURCE_URI: `host:port/database?options`. The exporter adds the
-    scheme, DATA_SOURCE_USER and the password it reads from DATA_SOURCE_PASS_FILE."""
-    _plain_text(value, "a data source")
-    address, _, options = value.partition("?")
-    if "://" in value or "@" in address:
-        raise ValueError("must not carry a scheme or credentials (user:password@): write host:port/database"
-                         "?options; the user goes in `user`, the password in the secret postgres-password "
-                         "(with password: true), mounted as DATA_SOURCE_PASS_FILE")
-    match = re.fullmatch(r"([A-Za-z0-9._-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):([0-9]{1,5})/([A-Za-z0-9_$.-]{0,63})",
-                         address)
-    if not match:
-        raise ValueError("must be host:port/database?options, e.g. postgres.medianest.svc:5432/medianest"
-                         "?sslmode=require")
-    if not 1 <= int(match[2]) <= 65535:
-        raise ValueError("the port must be between 1 and 65535")
-    names = {name.lower() for name, _ in parse_qsl(options, keep_blank_values=True)}
-    if names & {"password", "sslpassword"}:
-        raise ValueError("must not carry a password option: the password is the secret postgres-password "
-                         "(with password: true), mounted as DATA_SOURCE_PASS_FILE")
-    return value
-
-
-def _redis_address(value: str) -> str:
-    """redis_exporter's REDIS_ADDR: `redis://host:port` (or rediss://, an optional /db). The
-    password is read from REDIS_PASSWORD_FILE, keyed by this address."""
-    _plain_text(value, "an address")
-    if not value.startswith(("redis://", "rediss://")):
-        raise ValueError("must be redis://host:port or rediss://host:port")
-    parts, port = _split(value)
-    if "@" in parts.netloc:
-        raise ValueError("must not carry credentials (redis://:password@ or user:password@): set password: true "
-                         "and the secret redis-password, mounted as REDIS_PASSWORD_FILE")
-    if parts.query or parts.fragment:
-        raise ValueError("must not carry a query string: redis://host:port[/db]")
-    if not parts.hostname or not re.fullmatch(r"(/[0-9]{1,2})?", parts.path):
-        raise ValueError("must be redis://host:port[/db]")
-    if port is not None and not 1 <= port <= 65535:
-        raise ValueError("the port must be between 1 and 65535")
-    return value
-
-
 def _no_password(value: str) -> str:
     if ":" in value:
         raise ValueError("must be a user name alone (no user:password): the password is a mounted secret file")

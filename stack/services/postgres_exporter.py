@@ -4,7 +4,9 @@ mounted file (DATA_SOURCE_PASS_FILE), never from the environment."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import parse_qsl
 
 from pydantic import AfterValidator, Field
 
@@ -33,10 +35,33 @@ from stack.services.spec import (
     http_health,
     tcp,
 )
-from stack.settings import Component, ImageRef, Memory, _image, _postgres_dsn
+from stack.settings import Component, ImageRef, Memory, _image, _plain_text
 
 if TYPE_CHECKING:
     from stack.config import StackConfig
+
+
+def valid_data_source_uri(value: str) -> str:
+    """postgres_exporter's DATA_SOURCE_URI: `host:port/database?options`. The exporter adds the
+    scheme, DATA_SOURCE_USER and the password it reads from DATA_SOURCE_PASS_FILE."""
+    _plain_text(value, "a data source")
+    address, _, options = value.partition("?")
+    if "://" in value or "@" in address:
+        raise ValueError("must not carry a scheme or credentials (user:password@): write host:port/database"
+                         "?options; the user goes in `user`, the password in the secret postgres-password "
+                         "(with password: true), mounted as DATA_SOURCE_PASS_FILE")
+    match = re.fullmatch(r"([A-Za-z0-9._-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):([0-9]{1,5})/([A-Za-z0-9_$.-]{0,63})",
+                         address)
+    if not match:
+        raise ValueError("must be host:port/database?options, e.g. postgres.medianest.svc:5432/medianest"
+                         "?sslmode=require")
+    if not 1 <= int(match[2]) <= 65535:
+        raise ValueError("the port must be between 1 and 65535")
+    names = {name.lower() for name, _ in parse_qsl(options, keep_blank_values=True)}
+    if names & {"password", "sslpassword"}:
+        raise ValueError("must not carry a password option: the password is the secret postgres-password "
+                         "(with password: true), mounted as DATA_SOURCE_PASS_FILE")
+    return value
 
 
 class PostgresExporterService(Component):
@@ -44,7 +69,7 @@ class PostgresExporterService(Component):
     memory: Memory = "64Mi"
     # host:port/database?options (DATA_SOURCE_URI), never a password: that is the
     # `postgres-password` secret, mounted as DATA_SOURCE_PASS_FILE.
-    data_source_uri: Annotated[str, AfterValidator(_postgres_dsn)] = (
+    data_source_uri: Annotated[str, AfterValidator(valid_data_source_uri)] = (
         "host.docker.internal:5432/medianest?sslmode=disable")
     # DATA_SOURCE_USER: a role name alone (a password never rides along as user:password).
     user: str = Field(default="postgres_exporter", pattern=r"^[A-Za-z0-9_.@-]{1,63}$")

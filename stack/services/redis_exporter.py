@@ -8,6 +8,7 @@ lookupPasswordInPasswordMap). `password_file` writes that object for the passwor
 from __future__ import annotations
 
 import json
+import re
 from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
@@ -37,10 +38,29 @@ from stack.services.spec import (
     http_health,
     tcp,
 )
-from stack.settings import Component, ImageRef, Memory, _image, _redis_address
+from stack.settings import Component, ImageRef, Memory, _image, _plain_text, _split
 
 if TYPE_CHECKING:
     from stack.config import StackConfig
+
+
+def valid_redis_address(value: str) -> str:
+    """redis_exporter's REDIS_ADDR: `redis://host:port` (or rediss://, an optional /db). The
+    password is read from REDIS_PASSWORD_FILE, keyed by this address."""
+    _plain_text(value, "an address")
+    if not value.startswith(("redis://", "rediss://")):
+        raise ValueError("must be redis://host:port or rediss://host:port")
+    parts, port = _split(value)
+    if "@" in parts.netloc:
+        raise ValueError("must not carry credentials (redis://:password@ or user:password@): set password: true "
+                         "and the secret redis-password, mounted as REDIS_PASSWORD_FILE")
+    if parts.query or parts.fragment:
+        raise ValueError("must not carry a query string: redis://host:port[/db]")
+    if not parts.hostname or not re.fullmatch(r"(/[0-9]{1,2})?", parts.path):
+        raise ValueError("must be redis://host:port[/db]")
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError("the port must be between 1 and 65535")
+    return value
 
 
 class RedisExporterService(Component):
@@ -49,7 +69,7 @@ class RedisExporterService(Component):
     memory: Memory = "64Mi"
     # redis://host:port (REDIS_ADDR), never a password: that is the `redis-password` secret,
     # mounted as REDIS_PASSWORD_FILE.
-    address: Annotated[str, AfterValidator(_redis_address)] = "redis://host.docker.internal:6379"
+    address: Annotated[str, AfterValidator(valid_redis_address)] = "redis://host.docker.internal:6379"
     # Whether Redis needs a password (the `redis-password` secret).
     password: bool = False
 
