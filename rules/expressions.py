@@ -27,3 +27,16 @@ def loss_ratio(failed: str, succeeded: str, by: str, sel: str) -> str:
     """Share of items that failed, out of all attempted (the counters count them apart)."""
     failed_rate = f"sum by ({by}) (rate({failed}{{{sel}}}[5m]))"
     return f"{failed_rate} / (sum by ({by}) (rate({succeeded}{{{sel}}}[5m])) + {failed_rate})"
+
+
+# cAdvisor's (on Docker, and inside the kubelet on Kubernetes): a container's working set over its
+# memory limit (none without a limit: 0 is filtered out), and its share of throttled CFS periods.
+def memory_limit_used(by: str, sel: str) -> str:
+    return (f"max by ({by}) (container_memory_working_set_bytes{{{sel}}}) / "
+            f"max by ({by}) (container_spec_memory_limit_bytes{{{sel}}} > 0)")
+
+
+def cpu_throttled(by: str, sel: str, window: str) -> str:
+    return (f"sum by ({by}) (rate(container_cpu_cfs_throttled_periods_total{{{sel}}}[{window}])) / "
+            f"sum by ({by}) (rate(container_cpu_cfs_periods_total{{{sel}}}[{window}]))")
+

@@ -22,6 +22,7 @@ from dashboards.model import Row, Unit, prom, steps
 from rules.alert_tests import fires, series
 from rules.catalog import Metric, MetricType
 from rules.conventions import AlertSeverity, number
+from rules.expressions import cpu_throttled, memory_limit_used
 from rules.humanize import humanize_percentage as pct
 from rules.model import AlertingRule, alert
 from rules.testing import AlertAt, Expected, RuleTest
@@ -136,21 +137,17 @@ def alerts(config: StackConfig) -> tuple[AlertingRule, ...]:
                           "for lack of memory in the last 10 minutes.", **common),
         # Without a limit (0) there is nothing to be near.
         alert("ContainerMemoryNearLimit",
-              f"max by ({by}) (container_memory_working_set_bytes{{{sel}}}) / "
-              f"max by ({by}) (container_spec_memory_limit_bytes{{{sel}}} > 0) > {number(settings.memory_limit_ratio)}",
+              f"{memory_limit_used(by, sel)} > {number(settings.memory_limit_ratio)}",
               for_="15m", severity=AlertSeverity.WARNING, service="host",
               summary="A container is close to its memory limit",
               description="Container {{ $labels.name }} on {{ $labels.instance }} uses "
                           "{{ $value | humanizePercentage }} of its memory limit.", **common),
         alert("ContainerCpuThrottled",
-              f"sum by ({by}) (rate(container_cpu_cfs_throttled_periods_total{{{sel}}}[5m])) / "
-              f"sum by ({by}) (rate(container_cpu_cfs_periods_total{{{sel}}}[5m])) > "
-              f"{number(settings.cpu_throttled_ratio)}",
+              f"{cpu_throttled(by, sel, '5m')} > {number(settings.cpu_throttled_ratio)}",
               for_="15m", severity=AlertSeverity.INFO, service="host", summary="A container is CPU-throttled",
               description="Container {{ $labels.name }} on {{ $labels.instance }} was throttled in "
                           "{{ $value | humanizePercentage }} of its CPU periods.", **common),
     )
-
 
 
 def alert_tests(config: StackConfig) -> tuple[RuleTest, ...]:
@@ -221,15 +218,12 @@ def dashboard_rows(config: StackConfig) -> tuple[Row, ...]:
                         "{{name}}"), width=8),
         timeseries("Memory against limit", "Working set over the container's memory limit (empty without one).",
                    Unit.PERCENT_UNIT,
-                   prom(f"max by (name) (container_memory_working_set_bytes{{{sel}}}) / "
-                        f"max by (name) (container_spec_memory_limit_bytes{{{sel}}} > 0)", "{{name}}"),
+                   prom(memory_limit_used("name", sel), "{{name}}"),
                    thresholds=steps("green", (settings.memory_limit_ratio, "red")), min=0, max=1,
                    alerts=("ContainerMemoryNearLimit", "ContainerOomKilled"), width=8),
         timeseries("CPU throttling", "Share of CPU periods in which the container was throttled.",
                    Unit.PERCENT_UNIT,
-                   prom(f"sum by (name) (rate(container_cpu_cfs_throttled_periods_total{{{sel}}}[$__rate_interval])) "
-                        f"/ sum by (name) (rate(container_cpu_cfs_periods_total{{{sel}}}[$__rate_interval]))",
-                        "{{name}}"),
+                   prom(cpu_throttled("name", sel, "$__rate_interval"), "{{name}}"),
                    thresholds=steps("green", (settings.cpu_throttled_ratio, "red")), min=0, max=1,
                    alerts=("ContainerCpuThrottled", "ContainerRestarting"), width=8),
     )),)

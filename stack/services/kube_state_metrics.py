@@ -24,6 +24,7 @@ from dashboards.model import Row, Unit, prom, steps
 from rules.alert_tests import fires, series
 from rules.catalog import Metric, MetricType
 from rules.conventions import AlertSeverity, number
+from rules.expressions import cpu_throttled, memory_limit_used
 from rules.humanize import humanize_percentage as pct
 from rules.model import AlertingRule, alert
 from rules.testing import AlertAt, Expected, RuleTest
@@ -233,21 +234,16 @@ def alerts(config: StackConfig) -> tuple[AlertingRule, ...]:
               description="StatefulSet {{ $labels.namespace }}/{{ $labels.statefulset }} has had "
                           "{{ $value }} replicas not ready for 15 minutes.", **warning, **common),
         alert("KubeContainerMemoryNearLimit",
-              f"max by ({container}) (container_memory_working_set_bytes{{{containers}}}) / "
-              f"max by ({container}) (container_spec_memory_limit_bytes{{{containers}}} > 0) "
-              f"> {number(settings.memory_limit_ratio)}",
+              f"{memory_limit_used(container, containers)} > {number(settings.memory_limit_ratio)}",
               for_="15m", summary="A container is close to its memory limit",
               description="Container {{ $labels.container }} of pod {{ $labels.namespace }}/{{ $labels.pod }} uses "
                           "{{ $value | humanizePercentage }} of its memory limit.", **warning, **common),
         alert("KubeContainerCpuThrottled",
-              f"sum by ({container}) (rate(container_cpu_cfs_throttled_periods_total{{{containers}}}[5m])) / "
-              f"sum by ({container}) (rate(container_cpu_cfs_periods_total{{{containers}}}[5m])) "
-              f"> {number(settings.cpu_throttled_ratio)}",
+              f"{cpu_throttled(container, containers, '5m')} > {number(settings.cpu_throttled_ratio)}",
               for_="15m", severity=AlertSeverity.INFO, service="host", summary="A container is CPU-throttled",
               description="Container {{ $labels.container }} of pod {{ $labels.namespace }}/{{ $labels.pod }} was "
                           "throttled in {{ $value | humanizePercentage }} of its CPU periods.", **common),
     )
-
 
 
 def alert_tests(config: StackConfig) -> tuple[RuleTest, ...]:
@@ -365,9 +361,7 @@ def dashboard_rows(config: StackConfig) -> tuple[Row, ...]:
                    alerts=("KubePodNotReady", "KubeDeploymentReplicasUnavailable", "KubeStatefulSetReplicasNotReady"),
                    width=8),
         timeseries("Memory against limit", "Working set over each container's memory limit.", Unit.PERCENT_UNIT,
-                   prom(f"max by (namespace, pod, container) (container_memory_working_set_bytes{{{containers}}}) / "
-                        f"max by (namespace, pod, container) (container_spec_memory_limit_bytes{{{containers}}} > 0)",
-                        "{{pod}} {{container}}"),
+                   prom(memory_limit_used("namespace, pod, container", containers), "{{pod}} {{container}}"),
                    thresholds=steps("green", (settings.memory_limit_ratio, "red")), min=0, max=1,
                    alerts=("KubeContainerMemoryNearLimit", "KubeContainerCpuThrottled"), width=8),
     )),)
