@@ -1,5 +1,6 @@
 """The stack configuration: one pydantic model, read from `Pulumi.<stack>.yaml` by the CLI
-and from Pulumi config by the program. Defaults live here and nowhere else.
+and from Pulumi config by the program. Defaults live in the models: the stack-wide sections here,
+each component's settings in its module (stack/services), assembled here into `services`.
 
 Safe by default: a stack file is read with a YAML loader that refuses aliases, anchors, merge
 keys, duplicate keys and deep nesting, after a size cap; every number is finite and bounded;

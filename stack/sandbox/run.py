@@ -13,8 +13,8 @@ A flag the shipped version does not know fails the sandbox's start, naming it.
 The binaries are the judges built from their Go modules at the versions the images ship
 (stack/judges.py: Prometheus, Alertmanager, Jaeger, node and blackbox exporters); the postgres and redis
 exporters are Debian's packages (0.11 and 1.45: their Go modules are not served), older than
-their images. To run another component, add its binary to `BINARIES` and take it out of
-`UNAVAILABLE`.
+their images. A component runs here when its module names its binary (`sandbox_binary`, and
+`sandbox_settings` to point it at what runs here); the others are switched off (`UNAVAILABLE`).
 """
 
 from __future__ import annotations
