@@ -6,18 +6,19 @@ stack's config and outputs to Pulumi."""
 import pulumi
 
 from stack.config import from_pulumi
-from stack.targets.components import MonitoringStack, MonitoringStackArgs
+from stack.targets.components import MonitoringStack, MonitoringStackArgs, output_name
 
 config = from_pulumi()
 monitoring = MonitoringStack("medianest", MonitoringStackArgs(config=config))
 urls = monitoring.urls
 
 pulumi.export("environment", config.environment)
-for name in ("grafana", "prometheus", "alertmanager", "jaeger"):
-    # Not ours with prometheus-operator (the cluster's own Prometheus and Alertmanager).
-    pulumi.export(f"{name}Url", urls.get(name, "not deployed by this stack"))
-if monitoring.grafana_admin_password is not None:  # Grafana may be switched off
-    pulumi.export("grafanaAdminUser", "admin")
-    pulumi.export("grafanaAdminPassword", monitoring.grafana_admin_password)
+# Each UI or API the stack deploys (`grafanaUrl`, `prometheusUrl`...): with prometheus-operator,
+# the cluster's own Prometheus and Alertmanager are not ours, and have none.
+for name, url in urls.items():
+    pulumi.export(f"{output_name(name)}Url", url)
+# Secrets Pulumi generated (`grafanaAdminPassword`: Grafana's user is `admin`), as Pulumi secrets.
+for name, value in monitoring.generated_secrets.items():
+    pulumi.export(output_name(name), value)
 pulumi.export("ruleFiles", monitoring.rule_files)
 pulumi.export("alerts", monitoring.alerts)

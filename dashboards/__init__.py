@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dashboards import infrastructure, logs, medianest, slo, stack_health
+from dashboards import infrastructure, logs, medianest, provisioning, slo, stack_health
 from dashboards.model import DashboardSpec, GeneratedDashboard, generate
 from rules.platform import absent_alerts
 from stack import services as registry
@@ -38,6 +38,17 @@ def with_components(spec: DashboardSpec, config: StackConfig) -> DashboardSpec:
     return spec.model_copy(update={"rows": spec.rows + rows, "variables": spec.variables + tuple(variables)})
 
 
+def without_panels_reading(spec: DashboardSpec, provisioned: frozenset[str]) -> DashboardSpec | None:
+    """No panel reading a datasource this stack does not provision (its component is left out:
+    no Loki, no log panels), no row left with nothing to query; None when nothing is left."""
+    rows = []
+    for row in spec.rows:
+        panels = tuple(p for p in row.panels if all(q.datasource_uid in provisioned for q in p.queries))
+        if any(p.queries for p in panels):  # not a text panel alone
+            rows.append(row.model_copy(update={"panels": panels}))
+    return spec.model_copy(update={"rows": tuple(rows)}) if rows else None
+
+
 def without_runbooks_of(spec: DashboardSpec, absent: set[str]) -> DashboardSpec:
     """No runbook link to an alert this stack leaves out (a component it does not deploy)."""
     rows = tuple(row.model_copy(update={"panels": tuple(
@@ -48,4 +59,6 @@ def without_runbooks_of(spec: DashboardSpec, absent: set[str]) -> DashboardSpec:
 
 def dashboards(config: StackConfig) -> tuple[GeneratedDashboard, ...]:
     absent = absent_alerts(config)
-    return tuple(generate(without_runbooks_of(spec, absent), config.runbook_base_url) for spec in specs(config))
+    provisioned = frozenset(p.source.uid for p in provisioning.provided(config))
+    shown = (without_panels_reading(spec, provisioned) for spec in specs(config))
+    return tuple(generate(without_runbooks_of(spec, absent), config.runbook_base_url) for spec in shown if spec)

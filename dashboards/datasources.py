@@ -1,9 +1,15 @@
-"""The datasources Grafana is provisioned with. Fixed uids: dashboards and the datasources'
-own correlations (exemplars, derived fields, traces to logs) refer to each other by them."""
+"""The datasources dashboards read, by query language. Fixed uids: dashboards and the
+datasources' own correlations (exemplars, derived fields, traces to logs) refer to each other by
+them. The component behind each provisions it (`COMPONENT.datasource`), only when deployed."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stack.config import StackConfig
 
 
 @dataclass(frozen=True)
@@ -20,3 +26,13 @@ ALERTMANAGER = Datasource("alertmanager", "alertmanager", "Alertmanager")
 
 ALL = (PROMETHEUS, LOKI, JAEGER, ALERTMANAGER)
 BY_UID = {d.uid: d for d in ALL}
+
+
+@dataclass(frozen=True)
+class Provided:
+    """A component's datasource in Grafana: `settings(config, provisioned)` gives its URL and
+    jsonData, linking only to the datasources provisioned with it (their uids)."""
+
+    source: Datasource
+    settings: Callable[[StackConfig, frozenset[str]], tuple[str, dict[str, Any]]]
+    default: bool = False

@@ -3,13 +3,12 @@ provider per folder, and Grafana's own security settings. Pure data; stack/bundl
 
 from __future__ import annotations
 
-import configparser
-import io
 import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from dashboards.datasources import ALERTMANAGER, JAEGER, LOKI, PROMETHEUS, Datasource
+from dashboards.datasources import Datasource, Provided
+from stack import services as registry
 
 if TYPE_CHECKING:
     from stack.config import StackConfig
@@ -57,38 +56,17 @@ def _source(source: Datasource, url: str, json_data: dict[str, Any], default: bo
             "isDefault": default, "editable": False, "jsonData": json_data}
 
 
+def provided(config: StackConfig) -> tuple[Provided, ...]:
+    """The datasource of every deployed component that has one, the default first."""
+    found = [c.datasource for c in registry.deployed(config) if c.datasource is not None]
+    return tuple(sorted(found, key=lambda p: not p.default))
+
+
 def datasources(config: StackConfig) -> dict[str, Any]:
-    urls = config.grafana.endpoints
+    sources = provided(config)
+    uids = frozenset(p.source.uid for p in sources)
     return escape({"apiVersion": 1, "datasources": [
-        _source(PROMETHEUS, urls.prometheus, {
-            "httpMethod": "POST",
-            "prometheusType": "Prometheus",
-            # Exemplars carry the trace id of a sampled request: a click opens the trace.
-            "exemplarTraceIdDestinations": [{"name": "trace_id", "datasourceUid": JAEGER.uid}],
-        }, default=True),
-        _source(LOKI, urls.loki, {
-            "maxLines": 1000,
-            "derivedFields": [{
-                "name": "TraceID", "matcherType": "regex", "matcherRegex": TRACE_ID_IN_LINE,
-                "datasourceUid": JAEGER.uid, "url": "${__value.raw}", "urlDisplayLabel": "Open trace in Jaeger",
-            }],
-        }),
-        _source(JAEGER, urls.jaeger, {
-            "tracesToLogsV2": {
-                "datasourceUid": LOKI.uid, "spanStartTimeShift": "-5m", "spanEndTimeShift": "5m",
-                "filterByTraceID": True, "filterBySpanID": False,
-                "tags": [{"key": "service.name", "value": "service"}],
-            },
-            "tracesToMetrics": {
-                "datasourceUid": PROMETHEUS.uid, "spanStartTimeShift": "-5m", "spanEndTimeShift": "5m",
-                "tags": [{"key": "http.route", "value": "endpoint"}],
-                "queries": list(traces_to_metrics_queries(config)),
-            },
-            "nodeGraph": {"enabled": True},
-        }),
-        _source(ALERTMANAGER, urls.alertmanager, {"implementation": "prometheus",
-                                                   "handleGrafanaManagedAlerts": False}),
-    ]})
+        _source(p.source, *p.settings(config, uids), default=p.default) for p in sources]})
 
 
 def traces_to_metrics_queries(config: StackConfig) -> Iterable[dict[str, str]]:
@@ -111,59 +89,3 @@ def dashboard_providers(folders: Iterable[str]) -> dict[str, Any]:
          "options": {"path": f"{DASHBOARDS_DIR}/{folder}", "foldersFromFilesStructure": False}}
         for folder in sorted(set(folders))
     ]})
-
-
-def settings(config: StackConfig) -> dict[str, dict[str, str]]:
-    """grafana.ini: no sign-up, no anonymous access, no admin password (it comes from a file)."""
-    secure = config.grafana.cookie_secure
-    return {
-        "analytics": {"check_for_updates": "false", "reporting_enabled": "false"},
-        "auth.anonymous": {"enabled": "false"},
-        "paths": {"provisioning": PROVISIONING_DIR},
-        "security": {
-            "admin_user": "admin",
-            "allow_embedding": "false",
-            "cookie_samesite": "strict" if secure else "lax",
-            "cookie_secure": str(secure).lower(),
-            "disable_gravatar": "true",
-            "strict_transport_security": str(secure).lower(),
-        },
-        "server": {"root_url": config.grafana.root_url},
-        "snapshots": {"external_enabled": "false"},
-        "users": {"allow_org_create": "false", "allow_sign_up": "false"},
-    }
-
-
-def render_ini(sections: dict[str, dict[str, str]]) -> str:
-    parser = configparser.ConfigParser(interpolation=None)
-    for section in sorted(sections):
-        parser[section] = dict(sorted(sections[section].items()))
-    out = io.StringIO()
-    parser.write(out)
-    return out.getvalue().rstrip("\n") + "\n"
-
-
-def environment(config: StackConfig) -> dict[str, str]:
-    """The container's environment: the admin password is read from a mounted secret file; with an
-    external database (services.grafana.database), where it is, its password read from a file too."""
-    env = {
-        "GF_PATHS_PROVISIONING": PROVISIONING_DIR,
-        # Logs to stdout only: the root filesystem is read-only.
-        "GF_LOG_MODE": "console",
-        "GF_SECURITY_ADMIN_PASSWORD__FILE": config.grafana.admin_password_file,
-    }
-    database = config.services.grafana.database
-    if database is not None:
-        env |= {
-            "GF_DATABASE_TYPE": database.type,
-            "GF_DATABASE_HOST": database.host,
-            "GF_DATABASE_NAME": database.name,
-            "GF_DATABASE_USER": database.user,
-            "GF_DATABASE_SSL_MODE": database.ssl_mode,
-            # The image's entrypoint sets GF_DATABASE_PASSWORD from this file's content.
-            "GF_DATABASE_PASSWORD__FILE": database.password_file,
-            # No data volume then (the state is in the database): Grafana's scratch files (caches,
-            # search index, renders) go to the writable /tmp, not the image's read-only /var/lib/grafana.
-            "GF_PATHS_DATA": "/tmp",
-        }
-    return env

@@ -34,9 +34,6 @@ META_GROUP = "platform.meta"
 # Instances as the scrape configs name them.
 PROMETHEUS = "prometheus:9090"
 ALERTMANAGER = "alertmanager:9093"
-GRAFANA = "grafana:3000"
-# A target with its own down alert (PostgresDown), which TargetDown leaves out: its tests' example.
-POSTGRES = "postgres-exporter:9187"
 
 
 def jobs_with_own_down_alert(config: StackConfig) -> tuple[str, ...]:
@@ -217,7 +214,11 @@ def meta_tests(config: StackConfig) -> tuple[RuleTest, ...]:
     jobs, t = config.jobs, config.thresholds
     prom = {"job": jobs.prometheus, "instance": PROMETHEUS}
     am = {"job": jobs.alertmanager, "instance": ALERTMANAGER}
-    grafana = {"job": jobs.grafana, "instance": GRAFANA}
+    own = jobs_with_own_down_alert(config)
+    # TargetDown's example: the first component scraped with no down alert of its own.
+    down_job = next(job for component in registry.deployed(config) if component.job and not component.scrapes_others
+                    and (job := getattr(jobs, component.job.key)) not in own)
+    down = {"job": down_job, "instance": f"{down_job}:80"}
     result = [
         RuleTest(
             "The Watchdog always fires",
@@ -228,12 +229,12 @@ def meta_tests(config: StackConfig) -> tuple[RuleTest, ...]:
         ),
         RuleTest(
             "A target down for 5 minutes opens a ticket, unless it has its own down alert",
-            series=(series("up", "1 0x10", **grafana),
-                    series("up", "1 0x10", job=jobs.postgres, instance=POSTGRES),
+            series=(series("up", "1 0x10", **down),
+                    *(series("up", "1 0x10", job=job, instance=f"{job}:80") for job in own),
                     series("up", "1x10", **prom)),
             alerts=(silent("4m", "TargetDown"),
-                    _fires("7m", "TargetDown", f"{jobs.grafana} target {GRAFANA} has been down for more "
-                           "than 5 minutes.", **grafana)),
+                    _fires("7m", "TargetDown", f"{down_job} target {down_job}:80 has been down for more "
+                           "than 5 minutes.", **down)),
         ),
         RuleTest(
             "A failed Prometheus configuration reload opens a ticket after 10 minutes",

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from dashboards import dashboards as dashboard_definitions
-from dashboards import datasources as grafana_datasources
 from dashboards import provisioning
 from dashboards.checks import Context as DashboardContext
 from dashboards.checks import check_dashboards
@@ -45,7 +44,7 @@ from stack.layout import (  # noqa: F401 - re-exported: where each file goes is 
     rules_path,
     unit_tests_path,
 )
-from stack.services import service_specs
+from stack.services import deployed, service_specs
 from stack.services.spec import ServiceSpec
 from stack.targets import rendered_files as target_files
 
@@ -79,7 +78,7 @@ class Bundle:
         jobs = self.config.jobs.model_dump().values()
         return DashboardContext(
             catalog=catalog.with_metrics(recorded_metrics(groups, catalog)).with_jobs(jobs),
-            datasources=frozenset(d.uid for d in grafana_datasources.ALL),
+            datasources=frozenset(p.source.uid for p in provisioning.provided(self.config)),
             alerts=frozenset(rule.alert for _, rule in self.alerts),
             runbook_base_url=self.config.runbook_base_url,
             samples=dashboard_samples(self.config),
@@ -166,16 +165,17 @@ def build(config: StackConfig) -> Bundle:
     files[ALERTMANAGER_CONFIG] = dump_yaml(alertmanager.to_dict())
     files[ALERTMANAGER_TEMPLATE] = HEADER + notification_templates.TEMPLATE
     files[ROUTE_TESTS] = dump_yaml([c.to_dict() for c in cases])
-    # No Grafana (the sandbox): no dashboards or provisioning to ship.
-    generated_dashboards = dashboard_definitions(config) if config.services.grafana.enabled else ()
-    if config.services.grafana.enabled:
+    # Nothing deployed shows dashboards (no Grafana: the sandbox): none to ship.
+    shown = any(component.shows_dashboards for component in deployed(config))
+    generated_dashboards = dashboard_definitions(config) if shown else ()
+    if shown:
         for dashboard in generated_dashboards:
             files[dashboard_path(dashboard)] = dump_json(dashboard.data)
         files[GRAFANA_DATASOURCES] = dump_yaml(provisioning.datasources(config))
         files[GRAFANA_DASHBOARD_PROVIDERS] = dump_yaml(
             provisioning.dashboard_providers(d.folder for d in generated_dashboards))
-        files[GRAFANA_INI] = HEADER + provisioning.render_ini(provisioning.settings(config))
-        files[GRAFANA_ENVIRONMENT] = dump_yaml(provisioning.environment(config))
+    for component in deployed(config):
+        files.update(component.rendered_files(config))
     services = service_specs(config, files)
     for spec in services:
         for file in spec.files:

@@ -37,7 +37,6 @@ from stack.settings import (  # noqa: F401 - re-exported: the config's building 
     _PLAIN_KEY,
     _UNPRINTABLE,
     ALERTMANAGER_SECRETS_DIR,
-    GRAFANA_SECRETS_DIR,
     MAX_ECHO,
     MAX_ERROR_LINES,
     MAX_KEY,
@@ -260,30 +259,6 @@ class Alerting(_Section):
         return self
 
 
-class Endpoints(_Section):
-    """Where Grafana reaches the stack's services (its datasources)."""
-
-    prometheus: Url = "http://prometheus:9090"
-    loki: Url = "http://loki:3100"
-    jaeger: Url = "http://jaeger:16686"
-    alertmanager: Url = "http://alertmanager:9093"
-
-
-class Grafana(_Section):
-    """Grafana itself: its datasources' URLs and its security settings."""
-
-    endpoints: Endpoints = Endpoints()
-    # The admin password is only ever read from this mounted file (GF_SECURITY_ADMIN_PASSWORD__FILE).
-    admin_password_file: Annotated[str, AfterValidator(_secret_file),
-                                   _in_secrets_dir(GRAFANA_SECRETS_DIR, "Grafana's")] = (
-        GRAFANA_SECRETS_DIR + "admin-password")
-    # Cookies only over HTTPS; prod serves Grafana behind TLS.
-    cookie_secure: bool = False
-    root_url: Url = "http://localhost:3000"
-
-
-
-
 class Namespaced(_Section):
     """Pods of MediaNest in one namespace, selected by their labels (Kubernetes target)."""
 
@@ -430,7 +405,6 @@ class StackConfig(_Section):
     evaluation_interval: Annotated[Duration, AfterValidator(_one_minute)] = "1m"
     # Alertmanager receivers: where notifications go (routing itself is rules/alerting_policy.py).
     alerting: Alerting = Alerting()
-    grafana: Grafana = Grafana()
     backend: Backend = Backend()
     services: Services = Field(default_factory=Services)  # type: ignore[valid-type]
     # Where components are reached when not at `<name>:<port>` on the stack's network (the
@@ -708,6 +682,13 @@ def _decode(value: Any) -> Any:
 # --- Error messages: the key always, a value only when known to be safe ----------------------
 
 
+# Keys of earlier versions, and where they went (an upgrade's config error says so).
+MOVED_KEYS = {
+    ("grafana",): "Grafana's settings (adminPasswordFile, cookieSecure, rootUrl) are under services.grafana; "
+                  "where Grafana reaches a datasource is services.<component>.datasourceUrl",
+}
+
+
 def _describe(error: ValidationError, source: str) -> str:
     """One line per problem: `<file>: <project>:<dotted key>: <what is wrong>`, then the value
     when the field is on the allowlist (`_shown_kind`), else `(value hidden)`."""
@@ -720,7 +701,9 @@ def _describe(error: ValidationError, source: str) -> str:
         key = _key_path(item["loc"])
         message = item["msg"]
         got = ""
-        if item["type"] == "extra_forbidden":
+        if item["type"] == "extra_forbidden" and item["loc"] in MOVED_KEYS:
+            message = f"moved: {MOVED_KEYS[item['loc']]}"
+        elif item["type"] == "extra_forbidden":
             message = "unknown key; valid keys here: " + ", ".join(_valid_keys(item["loc"][:-1]))
         elif item["type"] != "missing":
             got = _got(item["loc"], item.get("input"))

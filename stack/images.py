@@ -33,6 +33,7 @@ from typing import IO
 
 from stack.sandbox import processes
 from stack.services import components
+from stack.services.component import ComponentModule
 
 # Labels on every image built here: who built it, and from what content.
 BUILDER_LABEL = "com.medianest.image-builder"
@@ -64,11 +65,9 @@ class Entry:
 
 @dataclass(frozen=True)
 class Official:
-    """What the official image has, from its Dockerfile (see each entry's comment)."""
+    """What a component's official image has, from its Dockerfile: its module's `local_image`
+    (the comment beside it cites the Dockerfile)."""
 
-    component: str  # the key under `services` in the stack config
-    attribute: str  # its attribute on `StackConfig.services`
-    service: str  # the ServiceSpec's name
     # Path in the image -> the binary here, by the name `processes.binary` finds it by (a judge,
     # or Debian's package).
     binaries: Mapping[str, str]
@@ -86,57 +85,15 @@ class Official:
     users: Mapping[str, int] = field(default_factory=dict)
 
 
-OFFICIAL = (
-    # prometheus@v0.316.0/Dockerfile: busybox base, WORKDIR /prometheus, chown nobody
-    # /etc/prometheus /prometheus, chmod g+w /prometheus, USER nobody, EXPOSE 9090, VOLUME /prometheus.
-    Official("prometheus", "prometheus", "prometheus",
-             {"/bin/prometheus": "prometheus", "/bin/promtool": "promtool"},
-             ("/bin/prometheus",), ("9090/tcp",), user="nobody", workdir="/prometheus",
-             volumes=("/prometheus",),
-             directories={"/etc/prometheus": (NOBODY, NOBODY, 0o755), "/prometheus": (NOBODY, NOBODY, 0o775)}),
-    # alertmanager@v0.35.0/Dockerfile: mkdir /alertmanager, chown nobody /etc/alertmanager
-    # /alertmanager, chmod -R g+w /alertmanager, USER nobody, EXPOSE 9093, VOLUME, WORKDIR /alertmanager.
-    Official("alertmanager", "alertmanager", "alertmanager",
-             {"/bin/alertmanager": "alertmanager", "/bin/amtool": "amtool"},
-             ("/bin/alertmanager",), ("9093/tcp",), user="nobody", workdir="/alertmanager",
-             volumes=("/alertmanager",),
-             directories={"/etc/alertmanager": (NOBODY, NOBODY, 0o755),
-                          "/alertmanager": (NOBODY, NOBODY, 0o775)}),
-    # jaeger@v1.75.0/cmd/jaeger/Dockerfile on scripts/build/docker/base (alpine + CA certificates):
-    # /cmd/jaeger/jaeger-linux, USER 10001, VOLUME /tmp, ENV JAEGER_LISTEN_HOST=0.0.0.0.
-    Official("jaeger", "jaeger", "jaeger", {"/cmd/jaeger/jaeger-linux": "jaeger"},
-             ("/cmd/jaeger/jaeger-linux",),
-             ("4317/tcp", "4318/tcp", "5778/tcp", "5779/tcp", "9411/tcp", "13132/tcp", "13133/tcp",
-              "14250/tcp", "14268/tcp", "16686/tcp"),
-             user="10001", volumes=("/tmp",), env=("JAEGER_LISTEN_HOST=0.0.0.0",), base="alpine",
-             users={"jaeger": 10001}),
-    # node_exporter@v1.12.1/Dockerfile: EXPOSE 9100, USER nobody.
-    Official("nodeExporter", "node_exporter", "node-exporter", {"/bin/node_exporter": "node_exporter"},
-             ("/bin/node_exporter",), ("9100/tcp",), user="nobody"),
-    # prometheus-community/postgres_exporter Dockerfile: busybox, EXPOSE 9187, USER nobody.
-    Official("postgresExporter", "postgres_exporter", "postgres-exporter",
-             {"/bin/postgres_exporter": "prometheus-postgres-exporter"},
-             ("/bin/postgres_exporter",), ("9187/tcp",), user="nobody"),
-    # oliver006/redis_exporter Dockerfile, alpine stage: /redis_exporter, USER 59000:59000, EXPOSE 9121.
-    Official("redisExporter", "redis_exporter", "redis-exporter", {"/redis_exporter": "prometheus-redis-exporter"},
-             ("/redis_exporter",), ("9121/tcp",), user="59000:59000", base="alpine",
-             users={"redis_exporter": 59000}),
-    # blackbox_exporter@v0.28.0/Dockerfile: EXPOSE 9115, no USER (the spec runs it as nobody).
-    Official("blackboxExporter", "blackbox_exporter", "blackbox",
-             {"/bin/blackbox_exporter": "blackbox_exporter"}, ("/bin/blackbox_exporter",), ("9115/tcp",),
-             directories={"/etc/blackbox_exporter": (0, 0, 0o755)}),
-)
-BY_COMPONENT = {official.component: official for official in OFFICIAL}
-
-# Components with no binary on this machine (`COMPONENT.no_local_image`): listed, never built.
-NOT_BUILT = {component.name: (component.settings_key, component.no_local_image)
-             for component in components() if component.no_local_image}
+def not_built() -> dict[str, str]:
+    """Components with no binary on this machine (`COMPONENT.no_local_image`), by name: listed,
+    never built."""
+    return {component.name: component.no_local_image for component in components() if component.no_local_image}
 
 
 @dataclass(frozen=True)
 class ImagePlan:
-    component: str
-    service: str
+    component: str  # its name, as its spec's
     reference: str  # repository:tag, exactly as the stack config names it
     entrypoint: tuple[str, ...]
     user: str | None
@@ -254,9 +211,11 @@ def entries(official: Official) -> tuple[Entry, ...]:
     return tuple(found[path] for path in sorted(found))
 
 
-def plan(official: Official, reference: str) -> ImagePlan:
-    return ImagePlan(official.component, official.service, reference, official.entrypoint, official.user,
-                     official.workdir, official.expose, official.volumes, official.env, entries(official))
+def plan(component: ComponentModule, reference: str) -> ImagePlan:
+    official = component.local_image
+    assert official is not None, component.name
+    return ImagePlan(component.name, reference, official.entrypoint, official.user, official.workdir,
+                     official.expose, official.volumes, official.env, entries(official))
 
 
 def write_tar(image: ImagePlan, out: IO[bytes]) -> None:
@@ -312,20 +271,19 @@ def plans(stack: str = "dev") -> tuple[list[ImagePlan], dict[str, str]]:
     config = load_stack(stack)
     built: list[ImagePlan] = []
     skipped: dict[str, str] = {}
-    for official in OFFICIAL:
-        settings = getattr(config.services, official.attribute)
-        if not settings.enabled:
-            skipped[official.component] = "disabled in the stack config"
+    for component in components():
+        settings = component.settings_of(config)
+        if not component.deployed(config):
+            skipped[component.name] = "not deployed by the stack config"
             continue
-        missing = missing_binaries(official)
+        if component.local_image is None:
+            skipped[component.name] = component.no_local_image or "no image recipe"
+            continue
+        missing = missing_binaries(component.local_image)
         if missing:
-            skipped[official.component] = f"no binary here: {', '.join(missing)}"
+            skipped[component.name] = f"no binary here: {', '.join(missing)}"
             continue
-        image = settings.image
-        built.append(plan(official, f"{image.repository}:{image.tag}"))
-    for component, (attribute, reason) in NOT_BUILT.items():
-        settings = getattr(config.services, attribute)
-        skipped[component] = reason if settings.enabled else "disabled in the stack config"
+        built.append(plan(component, f"{settings.image.repository}:{settings.image.tag}"))
     if not os.access(BUSYBOX, os.X_OK) and built:
         raise ImageError(f"{BUSYBOX} is missing: `apt-get install busybox-static` (the images' sh and wget)")
     return built, skipped

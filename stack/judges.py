@@ -1,5 +1,7 @@
-"""The judges: Prometheus, promtool, Alertmanager, amtool, Jaeger, the node and blackbox
-exporters, built from their Go modules at the versions the images ship.
+"""The judges: the binaries of the components, built from their Go modules at the versions the
+images ship. A component module declares its judge (`COMPONENT.judge`: Prometheus and promtool,
+Alertmanager and amtool, Jaeger, the node and blackbox exporters, kube-state-metrics), or says
+why it has none (`COMPONENT.unjudged`).
 
 Each judge is a Go module of ours under `tools/<name>/` whose go.mod declares the binaries as
 `tool` dependencies at one exact version (a dependency's own `replace`/`exclude` directives do not
@@ -12,12 +14,14 @@ and links its binaries into `.tools/bin/`. A stamp in each directory records wha
 from (go.mod, go.sum, the Go version, the flags): a second run only compares stamps. Only
 directories holding our stamp are ever replaced or removed.
 
-Stdlib only: it runs before anything else is installed.
+It reads the registry (stack/services) only when asked, never at import time: a component
+module imports `Judge` from here.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import hashlib
 import json
@@ -31,8 +35,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from pydantic.alias_generators import to_camel
 
 from stack.services import components
 
@@ -50,24 +52,11 @@ class JudgeMissing(RuntimeError):
     pass
 
 
-def _prometheus_tag(version: str) -> str:
-    """Prometheus 3.x's module versions are v0.3XX.Y: v0.316.0 is the v3.16.0 image."""
-    major, minor, patch = _numbers(version)
-    return f"v{minor // 100}.{minor % 100}.{patch}"
-
-
-def _jaeger_tag(version: str) -> str:
-    """Jaeger releases v1.x and v2.x from one tag; v2.0.0 came with v1.63.0 (CHANGELOG.md:
-    "v1.74.0 / v2.11.0"), and the image has no `v`."""
-    _, minor, patch = _numbers(version)
-    return f"2.{minor - 63}.{patch}"
-
-
-def _same(version: str) -> str:
+def same_version(version: str) -> str:
     return version
 
 
-def _numbers(version: str) -> tuple[int, int, int]:
+def numbers(version: str) -> tuple[int, int, int]:
     match = re.fullmatch(r"v(\d+)\.(\d+)\.(\d+)", version)
     if match is None:
         raise ValueError(f"not a release version: {version}")
@@ -75,17 +64,11 @@ def _numbers(version: str) -> tuple[int, int, int]:
     return major, minor, patch
 
 
-def _common_version(tag: str, module_version: str) -> list[str]:
+def common_version_flags(tag: str, module_version: str) -> list[str]:
     """prometheus/common's version package (Prometheus's .promu.yml), read by `--version`."""
     package = "github.com/prometheus/common/version"
     return [f"-X {package}.Version={tag.removeprefix('v')}", f"-X {package}.Revision={module_version}",
             f"-X {package}.Branch=HEAD", f"-X {package}.BuildUser={BUILD_USER}"]
-
-
-def _jaeger_version(tag: str, module_version: str) -> list[str]:
-    """Jaeger's scripts/makefiles/BuildInfo.mk."""
-    package = "github.com/jaegertracing/jaeger/internal/version"
-    return [f"-X {package}.latestVersion=v{tag}", f"-X {package}.commitSHA={module_version}"]
 
 
 @dataclass(frozen=True)
@@ -93,8 +76,6 @@ class Judge:
     name: str  # its directory under tools/ and under .tools/
     module: str
     binaries: tuple[str, ...]
-    # The component (config key under `services`) whose image this judge's version is.
-    component: str
     image_repository: str
     image_tag_of: Callable[[str], str]
     version_flags: Callable[[str, str], list[str]]
@@ -120,29 +101,24 @@ class Judge:
         return STATE / f"{self.name}@{self.version}"
 
 
-JUDGES = (
-    Judge("prometheus", "github.com/prometheus/prometheus", ("prometheus", "promtool"), "prometheus",
-          "prom/prometheus", _prometheus_tag, _common_version),
-    Judge("alertmanager", "github.com/prometheus/alertmanager", ("alertmanager", "amtool"), "alertmanager",
-          "prom/alertmanager", _same, _common_version,
-          # 0.35 serves its pages only from their compressed files (ui/web.go).
-          placeholders=("ui/app/dist/elm/index.html.gz", "ui/app/dist/mantine/index.html.gz")),
-    Judge("jaeger", "github.com/jaegertracing/jaeger", ("jaeger",), "jaeger", "jaegertracing/jaeger",
-          _jaeger_tag, _jaeger_version),
-    Judge("node_exporter", "github.com/prometheus/node_exporter", ("node_exporter",), "nodeExporter",
-          "prom/node-exporter", _same, _common_version),
-    Judge("blackbox_exporter", "github.com/prometheus/blackbox_exporter", ("blackbox_exporter",),
-          "blackboxExporter", "prom/blackbox-exporter", _same, _common_version),
-    # It cannot run without an API server here: it judges the spec's flags (pkg/options).
-    Judge("kube_state_metrics", "k8s.io/kube-state-metrics/v2", ("kube-state-metrics",), "kubeStateMetrics",
-          "registry.k8s.io/kube-state-metrics/kube-state-metrics", _same, _common_version),
-)
-BY_BINARY = {binary: judge for judge in JUDGES for binary in judge.binaries}
+@functools.cache
+def judged() -> dict[str, Judge]:
+    """The judge of each component that has one (`COMPONENT.judge`), by the component's name."""
+    return {component.name: component.judge for component in components() if component.judge}
 
-# Components whose judge stays Debian's package, and why (the Go module proxy's answer).
-# Components with an image but no judge built here (`COMPONENT.unjudged` says why), by settings key.
-NOT_BUILT = {to_camel(component.settings_key): component.unjudged
-             for component in components() if component.unjudged}
+
+def all_judges() -> tuple[Judge, ...]:
+    return tuple(judged().values())
+
+
+def by_binary() -> dict[str, Judge]:
+    return {binary: judge for judge in all_judges() for binary in judge.binaries}
+
+
+def not_built() -> dict[str, str]:
+    """Components with an image but no judge built here (`COMPONENT.unjudged` says why), by name."""
+    return {component.name: component.unjudged for component in components() if component.unjudged}
+
 
 PLACEHOLDER_PAGE = (
     "<!doctype html><title>{binary}</title><p>{binary} {version} built from its Go module without "
@@ -160,7 +136,7 @@ def module_version(go_mod: Path, module: str) -> str:
 
 def path(binary: str) -> str:
     """The built judge's absolute path, or JudgeMissing saying how to build it."""
-    judge = BY_BINARY[binary]
+    judge = by_binary()[binary]
     candidate = BIN / binary
     if os.access(candidate, os.X_OK):
         return str(candidate)
@@ -276,12 +252,12 @@ def _remove_other_versions(judge: Judge) -> None:
             shutil.rmtree(other)
 
 
-def build_all(judges: Sequence[Judge] = JUDGES, report: Callable[[str], None] = print) -> dict[str, float]:
+def build_all(judges: Sequence[Judge] | None = None, report: Callable[[str], None] = print) -> dict[str, float]:
     """Build what is not up to date; seconds spent per judge (0 when up to date)."""
     go = _go()
     go_version = _run([go, "env", "GOVERSION"], ROOT).strip()
     spent: dict[str, float] = {}
-    for judge in judges:
+    for judge in all_judges() if judges is None else judges:
         if up_to_date(judge, go_version):
             _link(judge)  # a removed .tools/bin is restored without a build
             spent[judge.name] = 0.0
@@ -301,10 +277,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("list", help="each judge: module, version, image tag, where it is built")
     args = parser.parse_args(argv)
     if args.command == "list":
-        for judge in JUDGES:
+        for judge in all_judges():
             print(f"{judge.name}\t{judge.module} {judge.version}\t{judge.image_repository}:{judge.image_tag}"
                   f"\t{', '.join(judge.binaries)}")
-        for component, reason in NOT_BUILT.items():
+        for component, reason in not_built().items():
             print(f"{component}\tno judge built here: {reason}")
         return 0
     try:

@@ -281,7 +281,6 @@ def _in_secrets_dir(directory: str, whose: str) -> AfterValidator:
 
 
 ALERTMANAGER_SECRETS_DIR = "/etc/alertmanager/secrets/"
-GRAFANA_SECRETS_DIR = "/etc/grafana/secrets/"
 SecretFile = Annotated[str, AfterValidator(_secret_file),
                        _in_secrets_dir(ALERTMANAGER_SECRETS_DIR, "Alertmanager's")]
 WebhookUrl = Annotated[str, AfterValidator(_webhook_url)]

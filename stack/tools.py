@@ -1,4 +1,4 @@
-"""Running the real tools (promtool, amtool, the blackbox exporter) on rendered files.
+"""Running the real tools (promtool, amtool, each component's own binary) on rendered files.
 
 promtool unit test runs are identified by what decides their outcome: the promtool binary and
 its version, the test file and every rule file it loads. Identical runs are done once per call,
@@ -57,6 +57,11 @@ class ToolRun:
     @property
     def ok(self) -> bool:
         return self.returncode == 0
+
+    @property
+    def verdict(self) -> tuple[bool, str]:
+        """(passes, what the tool said): a component's file check."""
+        return self.ok, self.output
 
 
 def run(command: list[str], cwd: Path | None = None) -> ToolRun:
@@ -123,21 +128,6 @@ def amtool_test_routes(config: Path, cases: Sequence[tuple[Mapping[str, str], Se
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         return list(pool.map(one, cases))
-
-
-def blackbox_check_config(path: Path) -> ToolRun:
-    """The blackbox exporter's own validation of its config file (exit 1 on an unknown field)."""
-    return run(["blackbox_exporter", "--config.check", f"--config.file={path}"])
-
-
-_JAEGER_VERSION_LINE = re.compile(r"^\S+ \S+ application version: .*\n?", re.MULTILINE)
-
-
-def jaeger_validate(path: Path) -> ToolRun:
-    """Jaeger's own validation of its config: every extension, receiver and exporter decoded
-    (an unknown field or component fails), nothing started."""
-    run_ = run(["jaeger", "validate", f"--config={path}"])
-    return ToolRun(run_.command, run_.returncode, _JAEGER_VERSION_LINE.sub("", run_.output).strip())
 
 
 def promtool_test_many(paths: Sequence[Path], cache: ResultCache | None = None,

@@ -5,16 +5,21 @@ pass), shown on a dashboard, and switched off in the sandbox, which has no binar
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tokenize
 from pathlib import Path
 
 import pytest
+from pydantic.alias_generators import to_camel
 
 from stack.config import ROOT
+from stack.services import components
 
 THROWAWAY = '''"""echo-exporter: a throwaway component, declared by this one module."""
 
@@ -199,3 +204,70 @@ def test_its_alert_tests_pass_in_promtool(project: Path) -> None:
 
 def test_the_sandbox_runs_without_it(found: dict) -> None:
     assert found["sandbox_off"]
+
+
+# --- nothing outside a component names one --------------------------------------------------------
+
+# Where an optional component's name may appear outside stack/services, and why.
+ALLOWED_NAMES = {
+    # The rendered bundle's layout names every file by design (one module for every path).
+    ("stack/layout.py", "grafana"), ("stack/layout.py", "loki"), ("stack/layout.py", "alloy"),
+    ("stack/layout.py", "jaeger"), ("stack/layout.py", "blackbox"),
+    # Grafana's datasource types: the query languages panels are written in (LogQL, traces).
+    ("dashboards/datasources.py", "loki"), ("dashboards/datasources.py", "jaeger"),
+    ("dashboards/model.py", "loki"), ("dashboards/checks/logql.py", "loki"),
+    # Grafana's panel plugin ids, refused by the metadata check.
+    ("dashboards/checks/metadata.py", "grafana"),
+    # Where Grafana's container reads the provisioned dashboards (the dashboards' output format).
+    ("dashboards/provisioning.py", "grafana"),
+    # A key of an earlier version, and where it went.
+    ("stack/config.py", "grafana"),
+    # The PostgreSQL role the sandbox's database gives the exporter (a name in that world).
+    ("stack/sandbox/datastores.py", "postgres_exporter"),
+}
+
+
+def _names_in_code(path: Path, pattern: re.Pattern[str]) -> set[str]:
+    """Names `pattern` finds in identifiers and strings of `path`, not in comments or docstrings."""
+    found, previous = set(), tokenize.NEWLINE
+    for token in tokenize.generate_tokens(io.StringIO(path.read_text()).readline):
+        statement_start = previous in (tokenize.NEWLINE, tokenize.NL, tokenize.INDENT, tokenize.DEDENT)
+        if token.type == tokenize.NAME or (token.type == tokenize.STRING and not statement_start):
+            found |= set(pattern.findall(token.string))
+        if token.type not in (tokenize.COMMENT, tokenize.NL):
+            previous = token.type
+    return found
+
+
+def test_no_module_outside_a_component_names_an_optional_component() -> None:
+    """Only the alerting path (Prometheus, Alertmanager: required) is named outside stack/services;
+    an optional component is known by the registry alone."""
+    names = {n for c in components() if c.required is None
+             for n in (c.name, c.settings_key, to_camel(c.settings_key))}
+    pattern = re.compile(r"\b(" + "|".join(sorted(map(re.escape, names), key=len, reverse=True)) + r")\b")
+    sources = [p for d in ("stack", "rules", "dashboards") for p in (ROOT / d).rglob("*.py")
+               if ROOT / "stack" / "services" not in p.parents] + [ROOT / "__main__.py"]
+    named = {(str(p.relative_to(ROOT)), name) for p in sources for name in _names_in_code(p, pattern)}
+    assert named - ALLOWED_NAMES == set()
+    # The scan sees what it is meant to: a component module names itself, in code.
+    assert {"loki", "jaeger"} <= _names_in_code(ROOT / "stack" / "services" / "grafana.py", pattern) | \
+        _names_in_code(ROOT / "stack" / "services" / "jaeger.py", pattern) | \
+        _names_in_code(ROOT / "stack" / "services" / "loki.py", pattern)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_component_says_how_it_is_built_judged_and_checked(stack: str) -> None:
+    from stack.bundle import build
+    from stack.config import load_stack
+
+    config = load_stack(stack)
+    bundle = build(config)
+    for component in components():
+        # A judge, or why none; on Docker, a local image (the engine tests'), or why none.
+        assert (component.judge is None) != (component.unjudged is None), component.name
+        if "docker" in component.targets:
+            assert (component.local_image is None) != (component.no_local_image is None), component.name
+        # Each file it checks is one it ships, when deployed.
+        if component.deployed(config):
+            for check in component.file_checks:
+                assert check.path in bundle.files, (component.name, check.path)

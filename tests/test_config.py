@@ -33,7 +33,12 @@ BAD_FILES = [
      "config:\n  medianest-observability:environment: dev\n"
      "  medianest-observability:runbookBaseUrl: https://r\n  medianest-observability:colour: red\n",
      "medianest-observability:colour: unknown key; valid keys here: addresses, alerting, backend, compression, "
-     "environment, evaluationInterval, grafana, jobs, kubernetes, runbookBaseUrl, services, target, thresholds"),
+     "environment, evaluationInterval, jobs, kubernetes, runbookBaseUrl, services, target, thresholds"),
+    ("a key of an earlier version",
+     "config:\n  medianest-observability:environment: dev\n"
+     "  medianest-observability:runbookBaseUrl: https://r\n  medianest-observability:grafana: {cookieSecure: true}\n",
+     "medianest-observability:grafana: moved: Grafana's settings (adminPasswordFile, cookieSecure, rootUrl) are "
+     "under services.grafana"),
     *(  # Components: pinned images, sizes, mountable secrets, sane retention.
         (name, "config:\n  medianest-observability:environment: dev\n"
                "  medianest-observability:runbookBaseUrl: https://r\n" + line + "\n", message)
@@ -56,8 +61,9 @@ BAD_FILES = [
              "{alloy: {logSource: docker}}",
              "medianest-observability:services.alloy: Value error, logSource docker needs dockerSocketGroup"),
             ("Grafana's password file where nothing is mounted",
-             "  medianest-observability:grafana: {adminPasswordFile: /run/secrets/admin}",
-             "medianest-observability:grafana.adminPasswordFile: Value error, must live under /etc/grafana/secrets/"),
+             "  medianest-observability:services: {grafana: {adminPasswordFile: /run/secrets/admin}}",
+             "medianest-observability:services.grafana.adminPasswordFile: Value error, must live under "
+             "/etc/grafana/secrets/"),
             ("an unknown target", "  medianest-observability:target: nomad",
              "medianest-observability:target: Input should be 'docker' or 'kubernetes'"),
         ]
@@ -164,14 +170,15 @@ def test_cli_exits_2_on_bad_config(project: Path, monkeypatch, capsys) -> None:
     assert not (project / "out").exists()
 
 
-def test_grafana_endpoints_must_be_urls(project: Path) -> None:
+def test_datasource_urls_must_be_urls(project: Path) -> None:
     (project / "Pulumi.dev.yaml").write_text(
         "config:\n  medianest-observability:environment: dev\n"
         "  medianest-observability:runbookBaseUrl: https://r\n"
-        "  medianest-observability:grafana:\n    endpoints:\n      loki: loki:3100\n")
+        "  medianest-observability:services:\n    loki:\n      datasourceUrl: loki:3100\n")
     with pytest.raises(ConfigError) as error:
         load_stack("dev", project)
-    assert "medianest-observability:grafana.endpoints.loki: Value error, must be an http(s) URL" in str(error.value)
+    assert "medianest-observability:services.loki.datasourceUrl: Value error, must be an http(s) URL" in str(
+        error.value)
 
 
 def test_a_secret_in_the_wrong_field_is_not_echoed(project: Path) -> None:

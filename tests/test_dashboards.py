@@ -203,7 +203,7 @@ def test_datasources_have_fixed_uids_and_link_to_each_other(bundle: Bundle) -> N
     assert by_uid["loki"]["jsonData"]["derivedFields"][0]["datasourceUid"] == "jaeger"
     assert by_uid["jaeger"]["jsonData"]["tracesToLogsV2"]["datasourceUid"] == "loki"
     assert by_uid["jaeger"]["jsonData"]["tracesToMetrics"]["datasourceUid"] == "prometheus"
-    assert by_uid["prometheus"]["url"] == bundle.config.grafana.endpoints.prometheus
+    assert by_uid["prometheus"]["url"] == bundle.config.services.prometheus.datasource_url
 
 
 def test_traces_to_metrics_queries_pass_the_static_checks(dev: Bundle, dev_config: StackConfig) -> None:

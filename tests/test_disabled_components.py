@@ -39,6 +39,29 @@ def test_a_disabled_component_is_neither_deployed_nor_scraped_nor_alerted_on(dev
     assert "loki/loki.yaml" not in bundle.files
 
 
+def test_without_loki_and_jaeger_grafana_has_neither_datasource_nor_their_panels(dev_config: StackConfig) -> None:
+    """Found moving the datasources into their components: a stack without Loki or Jaeger still
+    provisioned both, linked to from the others, and shipped log and trace panels reading them."""
+    full = build(dev_config)
+    bundle = build(_without(dev_config, "loki", "jaeger"))
+    sources = yaml.safe_load(bundle.files["grafana/provisioning/datasources/datasources.yaml"])["datasources"]
+    assert [s["uid"] for s in sources] == ["prometheus", "alertmanager"]
+    assert sources[0]["isDefault"] and "exemplarTraceIdDestinations" not in sources[0]["jsonData"]
+    # With them, each links to the other.
+    linked = {s["uid"]: s["jsonData"] for s in yaml.safe_load(
+        full.files["grafana/provisioning/datasources/datasources.yaml"])["datasources"]}
+    assert linked["loki"]["derivedFields"][0]["datasourceUid"] == "jaeger"
+    assert linked["jaeger"]["tracesToLogsV2"]["datasourceUid"] == "loki"
+    assert linked["prometheus"]["exemplarTraceIdDestinations"][0]["datasourceUid"] == "jaeger"
+    # The logs dashboard reads only Loki and Jaeger: it is gone; the stack's health has no Loki row.
+    assert any(path.endswith("/medianest-logs-traces.json") for path in full.files)
+    assert not any(path.endswith("/medianest-logs-traces.json") for path in bundle.files)
+    health = json.loads(next(v for k, v in bundle.files.items() if k.endswith("stack-health.json")))
+    titles = {panel["title"] for panel in health["panels"]}
+    assert {"Prometheus", "Alertmanager", "Grafana"} <= titles and titles.isdisjoint({"Loki", "Jaeger"})
+    assert not [p.render() for p in bundle.problems()]
+
+
 def test_without_grafana_no_dashboards_are_shipped(dev_config: StackConfig) -> None:
     bundle = build(_without(dev_config, "grafana", "loki", "jaeger", "alloy"))
     assert not any(path.startswith("grafana/") for path in bundle.files)

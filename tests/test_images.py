@@ -16,10 +16,12 @@ import pytest
 from stack import images
 from stack.bundle import build
 from stack.config import load_stack
+from stack.services import components, postgres_exporter
 from stack.services.spec import ServiceSpec
 from stack.targets.docker import TMP
 
-OFFICIAL = {official.component: official for official in images.OFFICIAL}
+# The components whose image is built here, by name.
+BUILT = {component.name: component for component in components() if component.local_image}
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +30,10 @@ def dev():
     return config, {spec.name: spec for spec in build(config).services}
 
 
-def _plan(dev, component: str) -> tuple[images.ImagePlan, ServiceSpec]:
+def _plan(dev, name: str) -> tuple[images.ImagePlan, ServiceSpec]:
     config, specs = dev
-    official = OFFICIAL[component]
-    image = getattr(config.services, official.attribute).image
-    return images.plan(official, f"{image.repository}:{image.tag}"), specs[official.service]
+    image = BUILT[name].settings_of(config).image
+    return images.plan(BUILT[name], f"{image.repository}:{image.tag}"), specs[name]
 
 
 def _passwd(plan: images.ImagePlan) -> dict[str, int]:
@@ -50,19 +51,21 @@ def _inside(path: str, directory: str) -> bool:
     return PurePosixPath(path) == PurePosixPath(directory) or PurePosixPath(directory) in PurePosixPath(path).parents
 
 
-def test_every_dev_component_is_built_or_listed_with_a_reason(dev) -> None:
+def test_every_docker_component_is_built_or_says_why_not(dev) -> None:
     _, specs = dev
-    listed = {OFFICIAL[c].service for c in OFFICIAL} | {attribute for attribute, _ in images.NOT_BUILT.values()}
-    assert set(specs) <= listed
-    assert set(images.NOT_BUILT) == {"grafana", "loki", "alloy", "cadvisor"}
-    assert all(reason for _, reason in images.NOT_BUILT.values())
+    on_docker = {c.name for c in components() if "docker" in c.targets}
+    assert set(specs) <= on_docker
+    for component in components():
+        if component.name in on_docker:
+            assert (component.local_image is None) != (component.no_local_image is None), component.name
+    assert set(images.not_built()) == {"grafana", "loki", "alloy", "cadvisor"}
 
 
-@pytest.mark.parametrize("component", sorted(OFFICIAL))
+@pytest.mark.parametrize("component", sorted(BUILT))
 def test_image_plan_fits_the_spec(dev, component: str) -> None:
     config, _ = dev
     plan, spec = _plan(dev, component)
-    configured = getattr(config.services, OFFICIAL[component].attribute).image
+    configured = BUILT[component].settings_of(config).image
     assert plan.reference == f"{configured.repository}:{configured.tag}" == f"{spec.image.repository}:{spec.image.tag}"
     # The Docker target passes the spec's args as the command: the image's entrypoint runs them.
     first = spec.args[0] if spec.args else ""
@@ -97,7 +100,7 @@ def test_image_plan_fits_the_spec(dev, component: str) -> None:
 def _small_plan(tmp_path: Path) -> images.ImagePlan:
     """The Prometheus image's plan with its binaries swapped for small files (the tar's layout and
     headers are what is compared, not 150 MB of binary)."""
-    plan = images.plan(OFFICIAL["prometheus"], "prom/prometheus:test")
+    plan = images.plan(BUILT["prometheus"], "prom/prometheus:test")
     swapped = []
     for entry in plan.entries:
         if entry.source is not None:
@@ -137,7 +140,7 @@ def test_tar_is_byte_identical_across_builds(tmp_path: Path) -> None:
 
 
 def test_dynamically_linked_exporters_carry_their_libraries() -> None:
-    official = OFFICIAL["postgresExporter"]
+    official = postgres_exporter.LOCAL_IMAGE
     # Debian's prometheus-postgres-exporter (make setup installs it): BinaryMissing when it is not.
     binary = images._binary(official.binaries["/bin/postgres_exporter"])
     libraries = images.shared_libraries(binary)

@@ -10,11 +10,14 @@ import pytest
 
 from stack import judges
 from stack.config import ROOT, Services, StackConfig, load_stack
+from stack.services import components, jaeger, prometheus
 
 
 def _images(config: StackConfig | Services) -> dict[str, dict[str, str]]:
-    services = (config.services if isinstance(config, StackConfig) else config).model_dump(by_alias=True)
-    return {name: settings["image"] for name, settings in services.items() if "image" in settings}
+    """Each component's image, by the component's name."""
+    services = config.services if isinstance(config, StackConfig) else config
+    return {component.name: getattr(services, component.settings_key).image.model_dump()
+            for component in components()}
 
 
 CONFIGS = {
@@ -24,23 +27,24 @@ CONFIGS = {
 }
 
 
-@pytest.mark.parametrize("judge", judges.JUDGES, ids=lambda j: j.name)
+@pytest.mark.parametrize("component", sorted(judges.judged()))
 @pytest.mark.parametrize("source", CONFIGS)
-def test_each_image_is_the_version_of_its_judge(source: str, judge: judges.Judge) -> None:
-    image = _images(CONFIGS[source]())[judge.component]
+def test_each_image_is_the_version_of_its_judge(source: str, component: str) -> None:
+    judge = judges.judged()[component]
+    image = _images(CONFIGS[source]())[component]
     assert (image["repository"], image["tag"]) == (judge.image_repository, judge.image_tag), (
-        f"{source}: services.{judge.component}.image is {image['repository']}:{image['tag']}, but its "
+        f"{source}: {component}'s image is {image['repository']}:{image['tag']}, but its "
         f"judge is built from {judge.module} {judge.version} (tools/{judge.name}/go.mod), the image "
         f"{judge.image_repository}:{judge.image_tag}: change both together")
 
 
-def test_every_component_with_an_image_has_a_judge_or_a_reason() -> None:
-    judged = {judge.component for judge in judges.JUDGES}
+def test_every_component_has_a_judge_or_a_reason() -> None:
+    judged = set(judges.judged())
     # The others say why (Grafana, Loki and Alloy: checked statically; the postgres and redis
     # exporters and cAdvisor: modules not served).
-    assert set(_images(Services())) == judged | set(judges.NOT_BUILT)
-    assert set(judges.NOT_BUILT) == {"grafana", "loki", "alloy", "postgresExporter", "redisExporter", "cadvisor"}
-    assert judged.isdisjoint(judges.NOT_BUILT) and all(judges.NOT_BUILT.values())
+    assert set(_images(Services())) == judged | set(judges.not_built())
+    assert set(judges.not_built()) == {"grafana", "loki", "alloy", "postgres-exporter", "redis-exporter", "cadvisor"}
+    assert judged.isdisjoint(judges.not_built()) and all(judges.not_built().values())
 
 
 def test_a_tag_that_differs_from_its_judge_is_caught(tmp_path: Path) -> None:
@@ -48,16 +52,16 @@ def test_a_tag_that_differs_from_its_judge_is_caught(tmp_path: Path) -> None:
     assert "tag: v3.15.0}" in text
     (tmp_path / "Pulumi.dev.yaml").write_text(text)
     image = _images(load_stack("dev", root=tmp_path))["prometheus"]
-    assert image["tag"] != judges.BY_BINARY["prometheus"].image_tag
+    assert image["tag"] != judges.by_binary()["prometheus"].image_tag
 
 
 @pytest.mark.parametrize(("convert", "module_version", "tag"), [
-    (judges._prometheus_tag, "v0.316.0", "v3.16.0"),
-    (judges._prometheus_tag, "v0.313.5", "v3.13.5"),
-    (judges._prometheus_tag, "v0.400.1", "v4.0.1"),
-    (judges._jaeger_tag, "v1.75.0", "2.12.0"),
-    (judges._jaeger_tag, "v1.74.0", "2.11.0"),  # CHANGELOG.md: "v1.74.0 / v2.11.0"
-    (judges._same, "v0.35.0", "v0.35.0"),
+    (prometheus._image_tag, "v0.316.0", "v3.16.0"),
+    (prometheus._image_tag, "v0.313.5", "v3.13.5"),
+    (prometheus._image_tag, "v0.400.1", "v4.0.1"),
+    (jaeger._image_tag, "v1.75.0", "2.12.0"),
+    (jaeger._image_tag, "v1.74.0", "2.11.0"),  # CHANGELOG.md: "v1.74.0 / v2.11.0"
+    (judges.same_version, "v0.35.0", "v0.35.0"),
 ])
 def test_module_versions_name_their_images(convert, module_version: str, tag: str) -> None:
     assert convert(module_version) == tag
@@ -65,7 +69,7 @@ def test_module_versions_name_their_images(convert, module_version: str, tag: st
 
 def test_a_pre_release_is_not_a_judge_version() -> None:
     with pytest.raises(ValueError, match="not a release version"):
-        judges._prometheus_tag("v0.316.0-rc.0")
+        prometheus._image_tag("v0.316.0-rc.0")
 
 
 # What `<binary> --version` prints at the shipped version.
@@ -79,9 +83,9 @@ VERSION_LINES = {
 }
 
 
-@pytest.mark.parametrize("binary", sorted(judges.BY_BINARY))
+@pytest.mark.parametrize("binary", sorted(judges.by_binary()))
 def test_each_built_binary_reports_the_shipped_version(binary: str) -> None:
-    judge = judges.BY_BINARY[binary]
+    judge = judges.by_binary()[binary]
     if binary == "jaeger":
         command, expected = [judges.path(binary), "version"], f'"gitVersion":"v{judge.image_tag}"'
     elif binary == "kube-state-metrics":
@@ -96,12 +100,12 @@ def test_each_built_binary_reports_the_shipped_version(binary: str) -> None:
 
 def test_the_judges_are_up_to_date_and_a_second_build_only_compares_stamps() -> None:
     go_version = subprocess.run(["go", "env", "GOVERSION"], capture_output=True, text=True, check=True).stdout.strip()
-    assert all(judges.up_to_date(judge, go_version) for judge in judges.JUDGES)
-    assert judges.build_all(report=lambda line: None) == {judge.name: 0.0 for judge in judges.JUDGES}
+    assert all(judges.up_to_date(judge, go_version) for judge in judges.all_judges())
+    assert judges.build_all(report=lambda line: None) == {judge.name: 0.0 for judge in judges.all_judges()}
 
 
 def test_a_changed_module_file_makes_its_judge_stale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    judge = judges.BY_BINARY["node_exporter"]
+    judge = judges.by_binary()["node_exporter"]
     modules = tmp_path / "tools"
     (modules / judge.name).mkdir(parents=True)
     for file in ("go.mod", "go.sum"):
@@ -142,7 +146,6 @@ def test_a_missing_judge_says_how_to_build_it(monkeypatch: pytest.MonkeyPatch, t
 def test_check_judges_jaegers_config_with_jaeger_itself(tmp_path: Path) -> None:
     from stack.bundle import build
     from stack.output import write_tree
-    from stack.services import jaeger
     from stack.shipped_checks import check_shipped
 
     bundle = build(load_stack("dev"))

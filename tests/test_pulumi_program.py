@@ -13,6 +13,7 @@ from pulumi_mocks import GENERATED_PASSWORD, IMAGE_ID, Recorded, plain_strings, 
 from stack.bundle import build
 from stack.config import load_stack
 from stack.services import deployed
+from stack.targets.components import output_name
 from stack.targets.docker import config_volume_name
 
 CONTAINER = "docker:index/container:Container"
@@ -227,6 +228,9 @@ def test_stack_outputs_urls_and_the_admin_password(dev) -> None:
     assert program["urls"]["grafana"] == "http://127.0.0.1:3000"
     assert program["urls"]["prometheus"].startswith("http://prometheus:9090")
     assert set(program["urls"]) >= {"grafana", "prometheus", "alertmanager", "jaeger"}
+    assert set(program["monitoring"].generated_secrets) == {"grafana-admin-password"}
+    assert [output_name(n) for n in ("grafana-admin-password", "node-exporter", "prometheus")] == [
+        "grafanaAdminPassword", "nodeExporter", "prometheus"]
 
 
 def test_a_stack_without_grafana_deploys_and_exports_no_admin_password() -> None:
@@ -235,6 +239,7 @@ def test_a_stack_without_grafana_deploys_and_exports_no_admin_password() -> None
     assert "grafana" not in mocks.containers and "prometheus" in mocks.containers
     assert not mocks.of_type("random:index/randomPassword:RandomPassword")
     assert "grafana" not in program["urls"]
+    assert program["monitoring"].generated_secrets == {}
 
 
 def test_a_missing_required_secret_fails_naming_the_key() -> None:

@@ -85,12 +85,10 @@ class BinaryMissing(RuntimeError):
     pass
 
 
-# The Debian package shipping each binary the sandbox runs that is not a judge built at the
-# shipped version (stack/judges.py: prometheus, promtool, alertmanager, amtool, jaeger,
-# node_exporter, blackbox_exporter).
+# The Debian package shipping a binary the sandbox runs that is not a judge built at the shipped
+# version (stack/judges.py), where its name is not the binary's (a component's `sandbox_binary`,
+# prometheus-postgres-exporter, is its package's name).
 PACKAGES = {
-    "prometheus-postgres-exporter": "prometheus-postgres-exporter",
-    "prometheus-redis-exporter": "prometheus-redis-exporter",
     "redis-server": "redis-server",
     "redis-cli": "redis-tools",
     "initdb": "postgresql",
@@ -114,7 +112,7 @@ def _postgres_bin_dirs() -> list[str]:
 def binary(name: str) -> str:
     """The absolute path of a judge built at the shipped version, or of a binary from Debian's
     packages; BinaryMissing saying how to get it."""
-    if name in judges.BY_BINARY:
+    if name in judges.by_binary():
         try:
             return judges.path(name)
         except judges.JudgeMissing as error:

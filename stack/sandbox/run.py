@@ -40,12 +40,7 @@ from stack.bundle import Bundle, build
 from stack.config import StackConfig, load_stack
 from stack.output import write_tree
 from stack.sandbox import datastores, localize, processes, sink
-from stack.services import (
-    alertmanager,
-    jaeger,
-    postgres_exporter,
-    prometheus,
-)
+from stack.services import alertmanager, prometheus
 from stack.services.component import SandboxWorld
 from stack.services.spec import ServiceSpec, replica_address
 
@@ -61,8 +56,10 @@ BINARIES = {component.name: component.sandbox_binary
 # Not run here, so switched off with their alerts (settings keys): no binary of them here (Grafana
 # and Loki are AGPL, never built here; Alloy's binary is not built here).
 UNAVAILABLE = tuple(component.settings_key for component in registry.components() if not component.sandbox_binary)
-# Components the sandbox may run several replicas of (`Sandbox(alertmanagers=3)`): their
-# processes are numbered (`alertmanager-0`...), even when there is one.
+# The alerting path (required components, never switched off) is what the sandbox exists to
+# observe: its API names Prometheus (`prometheus_url`, `query`) and Alertmanager, which may run as
+# a gossip cluster (`Sandbox(alertmanagers=3)`): its processes are numbered (`alertmanager-0`...),
+# even when there is one.
 REPLICATED = (alertmanager.NAME,)
 T = TypeVar("T")
 
@@ -105,14 +102,20 @@ def _at(port: int) -> str:
 COMPRESSION = {"sloPeriod": "5d", "groupInterval": "10s", "resendDelay": "5s"}
 
 
+def sandbox_world(ports: Ports, postgres: datastores.Postgres, redis: datastores.Redis, scrape_interval: str,
+                  evaluation_interval: str) -> SandboxWorld:
+    return SandboxWorld(simulator=_at(ports.simulator), postgres=_at(postgres.port),
+                        postgres_database=postgres.database, postgres_user=postgres.user,
+                        postgres_password=postgres.password, redis=_at(redis.port),
+                        scrape_interval=scrape_interval, evaluation_interval=evaluation_interval)
+
+
 def sandbox_config(base: StackConfig, ports: Ports, postgres: datastores.Postgres, redis: datastores.Redis,
                    scrape_interval: str, evaluation_interval: str, compressed: bool = False) -> StackConfig:
     """`base` (the dev stack's config) with every component on loopback, notifications to the sink."""
     data = base.model_dump(by_alias=True)
     services = data["services"]
-    world = SandboxWorld(simulator=_at(ports.simulator), postgres=_at(postgres.port),
-                         postgres_database=postgres.database, postgres_user=postgres.user, redis=_at(redis.port),
-                         scrape_interval=scrape_interval, evaluation_interval=evaluation_interval)
+    world = sandbox_world(ports, postgres, redis, scrape_interval, evaluation_interval)
     for component in registry.components():
         services[to_camel(component.settings_key)] |= component.sandbox_settings(world)
     for key in UNAVAILABLE:
@@ -242,17 +245,6 @@ def start_component(supervisor: processes.Supervisor, component: Component,
             f"its spec ({words})\n{error}") from None
 
 
-# Built from their Go modules, Prometheus and Alertmanager have no web UI (its compiled assets
-# need an npm build): Prometheus's / redirects to /query, which answers 500 ("Error opening React
-# index.html"); Alertmanager's / and /ui/ answer 404. Their HTTP APIs are complete.
-PROMETHEUS_SERVES = ("no web UI in this build; the HTTP API: "
-                     "/api/v1/query, /api/v1/targets, /api/v1/alerts, /api/v1/rules")
-ALERTMANAGER_SERVES = "no web UI in this build; the HTTP API: /api/v2/alerts, /api/v2/silences, /api/v2/status"
-# Jaeger's UI is an npm build too: its module embeds a placeholder page (cmd/query/app/ui).
-JAEGER_SERVES = ("no web UI in this build; the query API: /api/services, /api/traces/<trace id> "
-                 "(the simulator's requests, by the trace ids in its log and its exemplars)")
-
-
 @dataclass(frozen=True)
 class Endpoint:
     """What the sandbox's printout says of one thing it runs."""
@@ -319,18 +311,22 @@ class Sandbox:
         if errors:
             raise RuntimeError("the sandbox configuration has problems:\n" + "\n".join(errors))
         write_tree(self.bundle.files, self.root / "rendered")
-        values = {postgres_exporter.PASSWORD.name: password}
+        world = sandbox_world(self.ports, postgres, redis, self.scrape_interval, self.evaluation_interval)
+        values = {name: value for component in registry.deployed(self.config)
+                  for name, value in component.sandbox_secrets(world).items()}
         start = self.supervisor.start
         python = [sys.executable, "-m"]
         start(SINK, [*python, "stack.sandbox.sink", "--port", str(self.ports.sink), "--out", str(self.sink_file)],
               ready_url=f"http://{_at(self.ports.sink)}/notifications")
         planned = components(self.bundle, self.ports, self.root, free_ports_except(self.ports.taken()))
         self.components = {component.process: component for component in planned}
-        # Started first, on the port chosen for it, as every process is; its exporter retries
-        # until Jaeger (the next to start) answers.
+        # Started first, on the port chosen for it, as every process is; its trace exporter
+        # retries until the component receiving traces (Jaeger, started next) answers.
+        tracing = [["--otlp-endpoint", self.url_of(c.name, c.receives_traces)]
+                   for c in registry.deployed(self.config) if c.receives_traces and c.name in self.components]
         start(SIMULATOR, [*python, "stack.sandbox.simulator", "--port", str(self.ports.simulator),
                           "--log-file", str(self.root / "medianest.log"), "--rps", str(self.rps),
-                          "--otlp-endpoint", self.jaeger_url(jaeger.OTLP_HTTP_PORT)],
+                          *(tracing[0] if tracing else [])],
               ready_url=f"http://{_at(self.ports.simulator)}/metrics")
         for component in planned:
             start_component(self.supervisor, component, values)
@@ -345,9 +341,15 @@ class Sandbox:
     def prometheus_url(self) -> str:
         return f"http://{_at(self.ports.prometheus)}"
 
-    def jaeger_url(self, port: int = jaeger.UI_PORT) -> str:
-        """Where Jaeger's listener on `port` (of its spec: the UI and query API by default) is."""
-        return f"http://{_at(self.components[jaeger.NAME].where.ports[port])}"
+    def url_of(self, process: str, port: int | None = None) -> str:
+        """Where a component's listener on `port` of its spec is (by default, the one its
+        `sandbox_endpoint` names)."""
+        component = self.components[process]
+        if port is None:
+            endpoint = registry.by_name()[component.spec.name].sandbox_endpoint
+            assert endpoint is not None, f"{process}: no endpoint of its own"
+            port = endpoint.port
+        return f"http://{_at(component.where.ports[port])}"
 
     @property
     def simulator_url(self) -> str:
@@ -359,15 +361,14 @@ class Sandbox:
 
     def endpoints(self) -> list[Endpoint]:
         """Where everything is, what it serves, and a command that asks it."""
-        promtool, amtool = processes.binary("promtool"), processes.binary("amtool")
-        found = [Endpoint(prometheus.NAME, self.prometheus_url, PROMETHEUS_SERVES,
-                          shlex.join([promtool, "query", "instant", self.prometheus_url, "up"]))]
-        for index, port in enumerate(self.ports.alertmanagers):
-            url = f"http://{_at(port)}"
-            found.append(Endpoint(self.alertmanager_name(index), url, ALERTMANAGER_SERVES,
-                                  shlex.join([amtool, f"--alertmanager.url={url}", "alert", "query"])))
-        found += [Endpoint(jaeger.NAME, self.jaeger_url(), JAEGER_SERVES),
-                  Endpoint("simulator", self.simulator_url, "MediaNest's /metrics; faults: POST /faults"),
+        found = []
+        for process, component in self.components.items():
+            endpoint = registry.by_name()[component.spec.name].sandbox_endpoint
+            if endpoint is not None:
+                url = self.url_of(process)
+                command = shlex.join(endpoint.command(url)) if endpoint.command else None
+                found.append(Endpoint(process, url, endpoint.serves, command))
+        found += [Endpoint("simulator", self.simulator_url, "MediaNest's /metrics; faults: POST /faults"),
                   Endpoint("webhook sink", f"http://{_at(self.ports.sink)}/notifications",
                            "every notification received")]
         return found

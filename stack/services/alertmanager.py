@@ -4,13 +4,20 @@ on a volume, so a restart neither forgets a silence nor notifies twice."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import PurePosixPath
-from typing import TYPE_CHECKING
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
 
-from stack import layout
+from dashboards import datasources
+from dashboards.common import timeseries
+from dashboards.model import Row, Unit, prom
+from rules.catalog import Metric, MetricType
+from stack import layout, tools
+from stack.images import NOBODY, Official
+from stack.judges import Judge, common_version_flags, same_version
+from stack.sandbox import processes
 from stack.services.addresses import address_port, url_port
 from stack.services.common import image, mounted, resources
-from stack.services.component import ComponentModule, Job
+from stack.services.component import STACK_HEALTH, ComponentModule, FileCheck, Job, SandboxEndpoint
 from stack.services.spec import (
     ANYWHERE,
     Flow,
@@ -25,7 +32,7 @@ from stack.services.spec import (
     replica_address,
     tcp,
 )
-from stack.settings import Component, Count, ImageRef, Memory, VolumeSize, _image
+from stack.settings import Component, Count, ImageRef, Memory, Url, VolumeSize, _image
 
 if TYPE_CHECKING:
     from stack.config import StackConfig
@@ -33,6 +40,8 @@ if TYPE_CHECKING:
 
 class AlertmanagerService(Component):
     image: ImageRef = _image("prom/alertmanager", "v0.35.0")
+    # Where Grafana reaches it: its datasource's URL.
+    datasource_url: Url = "http://alertmanager:9093"
     memory: Memory = "128Mi"
     # More than one forms a gossip cluster (Kubernetes target): notifications deduplicated, silences shared.
     replicas: Count(1, 7) = 1
@@ -121,7 +130,92 @@ def service(config: StackConfig, files: Mapping[str, str]) -> ServiceSpec:
     )
 
 
+JUDGE = Judge("alertmanager", "github.com/prometheus/alertmanager", ("alertmanager", "amtool"), "prom/alertmanager",
+              same_version, common_version_flags,
+              # 0.35 serves its pages only from their compressed files (ui/web.go).
+              placeholders=("ui/app/dist/elm/index.html.gz", "ui/app/dist/mantine/index.html.gz"))
+# alertmanager@v0.35.0/Dockerfile: mkdir /alertmanager, chown nobody /etc/alertmanager
+# /alertmanager, chmod -R g+w /alertmanager, USER nobody, EXPOSE 9093, VOLUME, WORKDIR /alertmanager.
+LOCAL_IMAGE = Official({"/bin/alertmanager": "alertmanager", "/bin/amtool": "amtool"},
+                       ("/bin/alertmanager",), ("9093/tcp",), user="nobody", workdir="/alertmanager",
+                       volumes=("/alertmanager",),
+                       directories={"/etc/alertmanager": (NOBODY, NOBODY, 0o755),
+                                    "/alertmanager": (NOBODY, NOBODY, 0o775)})
+
+
+def check_config(config: StackConfig, path: Path) -> tuple[bool, str]:
+    """Alertmanager's own validation of its config and the templates it loads."""
+    return tools.amtool_check_config(path).verdict
+
+
+C, G, H = MetricType.COUNTER, MetricType.GAUGE, MetricType.HISTOGRAM
+# Its own metrics, checked against the binary we ship (tests/e2e/test_catalog_on_shipped_binaries.py).
+METRICS = (
+    Metric("alertmanager_build_info", G, "Build information of Alertmanager",
+           ("branch", "goarch", "goos", "goversion", "revision", "tags", "version")),
+    Metric("alertmanager_config_last_reload_successful", G, "Whether the last configuration reload "
+           "attempt was successful"),
+    Metric("alertmanager_config_hash", G, "Hash of the currently loaded alertmanager configuration"),
+    Metric("alertmanager_alerts", G, "How many alerts by state", ("state",)),
+    Metric("alertmanager_alerts_received_total", C, "The total number of received alerts",
+           ("status", "version")),
+    Metric("alertmanager_alerts_invalid_total", C, "The total number of received alerts that were "
+           "invalid", ("version",)),
+    Metric("alertmanager_notifications_total", C, "The total number of attempted notifications",
+           ("integration",)),
+    # `reason` exists since 0.27 (clientError, serverError, other...); 0.35 has thirteen values, a
+    # refused connection counting as `other`. Rules sum it away.
+    Metric("alertmanager_notifications_failed_total", C, "The total number of failed notifications",
+           ("integration", "reason")),
+    Metric("alertmanager_notification_latency_seconds", H, "The latency of notifications in seconds",
+           ("integration",), buckets=(1, 5, 10, 15, 20)),
+    Metric("alertmanager_silences", G, "How many silences by state", ("state",)),
+    # Not exposed when clustering is disabled (then alertmanager_cluster_enabled is 0).
+    Metric("alertmanager_cluster_enabled", G, "Indicates whether the clustering is enabled or not"),
+    Metric("alertmanager_cluster_members", G, "Number indicating current number of members in cluster"),
+    Metric("alertmanager_cluster_failed_peers", G, "Number indicating the current number of failed peers "
+           "in the cluster"),
+)
+
+
+def dashboard_rows(config: StackConfig) -> tuple[Row, ...]:
+    """Its row on the stack's health dashboard: alerts held, notifications, reloads."""
+    me = f'job="{config.jobs.alertmanager}"'
+    return (Row(title="Alertmanager", panels=(
+        timeseries("Alerts", "Alerts Alertmanager holds, by state.", Unit.SHORT,
+                   prom(f"sum by (state) (alertmanager_alerts{{{me}}})", "{{state}}"), width=8),
+        timeseries("Notifications", "Notifications attempted and failed per second per integration.",
+                   Unit.OPS_PER_SECOND,
+                   prom(f"sum by (integration) (rate(alertmanager_notifications_total{{{me}}}"
+                        "[$__rate_interval]))", "{{integration}}"),
+                   prom(f"sum by (integration) (rate(alertmanager_notifications_failed_total{{{me}}}"
+                        "[$__rate_interval]))", "{{integration}} failed"),
+                   alerts=("AlertmanagerNotificationsFailing",), width=8),
+        timeseries("Config reloads", "1 when the last configuration reload succeeded.", Unit.UP_DOWN,
+                   prom(f"alertmanager_config_last_reload_successful{{{me}}}", "{{instance}}"),
+                   alerts=("AlertmanagerConfigReloadFailed",), min=0, max=1, width=8),
+    )),)
+
+
+def _datasource(config: StackConfig, provisioned: frozenset[str]) -> tuple[str, dict[str, Any]]:
+    settings = {"implementation": "prometheus", "handleGrafanaManagedAlerts": False}
+    return config.services.alertmanager.datasource_url, settings
+
+
+# Built from its Go module, it has no web UI (its compiled assets need an npm build): / and /ui/
+# answer 404. Its HTTP API is complete.
+SANDBOX_ENDPOINT = SandboxEndpoint(
+    PORT, "no web UI in this build; the HTTP API: /api/v2/alerts, /api/v2/silences, /api/v2/status",
+    lambda url: [processes.binary("amtool"), f"--alertmanager.url={url}", "alert", "query"])
+
+
 COMPONENT = ComponentModule(
+    sandbox_endpoint=SANDBOX_ENDPOINT,
+    datasource=datasources.Provided(datasources.ALERTMANAGER, _datasource),
+    dashboard=STACK_HEALTH, dashboard_rows=dashboard_rows,
+    metrics=METRICS,
+    file_checks=(FileCheck(layout.ALERTMANAGER_CONFIG, "amtool check-config", check_config),),
+    judge=JUDGE, local_image=LOCAL_IMAGE,
     name=NAME, settings_key="alertmanager", settings=AlertmanagerService,
     service=lambda config, files, others: service(config, files),
     job=Job("alertmanager", "alertmanager"), required="they are the alerting path",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import model_validator
@@ -20,7 +21,7 @@ from stack import layout
 from stack.services import loki
 from stack.services.alloy_syntax import Block, Expr, call, concat, defined_components, document, references
 from stack.services.common import image, resources
-from stack.services.component import ComponentModule, Job
+from stack.services.component import ComponentModule, FileCheck, Job
 from stack.services.spec import (
     ApiAccess,
     ConfigFile,
@@ -554,7 +555,19 @@ def _fits_target(config: StackConfig) -> str | None:
     return None
 
 
+def check_config(config: StackConfig, path: Path) -> tuple[bool, str]:
+    """No Alloy binary here: its rendered config's references resolve, and its stream labels
+    stay bounded."""
+    problems = [f"reference to an undefined component or export: {r}" for r in dangling_references(path.read_text())]
+    try:
+        check_stream_labels(alloy_config(config))
+    except ValueError as error:
+        problems.append(str(error))
+    return not problems, "\n".join(problems)
+
+
 COMPONENT = ComponentModule(
+    file_checks=(FileCheck(CONFIG_FILE, "the Alloy models (references, bounded stream labels)", check_config),),
     name=NAME, settings_key="alloy", settings=AlloyService,
     service=lambda config, files, others: service(config),
     job=Job("alloy", "alloy"), check=_fits_target,

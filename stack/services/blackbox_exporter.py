@@ -11,6 +11,7 @@ certificate: one that fails verification fails the probe instead (BlackboxProbeF
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -23,11 +24,13 @@ from rules.catalog import Metric, MetricType
 from rules.conventions import AlertSeverity, number
 from rules.model import AlertingRule, alert
 from rules.testing import AlertAt, Expected, RuleTest
-from stack import layout
+from stack import layout, tools
 from stack.dump import dump_yaml
+from stack.images import Official
+from stack.judges import Judge, common_version_flags, same_version
 from stack.services.addresses import url_port
 from stack.services.common import image, resources
-from stack.services.component import ComponentModule, Job, SandboxWorld
+from stack.services.component import ComponentModule, FileCheck, Job, SandboxWorld
 from stack.services.spec import (
     ANYWHERE,
     ConfigFile,
@@ -292,7 +295,21 @@ def sandbox_settings(world: SandboxWorld) -> dict[str, Any]:
     return {"targets": [f"http://{world.simulator}/api/health"]}
 
 
+JUDGE = Judge("blackbox_exporter", "github.com/prometheus/blackbox_exporter", ("blackbox_exporter",),
+              "prom/blackbox-exporter", same_version, common_version_flags)
+# blackbox_exporter@v0.28.0/Dockerfile: EXPOSE 9115, no USER (the spec runs it as nobody).
+LOCAL_IMAGE = Official({"/bin/blackbox_exporter": "blackbox_exporter"}, ("/bin/blackbox_exporter",),
+                       ("9115/tcp",), directories={"/etc/blackbox_exporter": (0, 0, 0o755)})
+
+
+def check_config(config: StackConfig, path: Path) -> tuple[bool, str]:
+    """The blackbox exporter's own validation of its config file (exit 1 on an unknown field)."""
+    return tools.run(["blackbox_exporter", "--config.check", f"--config.file={path}"]).verdict
+
+
 COMPONENT = ComponentModule(
+    file_checks=(FileCheck(CONFIG_FILE, "blackbox_exporter --config.check", check_config),),
+    judge=JUDGE, local_image=LOCAL_IMAGE,
     sandbox_settings=sandbox_settings,
     operator_monitors=operator_monitors,
     name=NAME, settings_key="blackbox_exporter", settings=BlackboxExporterService,

@@ -24,12 +24,20 @@ A component module owns everything about its component, and nothing outside it n
 - `alerts(config)` with `alert_tests(config)` (promtool tests, each alert firing on its failure
   and silent on healthy data) and `expected` (severity, service and summary of each alert,
   stated apart from the rules); `alert_group` names the rule group of platform.yaml they join.
+- `shows_dashboards`: it is the one showing them (Grafana); `rendered_files(config)`: files of
+  its own config written beside the generated ones (grafana.ini).
 - `dashboard_rows(config)`: its rows on the `dashboard` (a uid) it appears on, with the
-  `dashboard_variables(config)` they select on.
+  `dashboard_variables(config)` they select on; `datasource`: its Grafana datasource, if it
+  serves queries (a panel reading an absent datasource is left out).
+- `file_checks`: its rendered files judged by the program that reads them (promtool, amtool,
+  `jaeger validate`...) or by the typed model they were generated from.
 - `sandbox_binary`: the binary the sandbox (stack/sandbox) runs it with, from its spec, and
-  `sandbox_settings(world)` pointing it at what the sandbox runs (its PostgreSQL...); none:
-  the sandbox switches it off, with its alerts. `no_local_image` and `unjudged`: why its image
-  cannot be built here, and why no binary of it judges it here (None: they are).
+  `sandbox_settings(world)` pointing it at what the sandbox runs (its PostgreSQL...), with
+  `sandbox_secrets(world)`; none: the sandbox switches it off, with its alerts. The sandbox
+  prints its `sandbox_endpoint` and sends MediaNest's traces to the one that `receives_traces`.
+- `judge`: the Go module its binary is built from here at the shipped version (stack/judges.py),
+  or `unjudged`: why none is. `local_image`: its official image's layout, for the image
+  stack/images.py builds from that binary, or `no_local_image`: why none can be built here.
 
 Defaults say "nothing": a component with no alerts or rows simply has none.
 """
@@ -38,16 +46,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from dashboards.datasources import Provided
     from dashboards.model import Row, Variable
     from rules.catalog import Metric
     from rules.model import AlertingRule
     from rules.testing import Expected, RuleTest
     from stack.config import StackConfig
+    from stack.images import Official
+    from stack.judges import Judge
     from stack.services.spec import ServiceSpec
     from stack.settings import Component
+
+# The dashboards a component's rows appear on (their uids): the hosts and datastores MediaNest
+# runs on (its exporters), and the monitoring stack's own health.
+INFRASTRUCTURE = "infrastructure"
+STACK_HEALTH = "stack-health"
 
 Target = Literal["docker", "kubernetes"]
 TARGETS: tuple[Target, ...] = ("docker", "kubernetes")
@@ -70,9 +87,30 @@ class SandboxWorld:
     postgres: str
     postgres_database: str
     postgres_user: str
+    postgres_password: str  # postgres_user's
     redis: str
     scrape_interval: str
     evaluation_interval: str
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """A rendered file judged by the program that will read it: `run(config, file)` gives
+    (passes, what the judge said)."""
+
+    path: str  # in the bundle (stack.layout)
+    judge: str  # as `check` reports it: "amtool check-config"
+    run: Callable[[StackConfig, Path], tuple[bool, str]]
+
+
+@dataclass(frozen=True)
+class SandboxEndpoint:
+    """What the sandbox's printout says a component serves on `port` (a listener of its spec),
+    and a command asking it at its URL (with the tools built at the shipped version)."""
+
+    port: int
+    serves: str
+    command: Callable[[str], list[str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -112,19 +150,41 @@ class ComponentModule:
     alert_group: str = "platform.exporters"
     alert_tests: Callable[[StackConfig], tuple[RuleTest, ...]] = _nothing
     expected: Mapping[str, Expected] = field(default_factory=dict)
-    dashboard: str = "infrastructure"
+    dashboard: str = INFRASTRUCTURE
     dashboard_rows: Callable[[StackConfig], tuple[Row, ...]] = _nothing
     dashboard_variables: Callable[[StackConfig], tuple[Variable, ...]] = _nothing
+    # It shows the dashboards (Grafana): the bundle generates them, with their datasources and
+    # providers, only when such a component is deployed.
+    shows_dashboards: bool = False
+    # Files of its own config it reads or documents, generated from the config alone (Grafana's
+    # grafana.ini and environment.yaml), by bundle path: written before the specs are built.
+    rendered_files: Callable[[StackConfig], dict[str, str]] = lambda config: {}
+    # Its datasource in Grafana, when it serves queries (Prometheus, Loki, Jaeger, Alertmanager):
+    # provisioned only while it is deployed, and only then linked to by the others.
+    datasource: Provided | None = None
     # The binary the sandbox runs it with (its image's entrypoint, given the spec's args, found
     # by stack.sandbox.processes.binary); None: the sandbox runs without it (switched off there).
     sandbox_binary: str | None = None
-    # Its settings in the sandbox (camelCase keys laid over the dev stack's), from what runs there.
+    # Its settings in the sandbox (camelCase keys laid over the dev stack's), from what runs there,
+    # and the values of its secrets there (by secret name).
     sandbox_settings: Callable[[SandboxWorld], dict[str, Any]] = lambda world: {}
-    # Why this machine cannot build its image from a binary here (stack/images.py builds the
-    # others for the Docker engine tests, which then run without it); None: it can.
+    sandbox_secrets: Callable[[SandboxWorld], dict[str, str]] = lambda world: {}
+    # What the sandbox's printout says it serves; None: it is listed with no URL of its own.
+    sandbox_endpoint: SandboxEndpoint | None = None
+    # The port of its spec where it receives traces over OTLP/HTTP (Jaeger): the sandbox's
+    # MediaNest sends its traces there.
+    receives_traces: int | None = None
+    # How stack/images.py builds its image here from its binary, laid out as the official image
+    # (for the Docker engine tests); or why this machine cannot (they then run without it).
+    local_image: Official | None = None
     no_local_image: str | None = None
-    # Why no binary of it judges its config or flags here (stack/judges.py builds the others).
+    # Its judge: its Go module under tools/, built at the shipped version by stack/judges.py
+    # (its image's tag is derived from it); or why no binary of it judges it here.
+    judge: Judge | None = None
     unjudged: str | None = None
+    # Its rendered files, each judged by the program that reads it (or the typed model it was
+    # generated from, where that program does not run here): `python -m stack check` runs them.
+    file_checks: tuple[FileCheck, ...] = ()
 
     def settings_of(self, config: StackConfig) -> Component:
         return getattr(config.services, self.settings_key)

@@ -5,17 +5,23 @@ file, with no volume at all, so that several replicas share one state."""
 
 from __future__ import annotations
 
+import configparser
+import io
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from dashboards import provisioning
+from dashboards.common import timeseries
+from dashboards.model import Row, Unit, prom
+from rules.catalog import Metric, MetricType
 from stack import layout
-from stack.services import alertmanager, jaeger, loki, prometheus
-from stack.services.addresses import address_port
+from stack import services as registry
+from stack.dump import HEADER, dump_yaml
+from stack.services.addresses import address_port, url_port
 from stack.services.common import image, mounted, resources
-from stack.services.component import ComponentModule, Job
+from stack.services.component import STACK_HEALTH, ComponentModule, Job
 from stack.services.spec import (
     ANYWHERE,
     Flow,
@@ -31,21 +37,26 @@ from stack.services.spec import (
     tcp,
 )
 from stack.settings import (
-    GRAFANA_SECRETS_DIR,
     Component,
     Count,
     HostAndPort,
     HostPort,
     ImageRef,
     Memory,
+    Url,
     UserName,
     _image,
+    _in_secrets_dir,
+    _secret_file,
     _Section,
 )
 
 if TYPE_CHECKING:
     from stack.config import StackConfig
 
+
+# Where its secret files are mounted.
+SECRETS_DIR = "/etc/grafana/secrets/"
 
 class GrafanaDatabase(_Section):
     """An external database holding Grafana's state (users, sessions, dashboards, alert state), so
@@ -64,7 +75,7 @@ class GrafanaDatabase(_Section):
 
     @property
     def password_file(self) -> str:
-        return GRAFANA_SECRETS_DIR + "database-password"
+        return SECRETS_DIR + "database-password"
 
     @model_validator(mode="after")
     def _ssl_mode_of_type(self) -> GrafanaDatabase:
@@ -86,6 +97,13 @@ class GrafanaService(Component):
     replicas: Count(1, 5) = 1
     # Null: SQLite on the grafana-data volume.
     database: GrafanaDatabase | None = None
+    # The admin password is only ever read from this mounted file (GF_SECURITY_ADMIN_PASSWORD__FILE).
+    admin_password_file: Annotated[str, AfterValidator(_secret_file),
+                                   _in_secrets_dir(SECRETS_DIR, "Grafana's")] = (
+        SECRETS_DIR + "admin-password")
+    # Cookies only over HTTPS; prod serves Grafana behind TLS.
+    cookie_secure: bool = False
+    root_url: Url = "http://localhost:3000"
 
     @model_validator(mode="after")
     def _replicas_share_a_database(self) -> GrafanaService:
@@ -104,22 +122,88 @@ DATABASE_PASSWORD = "grafana-database-password"
 DATA_VOLUME = "grafana-data"
 
 
+# --- its own config: grafana.ini and the container's environment -----------------------------------
+
+
+def settings(config: StackConfig) -> dict[str, dict[str, str]]:
+    """grafana.ini: no sign-up, no anonymous access, no admin password (it comes from a file)."""
+    secure = config.services.grafana.cookie_secure
+    return {
+        "analytics": {"check_for_updates": "false", "reporting_enabled": "false"},
+        "auth.anonymous": {"enabled": "false"},
+        "paths": {"provisioning": provisioning.PROVISIONING_DIR},
+        "security": {
+            "admin_user": "admin",
+            "allow_embedding": "false",
+            "cookie_samesite": "strict" if secure else "lax",
+            "cookie_secure": str(secure).lower(),
+            "disable_gravatar": "true",
+            "strict_transport_security": str(secure).lower(),
+        },
+        "server": {"root_url": config.services.grafana.root_url},
+        "snapshots": {"external_enabled": "false"},
+        "users": {"allow_org_create": "false", "allow_sign_up": "false"},
+    }
+
+
+def render_ini(sections: dict[str, dict[str, str]]) -> str:
+    parser = configparser.ConfigParser(interpolation=None)
+    for section in sorted(sections):
+        parser[section] = dict(sorted(sections[section].items()))
+    out = io.StringIO()
+    parser.write(out)
+    return out.getvalue().rstrip("\n") + "\n"
+
+
+def environment(config: StackConfig) -> dict[str, str]:
+    """The container's environment: the admin password is read from a mounted secret file; with an
+    external database (services.grafana.database), where it is, its password read from a file too."""
+    env = {
+        "GF_PATHS_PROVISIONING": provisioning.PROVISIONING_DIR,
+        # Logs to stdout only: the root filesystem is read-only.
+        "GF_LOG_MODE": "console",
+        "GF_SECURITY_ADMIN_PASSWORD__FILE": config.services.grafana.admin_password_file,
+    }
+    database = config.services.grafana.database
+    if database is not None:
+        env |= {
+            "GF_DATABASE_TYPE": database.type,
+            "GF_DATABASE_HOST": database.host,
+            "GF_DATABASE_NAME": database.name,
+            "GF_DATABASE_USER": database.user,
+            "GF_DATABASE_SSL_MODE": database.ssl_mode,
+            # The image's entrypoint sets GF_DATABASE_PASSWORD from this file's content.
+            "GF_DATABASE_PASSWORD__FILE": database.password_file,
+            # No data volume then (the state is in the database): Grafana's scratch files (caches,
+            # search index, renders) go to the writable /tmp, not the image's read-only /var/lib/grafana.
+            "GF_PATHS_DATA": "/tmp",
+        }
+    return env
+
+
+def rendered_files(config: StackConfig) -> dict[str, str]:
+    """grafana.ini, and environment.yaml: the container's environment, for a reader of the
+    rendered bundle (the targets set it from the spec; Grafana never reads the file)."""
+    return {layout.GRAFANA_INI: HEADER + render_ini(settings(config)),
+            layout.GRAFANA_ENVIRONMENT: dump_yaml(environment(config))}
+
+
 def flows(config: StackConfig) -> tuple[Flow, ...]:
-    """Its datasources and its database; people come through the ingress controller."""
+    """Its datasources (each deployed component that has one, at its datasource URL's port) and its
+    database; people come through the ingress controller."""
     me = StackPods(NAME)
     database = config.services.grafana.database  # none: SQLite on its volume
     ingress = config.kubernetes.ingress
-    return (Flow(me, StackPods(prometheus.NAME), tcp(prometheus.PORT)),
-            Flow(me, StackPods(loki.NAME), tcp(loki.HTTP_PORT)),
-            Flow(me, StackPods(jaeger.NAME), tcp(jaeger.UI_PORT)),
-            Flow(me, StackPods(alertmanager.NAME), tcp(alertmanager.PORT)),
+    sources = [(c.name, c.datasource.settings(config, frozenset())[0])
+               for c in registry.deployed(config) if c.datasource is not None]
+    return (*(Flow(me, StackPods(name), tcp(url_port(url))) for name, url in sources),
             Flow(me, ANYWHERE, tcp(*([address_port(database.host)] if database else []))),
             *([Flow(Pods(ingress.controller_namespace), me, tcp(PORT))] if ingress else []))
 
 
 def service(config: StackConfig, files: Mapping[str, str]) -> ServiceSpec:
     settings = config.services.grafana
-    secrets = [SecretFile(ADMIN_PASSWORD, config.grafana.admin_password_file, generated=True)]
+    secrets = [SecretFile(ADMIN_PASSWORD, settings.admin_password_file, generated=True)]
     volumes: tuple[Volume, ...] = (Volume(DATA_VOLUME, DATA_DIR, size="5Gi"),)
     if settings.database is not None:
         # Users, sessions and dashboards live in the database: nothing local to keep.
@@ -132,7 +216,7 @@ def service(config: StackConfig, files: Mapping[str, str]) -> ServiceSpec:
         image=image(settings.image),
         user="472:472",
         resources=resources(settings),
-        env=provisioning.environment(config),
+        env=environment(config),
         ports=(Port("http", PORT, host_port=settings.publish),),
         config_dir=CONFIG_DIR,
         # environment.yaml documents the container's environment; it is not a file Grafana reads.
@@ -145,7 +229,32 @@ def service(config: StackConfig, files: Mapping[str, str]) -> ServiceSpec:
     )
 
 
+G, H = MetricType.GAUGE, MetricType.HISTOGRAM
+# Its own metrics, from its sources (AGPL: no binary here).
+METRICS = (
+    Metric("grafana_http_request_duration_seconds", H, "Histogram of latencies for HTTP requests",
+           ("handler", "status_code", "method", "status_source", "slo_group"),
+           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25)),
+    Metric("grafana_http_request_in_flight", G, "A gauge of requests currently being served by Grafana"),
+)
+
+
+def dashboard_rows(config: StackConfig) -> tuple[Row, ...]:
+    """Its row on the stack's health dashboard: how fast it serves."""
+    me = f'job="{config.jobs.grafana}"'
+    return (Row(title="Grafana", panels=(
+        timeseries("Grafana request p95", "95th percentile Grafana HTTP response time.", Unit.SECONDS,
+                   prom("histogram_quantile(0.95, sum by (le) (rate(grafana_http_request_duration_seconds_"
+                        f"bucket{{{me}}}[$__rate_interval])))", "p95")),
+        timeseries("Grafana requests in flight", "Requests Grafana is serving now.", Unit.SHORT,
+                   prom(f"sum(grafana_http_request_in_flight{{{me}}})", "in flight")),
+    )),)
+
+
 COMPONENT = ComponentModule(
+    shows_dashboards=True, rendered_files=rendered_files,
+    dashboard=STACK_HEALTH, dashboard_rows=dashboard_rows,
+    metrics=METRICS,
     name=NAME, settings_key="grafana", settings=GrafanaService,
     service=lambda config, files, others: service(config, files),
     job=Job("grafana", "grafana"),

@@ -22,22 +22,31 @@ per-request HTTP/RPC histograms.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from dashboards import datasources
+from dashboards.common import timeseries
+from dashboards.model import Row, Unit, prom
+from dashboards.provisioning import traces_to_metrics_queries
 from rules.alert_tests import counter, series, silent
 from rules.alert_tests import fires as _fires_of
+from rules.catalog import Metric, MetricType
 from rules.conventions import AlertSeverity, duration_seconds, number
 from rules.expressions import down_description, loss_ratio, target_down
 from rules.humanize import humanize_percentage as pct
 from rules.model import AlertingRule, alert
 from rules.testing import AlertAt, Expected, RuleTest, Series
-from stack import layout
+from stack import layout, tools
 from stack.dump import dump_yaml
+from stack.images import Official
+from stack.judges import Judge, numbers
 from stack.services.addresses import address_port, url_port
 from stack.services.common import image, resources
-from stack.services.component import ComponentModule, Job
+from stack.services.component import STACK_HEALTH, ComponentModule, FileCheck, Job, SandboxEndpoint
 from stack.services.spec import (
     ANYWHERE,
     ConfigFile,
@@ -58,6 +67,7 @@ from stack.settings import (
     Duration,
     ImageRef,
     Memory,
+    Url,
     UserName,
     VolumeSize,
     _duration_between,
@@ -83,6 +93,8 @@ class _ClusterUrl:
 
 class JaegerService(Component):
     image: ImageRef = _image("jaegertracing/jaeger", "2.12.0")
+    # Where Grafana reaches it: its datasource's URL.
+    datasource_url: Url = "http://jaeger:16686"
     memory: Memory = "512Mi"
     # `memory` loses traces on restart (dev); `badger` keeps them on a volume; `elasticsearch` and
     # `opensearch` store them in an external cluster at serverUrls (nothing kept locally; how long
@@ -454,7 +466,7 @@ def service(config: StackConfig) -> ServiceSpec:
     )
 
 
-# --- alerts and their tests (its metrics are in rules/metrics/prometheus_stack.py) -------------
+# --- alerts and their tests ----------------------------------------------------------------------
 
 WARNING = AlertSeverity.WARNING
 
@@ -553,7 +565,107 @@ def alert_tests(config: StackConfig) -> tuple[RuleTest, ...]:
     )
 
 
+def _image_tag(version: str) -> str:
+    """Jaeger releases v1.x and v2.x from one tag; v2.0.0 came with v1.63.0 (CHANGELOG.md:
+    "v1.74.0 / v2.11.0"), and the image has no `v`."""
+    _, minor, patch = numbers(version)
+    return f"2.{minor - 63}.{patch}"
+
+
+def _version_flags(tag: str, module_version: str) -> list[str]:
+    """Jaeger's scripts/makefiles/BuildInfo.mk."""
+    package = "github.com/jaegertracing/jaeger/internal/version"
+    return [f"-X {package}.latestVersion=v{tag}", f"-X {package}.commitSHA={module_version}"]
+
+
+JUDGE = Judge("jaeger", "github.com/jaegertracing/jaeger", ("jaeger",), "jaegertracing/jaeger",
+              _image_tag, _version_flags)
+# jaeger@v1.75.0/cmd/jaeger/Dockerfile on scripts/build/docker/base (alpine + CA certificates):
+# /cmd/jaeger/jaeger-linux, USER 10001, VOLUME /tmp, ENV JAEGER_LISTEN_HOST=0.0.0.0.
+LOCAL_IMAGE = Official({"/cmd/jaeger/jaeger-linux": "jaeger"}, ("/cmd/jaeger/jaeger-linux",),
+                       ("4317/tcp", "4318/tcp", "5778/tcp", "5779/tcp", "9411/tcp", "13132/tcp", "13133/tcp",
+                        "14250/tcp", "14268/tcp", "16686/tcp"),
+                       user="10001", volumes=("/tmp",), env=("JAEGER_LISTEN_HOST=0.0.0.0",), base="alpine",
+                       users={"jaeger": 10001})
+
+
+_VERSION_LINE = re.compile(r"^\S+ \S+ application version: .*\n?", re.MULTILINE)
+
+
+def validate(config: StackConfig, path: Path) -> tuple[bool, str]:
+    """Jaeger's own validation of its config: every extension, receiver and exporter decoded
+    (an unknown field or component fails), nothing started."""
+    run = tools.run(["jaeger", "validate", f"--config={path}"])
+    return run.ok, _VERSION_LINE.sub("", run.output).strip()
+
+
+C = MetricType.COUNTER
+# Jaeger v2 is an OpenTelemetry collector: its own metrics (port 8888) are the collector's, with
+# the `_total` suffix the Prometheus exporter adds to counters. In 2.12 the resource attributes
+# (service_instance_id, service_name, service_version) are on `target_info` only, and each series
+# carries `otel_scope_name` (and an empty scope version and schema URL, which Prometheus drops):
+# left out, rules sum them away. `refused` counts every span a receiver could not push: the
+# collector's alpha gate receiverhelper.newReceiverMetrics, off in 2.12, would move internal
+# errors to otelcol_receiver_failed_spans_total instead.
+METRICS = (
+    Metric("otelcol_receiver_accepted_spans_total", C, "Number of spans successfully pushed into the "
+           "pipeline", ("receiver", "transport")),
+    Metric("otelcol_receiver_refused_spans_total", C, "Number of spans that could not be pushed into the "
+           "pipeline", ("receiver", "transport")),
+    Metric("otelcol_exporter_sent_spans_total", C, "Number of spans successfully sent to destination",
+           ("exporter",)),
+    Metric("otelcol_exporter_send_failed_spans_total", C, "Number of spans in failed attempts to send to "
+           "destination", ("exporter",)),
+    # Only once a sending queue refuses spans: the shipped jaeger_storage_exporter has its queue off.
+    Metric("otelcol_exporter_enqueue_failed_spans_total", C, "Number of spans failed to be added to the "
+           "sending queue", ("exporter",)),
+)
+
+
+def dashboard_rows(config: StackConfig) -> tuple[Row, ...]:
+    """Its row on the stack's health dashboard: spans in and out."""
+    me = f'job="{config.jobs.jaeger}"'
+    return (Row(title="Jaeger", panels=(
+        timeseries("Jaeger spans", "Spans accepted, refused and failed to store per second.",
+                   Unit.OPS_PER_SECOND,
+                   prom(f"sum(rate(otelcol_receiver_accepted_spans_total{{{me}}}[$__rate_interval]))", "accepted"),
+                   prom(f"sum(rate(otelcol_receiver_refused_spans_total{{{me}}}[$__rate_interval]))", "refused"),
+                   prom(f"sum(rate(otelcol_exporter_send_failed_spans_total{{{me}}}[$__rate_interval]))",
+                        "export failed"),
+                   alerts=("JaegerSpansRefused", "JaegerExportFailing", "JaegerDown"), width=24),
+    )),)
+
+
+def _datasource(config: StackConfig, provisioned: frozenset[str]) -> tuple[str, dict[str, Any]]:
+    settings: dict[str, Any] = {}
+    if datasources.LOKI.uid in provisioned:
+        settings["tracesToLogsV2"] = {
+            "datasourceUid": datasources.LOKI.uid, "spanStartTimeShift": "-5m", "spanEndTimeShift": "5m",
+            "filterByTraceID": True, "filterBySpanID": False,
+            "tags": [{"key": "service.name", "value": "service"}],
+        }
+    settings["tracesToMetrics"] = {
+        "datasourceUid": datasources.PROMETHEUS.uid, "spanStartTimeShift": "-5m", "spanEndTimeShift": "5m",
+        "tags": [{"key": "http.route", "value": "endpoint"}],
+        "queries": list(traces_to_metrics_queries(config)),
+    }
+    settings["nodeGraph"] = {"enabled": True}
+    return config.services.jaeger.datasource_url, settings
+
+
+# Its UI is an npm build too: its module embeds a placeholder page (cmd/query/app/ui).
+SANDBOX_ENDPOINT = SandboxEndpoint(
+    UI_PORT, "no web UI in this build; the query API: /api/services, /api/traces/<trace id> (the simulator's "
+    "requests, by the trace ids in its log and its exemplars)")
+
+
 COMPONENT = ComponentModule(
+    sandbox_endpoint=SANDBOX_ENDPOINT, receives_traces=OTLP_HTTP_PORT,
+    datasource=datasources.Provided(datasources.JAEGER, _datasource),
+    dashboard=STACK_HEALTH, dashboard_rows=dashboard_rows,
+    metrics=METRICS,
+    file_checks=(FileCheck(CONFIG_FILE, "jaeger validate", validate),),
+    judge=JUDGE, local_image=LOCAL_IMAGE,
     name=NAME, settings_key="jaeger", settings=JaegerService,
     service=lambda config, files, others: service(config),
     job=Job("jaeger", "jaeger"),

@@ -28,6 +28,7 @@ from rules.expressions import cpu_throttled, memory_limit_used
 from rules.humanize import humanize_percentage as pct
 from rules.model import AlertingRule, alert
 from rules.testing import AlertAt, Expected, RuleTest
+from stack.judges import Judge, common_version_flags, same_version
 from stack.services.common import image, resources
 from stack.services.component import ComponentModule, Job
 from stack.services.spec import (
@@ -367,7 +368,13 @@ def dashboard_rows(config: StackConfig) -> tuple[Row, ...]:
     )),)
 
 
+# It cannot run without an API server here: it judges the spec's flags (pkg/options).
+JUDGE = Judge("kube_state_metrics", "k8s.io/kube-state-metrics/v2", ("kube-state-metrics",),
+              "registry.k8s.io/kube-state-metrics/kube-state-metrics", same_version, common_version_flags)
+
+
 COMPONENT = ComponentModule(
+    judge=JUDGE,
     name=NAME, settings_key="kube_state_metrics", settings=KubeStateMetricsService,
     service=lambda config, files, others: service(config),
     targets=("kubernetes",),

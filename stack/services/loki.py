@@ -15,12 +15,19 @@ The volume then only holds the WAL, the compactor's working files and caches.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from dashboards import datasources
+from dashboards.common import timeseries
+from dashboards.model import Row, Unit, prom
+from dashboards.provisioning import TRACE_ID_IN_LINE
 from rules.alert_tests import counter, series, silent
 from rules.alert_tests import fires as _fires_of
+from rules.catalog import Metric, MetricType
 from rules.conventions import AlertSeverity, number
 from rules.expressions import down_description, target_down
 from rules.humanize import humanize_percentage as pct
@@ -29,7 +36,7 @@ from rules.testing import AlertAt, Expected, RuleTest, Series
 from stack import layout
 from stack.dump import dump_yaml
 from stack.services.common import image, resources
-from stack.services.component import ComponentModule, Job
+from stack.services.component import STACK_HEALTH, ComponentModule, FileCheck, Job
 from stack.services.spec import (
     ConfigFile,
     HealthCheck,
@@ -39,7 +46,7 @@ from stack.services.spec import (
     Volume,
     Workload,
 )
-from stack.settings import Component, ImageRef, Memory, Retention, VolumeSize, _at_least_a_day, _image
+from stack.settings import Component, ImageRef, Memory, Retention, Url, VolumeSize, _at_least_a_day, _image
 
 if TYPE_CHECKING:
     from stack.config import StackConfig
@@ -47,6 +54,8 @@ if TYPE_CHECKING:
 
 class LokiService(Component):
     image: ImageRef = _image("grafana/loki", "3.7.1")
+    # Where Grafana reaches it: its datasource's URL.
+    datasource_url: Url = "http://loki:3100"
     memory: Memory = "1Gi"
     # Deleted by the compactor once older than this.
     retention_period: Annotated[Retention, AfterValidator(_at_least_a_day)] = "744h"
@@ -209,7 +218,7 @@ def service(config: StackConfig) -> ServiceSpec:
     )
 
 
-# --- alerts and their tests (its metrics are in rules/metrics/prometheus_stack.py) -------------
+# --- alerts and their tests ----------------------------------------------------------------------
 
 CRITICAL, WARNING = AlertSeverity.CRITICAL, AlertSeverity.WARNING
 
@@ -284,7 +293,65 @@ def alert_tests(config: StackConfig) -> tuple[RuleTest, ...]:
     )
 
 
+def check_config(config: StackConfig, path: Path) -> tuple[bool, str]:
+    """No Loki binary here: its config read back into the typed model it was generated from."""
+    try:
+        LokiConfig.model_validate(yaml.safe_load(path.read_text()))
+    except ValidationError as error:
+        return False, str(error)
+    return True, ""
+
+
+C, G, H = MetricType.COUNTER, MetricType.GAUGE, MetricType.HISTOGRAM
+# Its own metrics, from its sources (AGPL: no binary here). Loki's HTTP and gRPC server metrics
+# come from dskit (instrument.DefBuckets).
+METRICS = (
+    Metric("loki_request_duration_seconds", H, "Time (in seconds) spent serving HTTP requests",
+           ("method", "route", "status_code", "ws"),
+           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100)),
+    Metric("loki_inflight_requests", G, "Current number of inflight requests", ("method", "route")),
+    # Loki 3.x adds labels (retention_hours, policy, format...) depending on the version.
+    Metric("loki_distributor_lines_received_total", C, "The total number of lines received per tenant",
+           ("tenant",)),
+    Metric("loki_distributor_bytes_received_total", C, "The total number of uncompressed bytes received "
+           "per tenant", ("tenant",)),
+    Metric("loki_discarded_samples_total", C, "The total number of samples that were discarded",
+           ("reason", "tenant")),
+    Metric("loki_discarded_bytes_total", C, "The total number of bytes that were discarded",
+           ("reason", "tenant")),
+)
+
+
+def dashboard_rows(config: StackConfig) -> tuple[Row, ...]:
+    """Its row on the stack's health dashboard: requests and ingestion."""
+    me = f'job="{config.jobs.loki}"'
+    return (Row(title="Loki", panels=(
+        timeseries("Loki requests by status", "Loki HTTP requests per second by status code.",
+                   Unit.REQUESTS_PER_SECOND,
+                   prom(f"sum by (status_code) (rate(loki_request_duration_seconds_count{{{me}}}"
+                        "[$__rate_interval]))", "{{status_code}}"),
+                   alerts=("LokiRequestErrors", "LokiDown")),
+        timeseries("Loki ingestion", "Log lines received and discarded per second.", Unit.OPS_PER_SECOND,
+                   prom(f"sum(rate(loki_distributor_lines_received_total{{{me}}}[$__rate_interval]))", "received"),
+                   prom(f"sum(rate(loki_discarded_samples_total{{{me}}}[$__rate_interval]))", "discarded")),
+    )),)
+
+
+def _datasource(config: StackConfig, provisioned: frozenset[str]) -> tuple[str, dict[str, Any]]:
+    settings: dict[str, Any] = {"maxLines": 1000}
+    if datasources.JAEGER.uid in provisioned:
+        settings["derivedFields"] = [{
+            "name": "TraceID", "matcherType": "regex", "matcherRegex": TRACE_ID_IN_LINE,
+            "datasourceUid": datasources.JAEGER.uid, "url": "${__value.raw}", "urlDisplayLabel": "Open trace in Jaeger",
+        }]
+    return config.services.loki.datasource_url, settings
+
+
 COMPONENT = ComponentModule(
+    datasource=datasources.Provided(datasources.LOKI, _datasource),
+    dashboard=STACK_HEALTH, dashboard_rows=dashboard_rows,
+    metrics=METRICS,
+    file_checks=(FileCheck(CONFIG_FILE, "the LokiConfig model", check_config),),
     name=NAME, settings_key="loki", settings=LokiService,
     service=lambda config, files, others: service(config),
     job=Job("loki", "loki"),

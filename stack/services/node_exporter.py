@@ -22,6 +22,8 @@ from rules.conventions import IGNORED_FILESYSTEMS, AlertSeverity, number
 from rules.humanize import humanize_percentage as pct
 from rules.model import AlertingRule, alert
 from rules.testing import AlertAt, Expected, Firing, RuleTest, Series
+from stack.images import Official
+from stack.judges import Judge, common_version_flags, same_version
 from stack.services.common import image, resources
 from stack.services.component import ComponentModule, Job
 from stack.services.spec import HostMount, MetricsEndpoint, Port, ServiceSpec, Workload, http_health
@@ -331,7 +333,15 @@ def dashboard_rows(config: StackConfig) -> tuple[Row, ...]:
     )),)
 
 
+JUDGE = Judge("node_exporter", "github.com/prometheus/node_exporter", ("node_exporter",), "prom/node-exporter",
+              same_version, common_version_flags)
+# node_exporter@v1.12.1/Dockerfile: EXPOSE 9100, USER nobody.
+LOCAL_IMAGE = Official({"/bin/node_exporter": "node_exporter"}, ("/bin/node_exporter",), ("9100/tcp",),
+                       user="nobody")
+
+
 COMPONENT = ComponentModule(
+    judge=JUDGE, local_image=LOCAL_IMAGE,
     name=NAME, settings_key="node_exporter", settings=NodeExporterService,
     service=lambda config, files, others: service(config),
     job=Job("node", "node-exporter"),

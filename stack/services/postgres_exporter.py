@@ -20,6 +20,7 @@ from rules.expressions import down_description, target_down
 from rules.humanize import humanize_percentage as pct
 from rules.model import AlertingRule, alert
 from rules.testing import AlertAt, Expected, RuleTest, Series
+from stack.images import Official
 from stack.services import node_exporter
 from stack.services.addresses import address_port
 from stack.services.common import image, resources
@@ -253,8 +254,18 @@ def sandbox_settings(world: SandboxWorld) -> dict[str, Any]:
             "user": world.postgres_user, "password": True}
 
 
+def sandbox_secrets(world: SandboxWorld) -> dict[str, str]:
+    return {PASSWORD.name: world.postgres_password}
+
+
+# prometheus-community/postgres_exporter Dockerfile: busybox, EXPOSE 9187, USER nobody.
+LOCAL_IMAGE = Official({"/bin/postgres_exporter": "prometheus-postgres-exporter"}, ("/bin/postgres_exporter",),
+                       ("9187/tcp",), user="nobody")
+
+
 COMPONENT = ComponentModule(
-    sandbox_settings=sandbox_settings,
+    local_image=LOCAL_IMAGE,
+    sandbox_settings=sandbox_settings, sandbox_secrets=sandbox_secrets,
     name=NAME, settings_key="postgres_exporter", settings=PostgresExporterService,
     service=lambda config, files, others: service(config),
     job=Job("postgres", "postgres-exporter"),

@@ -6,13 +6,23 @@ container; the data volume stays)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stack import layout
+import yaml
+
+from dashboards import datasources
+from dashboards.common import timeseries
+from dashboards.model import Row, Unit, prom
+from rules.catalog import Metric, MetricType
+from stack import layout, tools
 from stack.dump import dump_yaml
+from stack.images import NOBODY, Official
+from stack.judges import Judge, common_version_flags, numbers
+from stack.sandbox import processes
 from stack.services import alertmanager
 from stack.services.common import image, mounted, resources
-from stack.services.component import ComponentModule, Job, SandboxWorld
+from stack.services.component import STACK_HEALTH, ComponentModule, FileCheck, Job, SandboxEndpoint, SandboxWorld
 from stack.services.spec import (
     NAME_LABEL,
     SERVICE_ACCOUNT_TOKEN,
@@ -32,7 +42,18 @@ from stack.services.spec import (
     namespace_of,
     tcp,
 )
-from stack.settings import Component, Count, ImageRef, Interval, Memory, Retention, RetentionSize, VolumeSize, _image
+from stack.settings import (
+    Component,
+    Count,
+    ImageRef,
+    Interval,
+    Memory,
+    Retention,
+    RetentionSize,
+    Url,
+    VolumeSize,
+    _image,
+)
 
 if TYPE_CHECKING:
     from stack.config import StackConfig
@@ -40,6 +61,8 @@ if TYPE_CHECKING:
 
 class PrometheusService(Component):
     image: ImageRef = _image("prom/prometheus", "v3.16.0")
+    # Where Grafana reaches it: its datasource's URL.
+    datasource_url: Url = "http://prometheus:9090"
     memory: Memory = "2Gi"
     retention_time: Retention = "15d"
     retention_size: RetentionSize = "10GB"
@@ -230,7 +253,146 @@ def sandbox_settings(world: SandboxWorld) -> dict[str, Any]:
     return {"scrapeInterval": world.scrape_interval, "evaluationInterval": world.evaluation_interval}
 
 
+def check_config(config: StackConfig, path: Path) -> tuple[bool, str]:
+    """promtool check config, which also loads every rule file prometheus.yml names, and judges
+    the Kubernetes service discovery blocks (promtool built at the shipped version has every SD)."""
+    document = yaml.safe_load(path.read_text())
+    # promtool requires every credentials file to exist: the pod's service-account token (a
+    # scrape behind kube-rbac-proxy sends it) is replaced by a stand-in beside the file.
+    token = path.with_name(".service-account-token")
+    replaced = False
+    for job in document.get("scrape_configs", []):
+        authorization = job.get("authorization") or {}
+        if authorization.get("credentials_file") == SERVICE_ACCOUNT_TOKEN:
+            authorization["credentials_file"] = token.name
+            replaced = True
+    if not replaced:
+        return tools.promtool_check_config(path).verdict
+    variant = path.with_name(".prometheus-with-stand-in-token.yml")
+    variant.write_text(yaml.safe_dump(document))
+    token.write_text("stand-in\n")
+    try:
+        run = tools.promtool_check_config(variant)
+    finally:
+        variant.unlink()
+        token.unlink()
+    # promtool names the file it read: the stand-in's name would only confuse.
+    return run.ok, run.output.replace(variant.name, path.name)
+
+
+def _image_tag(version: str) -> str:
+    """Prometheus 3.x's module versions are v0.3XX.Y: v0.316.0 is the v3.16.0 image."""
+    _, minor, patch = numbers(version)
+    return f"v{minor // 100}.{minor % 100}.{patch}"
+
+
+JUDGE = Judge("prometheus", "github.com/prometheus/prometheus", ("prometheus", "promtool"), "prom/prometheus",
+              _image_tag, common_version_flags)
+# prometheus@v0.316.0/Dockerfile: busybox base, WORKDIR /prometheus, chown nobody
+# /etc/prometheus /prometheus, chmod g+w /prometheus, USER nobody, EXPOSE 9090, VOLUME /prometheus.
+LOCAL_IMAGE = Official({"/bin/prometheus": "prometheus", "/bin/promtool": "promtool"},
+                       ("/bin/prometheus",), ("9090/tcp",), user="nobody", workdir="/prometheus",
+                       volumes=("/prometheus",),
+                       directories={"/etc/prometheus": (NOBODY, NOBODY, 0o755),
+                                    "/prometheus": (NOBODY, NOBODY, 0o775)})
+
+
+C, G, H = MetricType.COUNTER, MetricType.GAUGE, MetricType.HISTOGRAM
+# Its own metrics, checked against the binary we ship (tests/e2e/test_catalog_on_shipped_binaries.py).
+METRICS = (
+    Metric("prometheus_build_info", G, "Build information of Prometheus",
+           ("branch", "goarch", "goos", "goversion", "revision", "tags", "version")),
+    Metric("prometheus_ready", G, "Whether Prometheus startup was fully completed and the server is ready"),
+    Metric("prometheus_config_last_reload_successful", G, "Whether the last configuration reload succeeded"),
+    Metric("prometheus_config_last_reload_success_timestamp_seconds", G,
+           "Timestamp of the last successful configuration reload"),
+    Metric("prometheus_rule_evaluations_total", C, "The total number of rule evaluations", ("rule_group",)),
+    Metric("prometheus_rule_evaluation_failures_total", C, "The total number of rule evaluation failures",
+           ("rule_group",)),
+    Metric("prometheus_rule_group_iterations_missed_total", C,
+           "The total number of rule group evaluations missed due to slow rule group evaluation",
+           ("rule_group",)),
+    Metric("prometheus_rule_group_last_duration_seconds", G,
+           "The duration of the last rule group evaluation", ("rule_group",)),
+    Metric("prometheus_rule_group_interval_seconds", G, "The interval of a rule group", ("rule_group",)),
+    Metric("prometheus_notifications_alertmanagers_discovered", G,
+           "The number of alertmanagers discovered and active"),
+    Metric("prometheus_notifications_sent_total", C, "Total number of alerts sent", ("alertmanager",)),
+    Metric("prometheus_notifications_errors_total", C, "Total number of sent alerts affected by errors",
+           ("alertmanager",)),
+    # Per Alertmanager in 3.16 (2.42: one unlabelled series): matching the queue's length to its
+    # (unlabelled) capacity needs `ignoring (alertmanager)`.
+    Metric("prometheus_notifications_dropped_total", C,
+           "Total number of alerts dropped due to errors when sending to Alertmanager", ("alertmanager",)),
+    Metric("prometheus_notifications_queue_length", G, "The number of alert notifications in the queue",
+           ("alertmanager",)),
+    Metric("prometheus_notifications_queue_capacity", G, "The capacity of the alert notifications queue"),
+    Metric("prometheus_tsdb_head_series", G, "Total number of series in the head block"),
+    Metric("prometheus_tsdb_head_samples_appended_total", C, "Total number of appended samples", ("type",)),
+    Metric("prometheus_tsdb_compactions_total", C, "Total number of compactions that were executed"),
+    Metric("prometheus_tsdb_compactions_failed_total", C, "Total number of compactions that failed"),
+    Metric("prometheus_tsdb_reloads_failures_total", C, "Number of times the database failed to reload "
+           "block data from disk"),
+    Metric("prometheus_tsdb_wal_corruptions_total", C, "Total number of WAL corruptions"),
+    Metric("prometheus_tsdb_wal_truncations_failed_total", C, "Total number of write log truncations that "
+           "failed"),
+    Metric("prometheus_tsdb_storage_blocks_bytes", G,
+           "The number of bytes that are currently used for local storage by all blocks"),
+    # 0 when no size retention (--storage.tsdb.retention.size) is configured.
+    Metric("prometheus_tsdb_retention_limit_bytes", G, "Max number of bytes to be retained in the tsdb "
+           "blocks, configured 0 means disabled"),
+    Metric("prometheus_tsdb_size_retentions_total", C, "The number of times that blocks were deleted "
+           "because the maximum number of bytes was exceeded"),
+    Metric("prometheus_target_scrape_pool_targets", G, "Current number of targets in this scrape pool",
+           ("scrape_job",)),
+)
+
+
+def dashboard_rows(config: StackConfig) -> tuple[Row, ...]:
+    """Its row on the stack's health dashboard: rules, notifications, TSDB, reloads."""
+    me = f'job="{config.jobs.prometheus}"'
+    return (Row(title="Prometheus", panels=(
+        timeseries("Rule evaluation failures", "Failed rule evaluations per second per group.",
+                   Unit.OPS_PER_SECOND,
+                   prom(f"sum by (rule_group) (rate(prometheus_rule_evaluation_failures_total{{{me}}}"
+                        "[$__rate_interval]))", "{{rule_group}}"),
+                   alerts=("PrometheusRuleEvaluationFailures",), width=6),
+        timeseries("Notifications to Alertmanager", "Alerts sent and failed per second.",
+                   Unit.OPS_PER_SECOND,
+                   prom(f"sum(rate(prometheus_notifications_sent_total{{{me}}}[$__rate_interval]))", "sent"),
+                   prom(f"sum(rate(prometheus_notifications_errors_total{{{me}}}[$__rate_interval]))", "errors"),
+                   alerts=("PrometheusNotificationsFailing", "PrometheusNotConnectedToAlertmanagers"), width=6),
+        timeseries("Head series", "Series in the TSDB head block.", Unit.SHORT,
+                   prom(f"prometheus_tsdb_head_series{{{me}}}", "{{instance}}"),
+                   alerts=("PrometheusStorageFillingUp",), width=6),
+        timeseries("Config reloads", "1 when the last configuration reload succeeded.", Unit.UP_DOWN,
+                   prom(f"prometheus_config_last_reload_successful{{{me}}}", "{{instance}}"),
+                   alerts=("PrometheusConfigReloadFailed",), min=0, max=1, width=6),
+    )),)
+
+
+def _datasource(config: StackConfig, provisioned: frozenset[str]) -> tuple[str, dict[str, Any]]:
+    settings: dict[str, Any] = {"httpMethod": "POST", "prometheusType": "Prometheus"}
+    if datasources.JAEGER.uid in provisioned:
+        # Exemplars carry the trace id of a sampled request: a click opens the trace.
+        settings["exemplarTraceIdDestinations"] = [{"name": "trace_id", "datasourceUid": datasources.JAEGER.uid}]
+    return config.services.prometheus.datasource_url, settings
+
+
+# Built from its Go module, it has no web UI (its compiled assets need an npm build): / redirects to
+# /query, which answers 500 ("Error opening React index.html"). Its HTTP API is complete.
+SANDBOX_ENDPOINT = SandboxEndpoint(
+    PORT, "no web UI in this build; the HTTP API: /api/v1/query, /api/v1/targets, /api/v1/alerts, /api/v1/rules",
+    lambda url: [processes.binary("promtool"), "query", "instant", url, "up"])
+
+
 COMPONENT = ComponentModule(
+    sandbox_endpoint=SANDBOX_ENDPOINT,
+    datasource=datasources.Provided(datasources.PROMETHEUS, _datasource, default=True),
+    dashboard=STACK_HEALTH, dashboard_rows=dashboard_rows,
+    metrics=METRICS,
+    file_checks=(FileCheck(layout.PROMETHEUS_CONFIG, "promtool check config", check_config),),
+    judge=JUDGE, local_image=LOCAL_IMAGE,
     sandbox_settings=sandbox_settings,
     name=NAME, settings_key="prometheus", settings=PrometheusService,
     service=service,

@@ -25,6 +25,7 @@ from rules.expressions import down_description, target_down
 from rules.humanize import humanize_percentage as pct
 from rules.model import AlertingRule, alert
 from rules.testing import AlertAt, Expected, RuleTest, Series
+from stack.images import Official
 from stack.services.common import image, resources
 from stack.services.component import ComponentModule, Job, SandboxWorld
 from stack.services.spec import (
@@ -241,7 +242,13 @@ def sandbox_settings(world: SandboxWorld) -> dict[str, Any]:
     return {"address": f"redis://{world.redis}", "password": False}
 
 
+# oliver006/redis_exporter Dockerfile, alpine stage: /redis_exporter, USER 59000:59000, EXPOSE 9121.
+LOCAL_IMAGE = Official({"/redis_exporter": "prometheus-redis-exporter"}, ("/redis_exporter",), ("9121/tcp",),
+                       user="59000:59000", base="alpine", users={"redis_exporter": 59000})
+
+
 COMPONENT = ComponentModule(
+    local_image=LOCAL_IMAGE,
     sandbox_settings=sandbox_settings,
     name=NAME, settings_key="redis_exporter", settings=RedisExporterService,
     service=lambda config, files, others: service(config),

@@ -1,7 +1,7 @@
 """The stack as Pulumi components: one `MonitoringStack` (type `medianest:observability:MonitoringStack`)
 holding one component per service it deploys (`medianest:observability:Prometheus`, `...:NodeExporter`),
 each the parent of that service's resources; what the services share (the Docker network, the
-Kubernetes namespaces and secret-checksum key, a Grafana password generated once) is parented to
+Kubernetes namespaces and secret-checksum key, the secrets Pulumi generates) is parented to
 the stack itself. `pulumi preview` shows the tree, and another Pulumi program can deploy the
 stack as a library:
 
@@ -10,6 +10,7 @@ stack as a library:
 
     monitoring = MonitoringStack("medianest", MonitoringStackArgs(config=load_stack("dev")))
     pulumi.export("grafana", monitoring.urls["grafana"])
+    pulumi.export("grafanaAdminPassword", monitoring.generated_secrets["grafana-admin-password"])
 
 URN continuity: before these components, every resource sat at the stack's root. Each resource
 carries `Alias(parent=ROOT_STACK_RESOURCE)`, its old URN, so a stack deployed then is updated in
@@ -29,7 +30,6 @@ from rules.problems import Severity
 from stack import secrets
 from stack.bundle import build
 from stack.config import StackConfig
-from stack.services import grafana
 
 PACKAGE = "medianest:observability"
 # Every resource's URN before it had a component parent: the stack's root, same type and name.
@@ -39,6 +39,12 @@ ROOT_ALIAS = pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)
 def type_name(component: str) -> str:
     """node-exporter -> NodeExporter."""
     return "".join(part.capitalize() for part in re.split(r"[-_]", component))
+
+
+def output_name(component: str) -> str:
+    """node-exporter -> nodeExporter: a component's name in stack outputs."""
+    first, *rest = re.split(r"[-_]", component)
+    return first + "".join(part.capitalize() for part in rest)
 
 
 def child_options(parent: pulumi.Resource, **options: object) -> pulumi.ResourceOptions:
@@ -67,11 +73,12 @@ class MonitoringStackArgs:
 class MonitoringStack(pulumi.ComponentResource):
     """MediaNest's monitoring stack on the target its config names (Docker or Kubernetes).
 
-    Outputs: `urls` (where each UI or API is reached, by component), `grafana_admin_password`
-    (a Pulumi secret; None without Grafana), `rule_files` and `alerts`."""
+    Outputs: `urls` (where each UI or API is reached, by component), `generated_secrets` (each
+    secret Pulumi generates when the config sets none, by its file name, whichever value it
+    holds: Grafana's admin password; Pulumi secrets), `rule_files` and `alerts`."""
 
     urls: dict[str, str]
-    grafana_admin_password: pulumi.Output[str] | None
+    generated_secrets: dict[str, pulumi.Output[str]]
     rule_files: list[str]
     alerts: list[str]
 
@@ -97,8 +104,9 @@ class MonitoringStack(pulumi.ComponentResource):
             from stack.targets import docker
 
             self.urls = docker.deploy(config, bundle.services, secret_values, components, shared)
-        self.grafana_admin_password = secret_values.get(grafana.ADMIN_PASSWORD)
+        generated = {secret.name for spec in bundle.services for secret in spec.secrets if secret.generated}
+        self.generated_secrets = {name: value for name, value in secret_values.items() if name in generated}
         self.rule_files = bundle.rule_paths
         self.alerts = sorted(rule.alert for _, rule in bundle.alerts)
-        self.register_outputs({"urls": self.urls, "grafanaAdminPassword": self.grafana_admin_password,
+        self.register_outputs({"urls": self.urls, "generatedSecrets": self.generated_secrets,
                                "ruleFiles": self.rule_files, "alerts": self.alerts})

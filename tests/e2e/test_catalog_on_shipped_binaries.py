@@ -53,12 +53,16 @@ from stack.sandbox import processes
 from stack.sandbox.processes import Supervisor
 from stack.sandbox.run import wait_for
 from stack.services import (
+    alertmanager,
     blackbox_exporter,
     cadvisor,
+    grafana,
     jaeger,
     kube_state_metrics,
+    loki,
     node_exporter,
     postgres_exporter,
+    prometheus,
     redis_exporter,
 )
 
@@ -70,9 +74,9 @@ STACKS = ("dev", "prod")
 
 # The catalog group each judge exposes on its /metrics.
 EXPOSED_BY: dict[str, tuple[Metric, ...]] = {
-    "prometheus": prometheus_stack.PROMETHEUS,
-    "alertmanager": prometheus_stack.ALERTMANAGER,
-    "jaeger": prometheus_stack.JAEGER,
+    "prometheus": prometheus.METRICS,
+    "alertmanager": alertmanager.METRICS,
+    "jaeger": jaeger.METRICS,
     "node_exporter": node_exporter.METRICS,
     "blackbox_exporter": blackbox_exporter.METRICS,
 }
@@ -83,8 +87,8 @@ GROUPS: dict[str, tuple[Metric, ...]] = {
 }
 # Catalog groups no judge here runs.
 NOT_JUDGED: dict[str, tuple[Metric, ...]] = {
-    "Loki: AGPL, not built (its config is checked by a typed model)": prometheus_stack.LOKI,
-    "Grafana: AGPL, not built": prometheus_stack.GRAFANA,
+    "Loki: AGPL, not built (its config is checked by a typed model)": loki.METRICS,
+    "Grafana: AGPL, not built": grafana.METRICS,
     "postgres_exporter: only Debian's 0.11, older than the image": postgres_exporter.METRICS,
     "redis_exporter: only Debian's 1.45, older than the image": redis_exporter.METRICS,
     "MediaNest's own instrumentation: the backend is not part of this stack": medianest.METRICS,

@@ -25,6 +25,7 @@ from sandbox_helpers import HTTP, get, get_text
 from stack.config import StackConfig
 from stack.sandbox.run import Sandbox, wait_for
 from stack.sandbox.simulator import SERVICE
+from stack.services import jaeger
 
 pytestmark = pytest.mark.e2e
 
@@ -66,7 +67,7 @@ def sandbox() -> Iterator[Sandbox]:
 
 @pytest.fixture(scope="module")
 def jaeger_server(sandbox: Sandbox) -> Jaeger:
-    return Jaeger(sandbox.jaeger_url())
+    return Jaeger(sandbox.url_of(jaeger.NAME))
 
 
 @pytest.fixture(scope="module")

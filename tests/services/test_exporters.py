@@ -158,8 +158,8 @@ def _write(tmp_path: Path, content: str) -> Path:
 
 def test_generated_blackbox_config_passes_the_exporters_check(dev_config: StackConfig, tmp_path: Path) -> None:
     [file] = blackbox_exporter.service(dev_config).files
-    run = tools.blackbox_check_config(_write(tmp_path, file.content))
-    assert run.ok, run.output
+    ok, output = blackbox_exporter.check_config(dev_config, _write(tmp_path, file.content))
+    assert ok, output
 
 
 # 0.23's check does not validate the prober's name (an unknown one fails only when probing), but
@@ -169,12 +169,13 @@ def test_generated_blackbox_config_passes_the_exporters_check(dev_config: StackC
     ("timeout: 5s", "timeout: 5 seconds"),
     ("valid_status_codes: []", "valid_status_codes: [ok]"),
 ])
-def test_a_broken_blackbox_config_fails_the_check(tmp_path: Path, old: str, new: str) -> None:
+def test_a_broken_blackbox_config_fails_the_check(dev_config: StackConfig, tmp_path: Path, old: str,
+                                                  new: str) -> None:
     content = blackbox_exporter.render()
     assert old in content
-    run = tools.blackbox_check_config(_write(tmp_path, content.replace(old, new, 1)))
-    assert not run.ok
-    assert "Error loading config" in run.output
+    ok, output = blackbox_exporter.check_config(dev_config, _write(tmp_path, content.replace(old, new, 1)))
+    assert not ok
+    assert "Error loading config" in output
 
 
 # Real probes: Debian's blackbox exporter, with the generated config, against loopback servers.

@@ -112,8 +112,8 @@ def deploy(config: StackConfig, specs: Sequence[ServiceSpec], files: dict[str, s
 
 
 def urls(config: StackConfig, specs: Sequence[ServiceSpec]) -> dict[str, str]:
-    """Grafana at its Ingress host when there is one; the rest inside the cluster (kubectl
-    port-forward to reach them from a laptop)."""
+    """The component behind the ingress (Grafana) at its Ingress host when there is one; the rest
+    inside the cluster (kubectl port-forward to reach them from a laptop)."""
     found = {}
     for spec in specs:
         port = next((p for p in spec.ports if p.name in ("http", "ui")), None)
@@ -122,6 +122,6 @@ def urls(config: StackConfig, specs: Sequence[ServiceSpec]) -> dict[str, str]:
         namespace = plain.namespace_of(config, spec)
         found[spec.name] = (f"http://{spec.name}.{namespace}.svc:{port.container_port} "
                             f"(kubectl -n {namespace} port-forward svc/{spec.name} {port.container_port})")
-    if config.kubernetes.ingress and "grafana" in found:
-        found["grafana"] = f"https://{config.kubernetes.ingress.host}"
+        if config.kubernetes.ingress and spec.workload.ingress:
+            found[spec.name] = f"https://{config.kubernetes.ingress.host}"
     return found
