@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dashboards import infrastructure, logs, medianest, provisioning, slo, stack_health
-from dashboards.model import DashboardSpec, GeneratedDashboard, generate
+from dashboards.datasources import LONG_TERM
+from dashboards.model import DashboardSpec, GeneratedDashboard, Language, generate
 from rules.platform import absent_alerts
 from stack import services as registry
 
@@ -17,7 +18,7 @@ def specs(config: StackConfig) -> tuple[DashboardSpec, ...]:
     return tuple(with_components(spec, config) for spec in (
         medianest.system_overview(config),
         medianest.business(config),
-        slo.dashboard(config),
+        reading_history(slo.dashboard(config), config),
         infrastructure.dashboard(config),
         stack_health.dashboard(config),
         logs.dashboard(config),
@@ -36,6 +37,17 @@ def with_components(spec: DashboardSpec, config: StackConfig) -> DashboardSpec:
             names.add(variable.name)
             variables.append(variable)
     return spec.model_copy(update={"rows": spec.rows + rows, "variables": spec.variables + tuple(variables)})
+
+
+def reading_history(spec: DashboardSpec, config: StackConfig) -> DashboardSpec:
+    """The dashboard's PromQL read from the long-term store when the stack has one (its budgets
+    span the SLO period: the store keeps it whatever happens to Prometheus), else unchanged."""
+    if LONG_TERM.uid not in {p.source.uid for p in provisioning.provided(config)}:
+        return spec
+    rows = tuple(row.model_copy(update={"panels": tuple(panel.model_copy(update={"queries": tuple(
+        query.model_copy(update={"datasource": LONG_TERM.uid}) if query.language is Language.PROMQL else query
+        for query in panel.queries)}) for panel in row.panels)}) for row in spec.rows)
+    return spec.model_copy(update={"rows": rows})
 
 
 def without_panels_reading(spec: DashboardSpec, provisioned: frozenset[str]) -> DashboardSpec | None:

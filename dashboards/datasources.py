@@ -23,8 +23,10 @@ PROMETHEUS = Datasource("prometheus", "prometheus", "Prometheus")
 LOKI = Datasource("loki", "loki", "Loki")
 JAEGER = Datasource("jaeger", "jaeger", "Jaeger")
 ALERTMANAGER = Datasource("alertmanager", "alertmanager", "Alertmanager")
+# Where history outlives Prometheus (longTermStorage): a Prometheus-compatible query API.
+LONG_TERM = Datasource("long-term", "prometheus", "Long-term")
 
-ALL = (PROMETHEUS, LOKI, JAEGER, ALERTMANAGER)
+ALL = (PROMETHEUS, LOKI, JAEGER, ALERTMANAGER, LONG_TERM)
 BY_UID = {d.uid: d for d in ALL}
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rules import remote_write
 from rules.alert_tests import GIB, counter, over, series, silent, under
 from rules.alert_tests import fires as _fires_of
 from rules.conventions import AlertSeverity, number
@@ -136,6 +137,7 @@ def meta_alerts(config: StackConfig) -> RuleGroup:
               summary="Alertmanager instances do not see each other",
               description="Alertmanager {{ $labels.instance }} sees {{ $value }} cluster members, "
                           "fewer than the {{ $labels.job }} instances Prometheus scrapes.", **common),
+        *(remote_write.alerts(config) if writes_long_term(config) else ()),
     ))
 
 
@@ -206,8 +208,13 @@ def _fires(at: str, alert_name: str, description: str, /, **labels: str) -> Aler
     return _fires_of(EXPECTED, at, alert_name, description, **labels)
 
 
+def writes_long_term(config: StackConfig) -> bool:
+    """Prometheus remote-writes to a long-term store (rules/remote_write.py watches the path)."""
+    return config.long_term_storage.mode != "none"
+
+
 def tests(config: StackConfig) -> tuple[RuleTest, ...]:
-    return meta_tests(config)
+    return meta_tests(config) + (remote_write.tests(config) if writes_long_term(config) else ())
 
 
 def meta_tests(config: StackConfig) -> tuple[RuleTest, ...]:

@@ -26,6 +26,7 @@ from rules.problems import Problem
 from rules.routing import AlertmanagerConfig, RouteCase, route_cases
 from rules.routing_checks import Routing, check_routing
 from rules.slo import slo_rule_files
+from rules.slo.history import check_history
 from rules.testing import Suite, coverage, render_test_file, suites
 from stack import layout
 from stack.config import StackConfig
@@ -44,7 +45,7 @@ from stack.layout import (  # noqa: F401 - re-exported: where each file goes is 
     rules_path,
     unit_tests_path,
 )
-from stack.services import deployed, service_specs
+from stack.services import deployed, prometheus, service_specs
 from stack.services.spec import ServiceSpec
 from stack.targets import rendered_files as target_files
 
@@ -70,7 +71,8 @@ class Bundle:
         return sorted([*self.build_problems, *check_groups(
             {rules_path(f.name): list(f.groups) for f in self.rule_files}, catalog.with_jobs(jobs)
         ), *check_routing(Routing(self.alertmanager, self.alerts, alerting_policy.POLICY, ALERTMANAGER_CONFIG)),
-            *check_dashboards(self.dashboards, self.dashboard_context(catalog))])
+            *check_dashboards(self.dashboards, self.dashboard_context(catalog)),
+            *check_history(slos.slos(self.config), prometheus.rule_history(self.config))])
 
     def dashboard_context(self, catalog: Catalog = CATALOG) -> DashboardContext:
         """What dashboard queries are checked against: the catalog with our recorded series."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import types
 from collections.abc import Mapping
 from decimal import Decimal
@@ -159,6 +160,10 @@ class Thresholds(_Section):
     loki_error_ratio: Ratio = 0.1
     # Share of spans Jaeger refuses or fails to store.
     span_loss_ratio: Ratio = 0.01
+    # Share of samples Prometheus fails to remote-write to the long-term store (kube-prometheus: 1%).
+    remote_write_failure_ratio: Ratio = 0.01
+    # How far the long-term store may lag behind what Prometheus ingested.
+    remote_write_lag_seconds: Number(10, 3600) = 120
 
 
 class SlackChannel(_Section):
@@ -383,6 +388,85 @@ def _known_components(value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str,
     return dict(sorted(value.items()))
 
 
+PROMETHEUS_SECRETS_DIR = "/etc/prometheus/secrets/"
+PrometheusSecretFile = Annotated[str, AfterValidator(_secret_file),
+                                 _in_secrets_dir(PROMETHEUS_SECRETS_DIR, "Prometheus'")]
+
+
+class RemoteWriteQueue(_Section):
+    """Prometheus' queue to the store (queue_config): what it buffers per shard, how far it
+    scales out, how much it sends at once."""
+
+    capacity: Count(100, 1_000_000) = 10_000
+    max_shards: Count(1, 1000) = 50
+    max_samples_per_send: Count(100, 100_000) = 2000
+    batch_send_deadline: Annotated[Duration, _duration_between("1s", "1m")] = "5s"
+
+
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as error:
+        raise ValueError(f"not a regular expression ({error})") from None
+    return value
+
+
+class WriteFilter(_Section):
+    """Series sent or held back by metric name (a write_relabel_config on __name__)."""
+
+    action: Literal["keep", "drop"]
+    metric_names: Annotated[str, Field(max_length=1000), AfterValidator(_regex), SHOWN]
+
+
+class ExternalStore(_Section):
+    """A store outside the stack that takes Prometheus remote write (Mimir, Thanos Receive,
+    VictoriaMetrics, a managed service)."""
+
+    url: Url
+    # Its Prometheus-compatible query API (Mimir: .../prometheus): Grafana's long-term
+    # datasource. None: history is read from Prometheus alone.
+    query_url: Url | None = None
+    # How long it keeps samples, as its operator set it: what the history check counts on.
+    retention: Retention
+    # Credentials, read from mounted secret files (`secrets.<name>`), never written in config.
+    bearer_token_file: PrometheusSecretFile | None = None
+    basic_auth_username: UserName | None = None
+    basic_auth_password_file: PrometheusSecretFile | None = None
+
+    @model_validator(mode="after")
+    def _one_kind_of_auth(self) -> ExternalStore:
+        if self.bearer_token_file and (self.basic_auth_username or self.basic_auth_password_file):
+            raise ValueError("bearerTokenFile or basicAuth*, not both")
+        if (self.basic_auth_username is None) != (self.basic_auth_password_file is None):
+            raise ValueError("basicAuthUsername and basicAuthPasswordFile go together")
+        return self
+
+    def secret_files(self) -> tuple[str, ...]:
+        return tuple(f for f in (self.bearer_token_file, self.basic_auth_password_file) if f)
+
+
+class LongTermStorage(_Section):
+    """Where history outlives each Prometheus: `none` (each keeps its own TSDB only),
+    `remoteWrite` (to `external`), or `deploy` (the stack deploys the store: VictoriaMetrics,
+    services.victoriaMetrics)."""
+
+    mode: Literal["none", "remoteWrite", "deploy"] = "none"
+    external: ExternalStore | None = None
+    queue: RemoteWriteQueue = RemoteWriteQueue()
+    # Applied in order; none: every series is sent.
+    write_filters: Annotated[tuple[WriteFilter, ...], Field(max_length=20)] = ()
+    send_exemplars: bool = True
+    send_metadata: bool = True
+
+    @model_validator(mode="after")
+    def _external_for_remote_write(self) -> LongTermStorage:
+        if self.mode == "remoteWrite" and self.external is None:
+            raise ValueError("external: required with mode remoteWrite (url, retention, and its queryUrl)")
+        if self.mode != "remoteWrite" and self.external is not None:
+            raise ValueError(f"external: only with mode remoteWrite (mode is {self.mode})")
+        return self
+
+
 class Compression(_Section):
     """Time compression for the sandbox only (environment `sandbox`): an outage that pages and
     resolves in minutes instead of an hour. Every SLO's period, shortened (its burn-rate windows
@@ -413,6 +497,7 @@ class StackConfig(_Section):
                          AfterValidator(_known_components)] = {}
     kubernetes: Kubernetes = Kubernetes()
     compression: Compression = Compression()
+    long_term_storage: LongTermStorage = LongTermStorage()
 
     @model_validator(mode="after")
     def _compression_is_for_the_sandbox(self) -> StackConfig:
@@ -433,6 +518,14 @@ class StackConfig(_Section):
             problem = component.check(self)
             if problem:
                 raise ValueError(f"{key}.{problem}")
+        return self
+
+    @model_validator(mode="after")
+    def _long_term_storage_is_written_by_our_prometheus(self) -> StackConfig:
+        if (self.long_term_storage.mode != "none" and self.target == "kubernetes"
+                and self.kubernetes.prometheus_operator.enabled):
+            raise ValueError("longTermStorage.mode: none with kubernetes.prometheusOperator: the cluster's "
+                             "Prometheus is not ours to configure; set its remoteWrite in its Prometheus resource")
         return self
 
     @model_validator(mode="after")

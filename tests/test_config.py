@@ -33,7 +33,8 @@ BAD_FILES = [
      "config:\n  medianest-observability:environment: dev\n"
      "  medianest-observability:runbookBaseUrl: https://r\n  medianest-observability:colour: red\n",
      "medianest-observability:colour: unknown key; valid keys here: addresses, alerting, backend, compression, "
-     "environment, evaluationInterval, jobs, kubernetes, runbookBaseUrl, services, target, thresholds"),
+     "environment, evaluationInterval, jobs, kubernetes, longTermStorage, runbookBaseUrl, services, target, "
+     "thresholds"),
     ("a key of an earlier version",
      "config:\n  medianest-observability:environment: dev\n"
      "  medianest-observability:runbookBaseUrl: https://r\n  medianest-observability:grafana: {cookieSecure: true}\n",

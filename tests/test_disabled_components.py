@@ -45,7 +45,7 @@ def test_without_loki_and_jaeger_grafana_has_neither_datasource_nor_their_panels
     full = build(dev_config)
     bundle = build(_without(dev_config, "loki", "jaeger"))
     sources = yaml.safe_load(bundle.files["grafana/provisioning/datasources/datasources.yaml"])["datasources"]
-    assert [s["uid"] for s in sources] == ["prometheus", "alertmanager"]
+    assert [s["uid"] for s in sources] == ["prometheus", "alertmanager", "long-term"]
     assert sources[0]["isDefault"] and "exemplarTraceIdDestinations" not in sources[0]["jsonData"]
     # With them, each links to the other.
     linked = {s["uid"]: s["jsonData"] for s in yaml.safe_load(

@@ -80,6 +80,9 @@ VERSION_LINES = {
     "amtool": "amtool, version {}",
     "node_exporter": "node_exporter, version {}",
     "blackbox_exporter": "blackbox_exporter, version {}",
+    # lib/buildinfo's Version, one for every binary of the module.
+    "victoria-metrics": "victoria-metrics-tags-v{}",
+    "vmalert": "victoria-metrics-tags-v{}",
 }
 
 

@@ -157,9 +157,9 @@ def test_prometheus_exposes_no_lifecycle_or_admin_api_and_keeps_retention_from_c
     assert not any("enable-lifecycle" in a or "enable-admin-api" in a for a in command)
     # Retention travels in the uploaded prometheus.yml; its flags are deprecated since 3.16.
     assert not any(a.startswith("--storage.tsdb.retention") for a in command)
-    assert _uploaded_retention(mocks) == {"time": "15d", "size": "10GB"}
-    mocks, _ = run_program("dev", {"services": {"prometheus": {"retentionTime": "30d"}}})
     assert _uploaded_retention(mocks) == {"time": "30d", "size": "10GB"}
+    mocks, _ = run_program("dev", {"services": {"prometheus": {"retentionTime": "60d"}}})
+    assert _uploaded_retention(mocks) == {"time": "60d", "size": "10GB"}
 
 
 def _secret_values(mocks: Recorded) -> list[tuple[str, str, bool]]:

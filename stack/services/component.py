@@ -131,6 +131,9 @@ class ComponentModule:
     settings: type[Component]
     service: ServiceBuilder
     targets: tuple[Target, ...] = TARGETS
+    # Whether the stack's config asks for it beyond `enabled` (the long-term store: only with
+    # `longTermStorage.mode: deploy`).
+    wanted: Callable[[StackConfig], bool] = lambda config: True
     # Why it cannot be disabled (Prometheus and Alertmanager: the alerting path); None: it can.
     required: str | None = None
     # A rule across keys of the stack (its settings against the target, say): the problem as
@@ -159,6 +162,8 @@ class ComponentModule:
     # Files of its own config it reads or documents, generated from the config alone (Grafana's
     # grafana.ini and environment.yaml), by bundle path: written before the specs are built.
     rendered_files: Callable[[StackConfig], dict[str, str]] = lambda config: {}
+    # Where the scraper remote-writes to it (the long-term store the stack deploys), or None.
+    remote_write_url: Callable[[StackConfig], str] | None = None
     # Its datasource in Grafana, when it serves queries (Prometheus, Loki, Jaeger, Alertmanager):
     # provisioned only while it is deployed, and only then linked to by the others.
     datasource: Provided | None = None
@@ -190,5 +195,5 @@ class ComponentModule:
         return getattr(config.services, self.settings_key)
 
     def deployed(self, config: StackConfig) -> bool:
-        """Enabled and made for the stack's target."""
-        return config.target in self.targets and self.settings_of(config).enabled
+        """Enabled, asked for, and made for the stack's target."""
+        return config.target in self.targets and self.settings_of(config).enabled and self.wanted(config)

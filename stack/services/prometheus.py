@@ -6,7 +6,7 @@ container; the data volume stays)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -15,15 +15,18 @@ from dashboards import datasources
 from dashboards.common import timeseries
 from dashboards.model import Row, Unit, prom
 from rules.catalog import Metric, MetricType
+from rules.slo.history import History
 from stack import layout, tools
 from stack.dump import dump_yaml
 from stack.images import NOBODY, Official
 from stack.judges import Judge, common_version_flags, numbers
 from stack.sandbox import processes
 from stack.services import alertmanager
+from stack.services.addresses import url_port
 from stack.services.common import image, mounted, resources
 from stack.services.component import STACK_HEALTH, ComponentModule, FileCheck, Job, SandboxEndpoint, SandboxWorld
 from stack.services.spec import (
+    ANYWHERE,
     NAME_LABEL,
     SERVICE_ACCOUNT_TOKEN,
     STACK_NAMESPACES,
@@ -34,6 +37,7 @@ from stack.services.spec import (
     MetricsEndpoint,
     Pods,
     Port,
+    SecretFile,
     ServiceSpec,
     StackPods,
     Volume,
@@ -122,6 +126,53 @@ def prometheus_config(config: StackConfig, rule_files: Sequence[str], targets: S
         # Here, not as flags: 3.16 deprecates --storage.tsdb.retention.*. Sizes are powers of 2
         # ("10GB" is 10GiB), as the flag read them.
         "storage": {"tsdb": {"retention": {"time": settings.retention_time, "size": settings.retention_size}}},
+        **({"remote_write": [remote_write(config)]} if config.long_term_storage.mode != "none" else {}),
+    }
+
+
+def rule_history(config: StackConfig) -> History | None:
+    """How long the samples its rules read are kept: its own TSDB's retention, even with a
+    long-term store (it evaluates every rule, the SLOs' period-long ones included, on its own
+    TSDB). None with prometheus-operator: the cluster's Prometheus is not ours to know."""
+    if config.target == "kubernetes" and config.kubernetes.prometheus_operator.enabled:
+        return None
+    return History(config.services.prometheus.retention_time, "services.prometheus.retentionTime")
+
+
+# Its name in prometheus.yml, and the `remote_name` label of its prometheus_remote_storage_* series.
+REMOTE_NAME = "long-term"
+
+
+def remote_write(config: StackConfig) -> dict[str, Any]:
+    """Every series to the long-term store: the external one (`longTermStorage.external`), with
+    its credentials from mounted files, or the one the stack deploys (its `remote_write_url`),
+    which deduplicates an HA pair once the replica label is dropped."""
+    storage = config.long_term_storage
+    filters = [{"source_labels": ["__name__"], "regex": f.metric_names, "action": f.action}
+               for f in storage.write_filters]
+    entry: dict[str, Any] = {"name": REMOTE_NAME}
+    if storage.external is not None:
+        external = storage.external
+        entry["url"] = external.url
+        if external.bearer_token_file:
+            entry["authorization"] = {"credentials_file": external.bearer_token_file}
+        if external.basic_auth_username:
+            entry["basic_auth"] = {"username": external.basic_auth_username,
+                                   "password_file": external.basic_auth_password_file}
+    else:
+        from stack import services as registry  # the registry imports this module
+
+        [store] = [c for c in registry.deployed(config) if c.remote_write_url]
+        entry["url"] = store.remote_write_url(config)
+        filters.append({"action": "labeldrop", "regex": REPLICA_LABEL})
+    queue = storage.queue
+    return entry | {
+        "send_exemplars": storage.send_exemplars,
+        "metadata_config": {"send": storage.send_metadata},
+        "queue_config": {"capacity": queue.capacity, "max_shards": queue.max_shards,
+                         "max_samples_per_send": queue.max_samples_per_send,
+                         "batch_send_deadline": queue.batch_send_deadline},
+        **({"write_relabel_configs": filters} if filters else {}),
     }
 
 
@@ -209,12 +260,15 @@ WORKLOAD = Workload(placement="stateful", scraper=True, replaced_by_operator=Tru
 
 
 def flows(config: StackConfig) -> tuple[Flow, ...]:
-    """MediaNest's backend, alerts to Alertmanager, service discovery through the API server."""
+    """MediaNest's backend, alerts to Alertmanager, service discovery through the API server, and
+    remote write to an external long-term store (one the stack deploys declares its own flow)."""
     k8s = config.kubernetes
     backend = Pods(k8s.backend.namespace, tuple(sorted(k8s.backend.pod_labels.items())))
+    external = config.long_term_storage.external
     return (Flow(StackPods(NAME), backend, tcp(k8s.backend.port)),
             Flow(StackPods(NAME), StackPods(alertmanager.NAME), tcp(alertmanager.PORT)),
-            Flow(StackPods(NAME), Hosts(tuple(sorted(k8s.api_server_cidrs))), tcp(*k8s.api_server_ports)))
+            Flow(StackPods(NAME), Hosts(tuple(sorted(k8s.api_server_cidrs))), tcp(*k8s.api_server_ports)),
+            *([Flow(StackPods(NAME), ANYWHERE, tcp(url_port(external.url)))] if external else []))
 
 
 def service(config: StackConfig, files: Mapping[str, str], targets: Sequence[ServiceSpec]) -> ServiceSpec:
@@ -243,6 +297,9 @@ def service(config: StackConfig, files: Mapping[str, str], targets: Sequence[Ser
         pod_env={"POD_NAME": "metadata.name"} if config.target == "kubernetes" else {},
         config_dir=CONFIG_DIR,
         files=(generated, *mounted(files, RULES, f"{CONFIG_DIR}/rules")),
+        # The external long-term store's credentials, from `secrets.<file name>`.
+        secrets=tuple(SecretFile(PurePosixPath(path).name, path) for path in (
+            config.long_term_storage.external.secret_files() if config.long_term_storage.external else ())),
         volumes=(Volume("prometheus-data", DATA_DIR, size=settings.volume_size),),
         health=http_health(PORT, "/-/ready", live_path="/-/healthy", start_period_seconds=60),
         metrics=MetricsEndpoint(job=config.jobs.prometheus, port=PORT),
@@ -299,7 +356,23 @@ LOCAL_IMAGE = Official({"/bin/prometheus": "prometheus", "/bin/promtool": "promt
 
 C, G, H = MetricType.COUNTER, MetricType.GAUGE, MetricType.HISTOGRAM
 # Its own metrics, checked against the binary we ship (tests/e2e/test_catalog_on_shipped_binaries.py).
-METRICS = (
+# The queue to the long-term store (longTermStorage), per remote_write entry; checked against the
+# shipped version with the sandbox's remote write.
+_QUEUE = ("remote_name", "url")
+REMOTE_WRITE_METRICS = (
+    Metric("prometheus_remote_storage_samples_total", C, "Samples sent to remote storage", _QUEUE),
+    Metric("prometheus_remote_storage_samples_failed_total", C, "Samples that failed on send to remote storage, "
+           "non-recoverable errors", _QUEUE),
+    Metric("prometheus_remote_storage_samples_pending", G, "Samples pending in the queues' shards", _QUEUE),
+    Metric("prometheus_remote_storage_highest_timestamp_in_seconds", G, "Newest timestamp ingested into "
+           "the TSDB, whatever the queues"),
+    Metric("prometheus_remote_storage_queue_highest_sent_timestamp_seconds", G, "Newest timestamp successfully "
+           "sent by this queue", _QUEUE),
+    Metric("prometheus_remote_storage_shards", G, "Shards used for parallel sending", _QUEUE),
+    Metric("prometheus_remote_storage_shards_desired", G, "Shards the queue's calculation wants to run", _QUEUE),
+    Metric("prometheus_remote_storage_shards_max", G, "Most shards the queue may run", _QUEUE),
+)
+METRICS = REMOTE_WRITE_METRICS + (
     Metric("prometheus_build_info", G, "Build information of Prometheus",
            ("branch", "goarch", "goos", "goversion", "revision", "tags", "version")),
     Metric("prometheus_ready", G, "Whether Prometheus startup was fully completed and the server is ready"),
@@ -368,6 +441,29 @@ def dashboard_rows(config: StackConfig) -> tuple[Row, ...]:
         timeseries("Config reloads", "1 when the last configuration reload succeeded.", Unit.UP_DOWN,
                    prom(f"prometheus_config_last_reload_successful{{{me}}}", "{{instance}}"),
                    alerts=("PrometheusConfigReloadFailed",), min=0, max=1, width=6),
+    )), *(_remote_write_rows(config) if config.long_term_storage.mode != "none" else ()))
+
+
+def _remote_write_rows(config: StackConfig) -> tuple[Row, ...]:
+    """The write path to the long-term store: what goes out, what fails, how far behind, shards."""
+    me = f'job="{config.jobs.prometheus}"'
+    return (Row(title="Remote write to the long-term store", panels=(
+        timeseries("Samples sent", "Samples written to the long-term store per second, and failed.",
+                   Unit.OPS_PER_SECOND,
+                   prom(f"sum(rate(prometheus_remote_storage_samples_total{{{me}}}[$__rate_interval]))", "sent"),
+                   prom(f"sum(rate(prometheus_remote_storage_samples_failed_total{{{me}}}[$__rate_interval]))",
+                        "failed"),
+                   alerts=("PrometheusRemoteWriteFailing",), width=8),
+        timeseries("Behind", "How far the newest sample written is behind the newest ingested.", Unit.SECONDS,
+                   prom(f"max by (instance) (prometheus_remote_storage_highest_timestamp_in_seconds{{{me}}} "
+                        "- ignoring (remote_name, url) group_right "
+                        f"prometheus_remote_storage_queue_highest_sent_timestamp_seconds{{{me}}})", "{{instance}}"),
+                   alerts=("PrometheusRemoteWriteBehind",), width=8),
+        timeseries("Shards", "Shards running, wanted, and the most allowed.", Unit.SHORT,
+                   prom(f"max(prometheus_remote_storage_shards{{{me}}})", "running"),
+                   prom(f"max(prometheus_remote_storage_shards_desired{{{me}}})", "wanted"),
+                   prom(f"max(prometheus_remote_storage_shards_max{{{me}}})", "max"),
+                   alerts=("PrometheusRemoteWriteShardsMaxed",), width=8),
     )),)
 
 

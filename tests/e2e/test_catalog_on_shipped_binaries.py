@@ -64,6 +64,7 @@ from stack.services import (
     postgres_exporter,
     prometheus,
     redis_exporter,
+    victoria_metrics,
 )
 
 pytestmark = pytest.mark.e2e
@@ -77,6 +78,7 @@ EXPOSED_BY: dict[str, tuple[Metric, ...]] = {
     "prometheus": prometheus.METRICS,
     "alertmanager": alertmanager.METRICS,
     "jaeger": jaeger.METRICS,
+    "victoria_metrics": victoria_metrics.METRICS,
     "node_exporter": node_exporter.METRICS,
     "blackbox_exporter": blackbox_exporter.METRICS,
 }
@@ -206,7 +208,8 @@ def differences(metric: Metric, exposed: Exposed, uses: Sequence[Use]) -> list[s
         return found
     main = exposed.samples[series_names(metric)[0]]
     kind = exposed.types.get(series_names(metric)[0])
-    if kind is not None and kind != metric.type.value:
+    # "unknown": the exposition declares no type (VictoriaMetrics writes no # TYPE line).
+    if kind not in (None, "unknown") and kind != metric.type.value:
         found.append(f"{metric.name} is a {kind}, the catalog says {metric.type.value}")
     # Prometheus' own series carry the target's labels too; an exporter's get them from the scrape.
     wanted = set(metric.labels) | (set(metric.target_labels) if kind is None else set())
@@ -372,7 +375,18 @@ def scraped() -> Iterator[dict[str, Exposed]]:
             "--cluster.settle-timeout=1s",
         ], ready_url=f"{am_url}/-/ready")
 
-        # Prometheus: scrapes itself, evaluates one always-firing alert, sends it to Alertmanager.
+        # VictoriaMetrics: the long-term store, its shipped arguments on loopback.
+        vm_port = next(ports)
+        vm_url = f"http://{LOOPBACK}:{vm_port}"
+        vm_args = [a for a in victoria_metrics.service(config).args
+                   if not a.startswith(("-storageDataPath=", "-httpListenAddr="))]
+        supervisor.start("victoria-metrics", [
+            processes.binary("victoria-metrics"), *vm_args,
+            f"-storageDataPath={supervisor.directory('vm-data')}", f"-httpListenAddr={LOOPBACK}:{vm_port}",
+        ], ready_url=f"{vm_url}/health")
+
+        # Prometheus: scrapes itself, evaluates one always-firing alert, sends it to Alertmanager,
+        # and remote-writes to the long-term store as the dev stack's prometheus.yml does.
         prom_port = next(ports)
         prom_url = f"http://{LOOPBACK}:{prom_port}"
         (work / "rules.yml").write_text(yaml.safe_dump({"groups": [{"name": RULE_GROUP, "rules": [
@@ -383,6 +397,7 @@ def scraped() -> Iterator[dict[str, Exposed]]:
             "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"{LOOPBACK}:{am_port}"]}]}]},
             "scrape_configs": [{"job_name": config.jobs.prometheus,
                                 "static_configs": [{"targets": [f"{LOOPBACK}:{prom_port}"]}]}],
+            "remote_write": [prometheus.remote_write(config) | {"url": f"{vm_url}{victoria_metrics.WRITE_PATH}"}],
         }))
         supervisor.start("prometheus", [
             processes.binary("prometheus"), f"--config.file={work / 'prometheus.yml'}",
@@ -449,12 +464,15 @@ def scraped() -> Iterator[dict[str, Exposed]]:
                 prom_url, prometheus_stack.SCRAPE).samples) == len(prometheus_stack.SCRAPE))
             _until("Jaeger to store the span",
                    lambda: _total(jaeger_metrics, "otelcol_exporter_sent_spans_total") > 0)
+            _until("the long-term store to take Prometheus' samples",
+                   lambda: _total(f"{vm_url}/metrics", "vm_rows_inserted_total", type="promremotewrite") > 0, 60)
 
             yield {
                 "prometheus": Exposed.parse(_text(f"{prom_url}/metrics")),
                 WRITTEN_BY_PROMETHEUS: _prometheus_series(prom_url, GROUPS[WRITTEN_BY_PROMETHEUS]),
                 "alertmanager": Exposed.parse(_text(f"{am_url}/metrics")),
                 "jaeger": Exposed.parse(_text(jaeger_metrics)),
+                "victoria_metrics": Exposed.parse(_text(f"{vm_url}/metrics")),
                 "node_exporter": Exposed.parse(_text(f"{node_url}/metrics")),
                 "blackbox_exporter": Exposed.parse(*probes),
             }

@@ -449,3 +449,25 @@ def test_render_of_a_prod_stack_without_api_server_cidrs_exits_2(tmp_path: Path,
     assert main(["render", "--stack", "prod", "--out", str(out)]) == 2
     assert f"{PROJECT}:kubernetes.apiServerCidrs: required" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_deployed_long_term_store_is_reached_by_prometheus_and_grafana_only() -> None:
+    config = config_with(longTermStorage={"mode": "deploy"})
+    specs = specs_of(config)
+    policies, pods = network_policies(config, specs), {**stack_pods(config, specs), **OUTSIDE}
+    store = pods["victoria-metrics"]
+    assert allowed(policies, pods["prometheus"], store, 8428)
+    assert allowed(policies, pods["grafana"], store, 8428)
+    for other in ("alertmanager", "loki", "backend", "stranger"):
+        assert not allowed(policies, pods[other], store, 8428), other
+    assert not allowed(policies, store, OUTSIDE["internet"], 443)
+
+
+def test_prometheus_reaches_an_external_store_on_its_port_only() -> None:
+    external = {"url": "https://mimir.example.com:8443/api/v1/push", "retention": "400d"}
+    config = config_with(longTermStorage={"mode": "remoteWrite", "external": external})
+    specs = specs_of(config)
+    policies, pods = network_policies(config, specs), stack_pods(config, specs)
+    assert allowed(policies, pods["prometheus"], OUTSIDE["internet"], 8443)
+    assert not allowed(policies, pods["prometheus"], OUTSIDE["internet"], 443)
+    assert not allowed(policies, pods["grafana"], OUTSIDE["internet"], 8443)

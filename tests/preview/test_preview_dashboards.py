@@ -170,7 +170,7 @@ def test_several_edits_and_a_new_dashboard(same: Trees) -> None:
         ("changed", "dashboard stack-health (MediaNest / Monitoring stack health)"),
     ]
     added = section.changes[0]
-    assert added.details[:2] == ("folder: MediaNest", "13 panels in 6 rows")
+    assert added.details[:2] == ("folder: MediaNest", "18 panels in 8 rows")
     assert added.data["file"] == "medianest/capacity.json"
     assert section.changes[-1].details == ("layout changed",)
     assert section == dashboards.section(same)

@@ -43,7 +43,7 @@ DEV = [
     ("image bump", {"services": {"prometheus": {"image": {"repository": "prom/prometheus", "tag": "v3.17.0"}}}},
      "image prom/prometheus v3.16.0 -> v3.17.0"),
     # Read from prometheus.yml (storage.tsdb.retention), where the retention is since 3.16.
-    ("retention time", {"services": {"prometheus": {"retentionTime": "30d"}}}, "retention time 15d -> 30d"),
+    ("retention time", {"services": {"prometheus": {"retentionTime": "60d"}}}, "retention time 30d -> 60d"),
     ("retention size", {"services": {"prometheus": {"retentionSize": "20GB"}}}, "retention size 10GB -> 20GB"),
     ("memory", {"services": {"prometheus": {"memory": "4Gi"}}}, "memory limit 2Gi -> 4Gi"),
     ("published port", {"services": {"prometheus": {"publish": 9090}}},
@@ -84,11 +84,11 @@ def _flags_base(bases: dict[str, Path], tmp_path: Path, flags: list[str]) -> Pat
 
 
 OLD_BASES = [
-    ("the same retention moved from the flags", ["--storage.tsdb.retention.time=15d",
+    ("the same retention moved from the flags", ["--storage.tsdb.retention.time=30d",
                                                   "--storage.tsdb.retention.size=10GB"], []),
-    ("another retention in the flags", ["--storage.tsdb.retention.time=30d"],
-     ["retention time 30d -> 15d", "retention size none -> 10GB"]),
-    ("no retention at all: Prometheus' 15d", [], ["retention size none -> 10GB"]),
+    ("another retention in the flags", ["--storage.tsdb.retention.time=60d"],
+     ["retention time 60d -> 30d", "retention size none -> 10GB"]),
+    ("no retention at all: Prometheus' 15d", [], ["retention time 15d -> 30d", "retention size none -> 10GB"]),
 ]
 
 

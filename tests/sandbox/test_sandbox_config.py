@@ -15,7 +15,7 @@ from stack.sandbox.run import UNAVAILABLE, Ports, sandbox_config
 def _config(dev_config: StackConfig, compressed: bool = False) -> StackConfig:
     ports = Ports(metrics={"prometheus": (1001,), "alertmanager": (1002, 1003, 1004), "node-exporter": (1008,),
                            "postgres-exporter": (1009,), "redis-exporter": (1010,), "blackbox": (1011,),
-                           "jaeger": (1016,)},
+                           "jaeger": (1016,), "victoria-metrics": (1017,)},
                   simulator=1012, sink=1013)
     postgres = Postgres(host="127.0.0.1", port=1014, database="medianest", user="postgres_exporter", password="p",
                         superuser="postgres", socket_dir="/tmp", data_dir="/tmp")
@@ -32,6 +32,8 @@ def test_every_target_and_notification_stays_on_loopback(dev_config: StackConfig
     assert prometheus["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == [
         "127.0.0.1:1002", "127.0.0.1:1003", "127.0.0.1:1004"]
     assert prometheus["global"]["evaluation_interval"] == "2s"
+    # The long-term store the dev stack deploys, written to on loopback.
+    assert [w["url"] for w in prometheus["remote_write"]] == ["http://127.0.0.1:1017/api/v1/write"]
     alertmanager = yaml.safe_load(bundle.files["alertmanager/alertmanager.yml"])
     urls = [w["url"] for r in alertmanager["receivers"] for w in r.get("webhook_configs", [])]
     assert urls and all(u.startswith("http://127.0.0.1:1013/") for u in urls)

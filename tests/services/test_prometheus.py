@@ -103,7 +103,7 @@ def test_intervals_and_retention_come_from_config(dev_config: StackConfig) -> No
     assert _config(config)["global"]["scrape_interval"] == "15s"
     assert _config(config)["global"]["evaluation_interval"] == "1m"
     # In prometheus.yml: 3.16 deprecates the --storage.tsdb.retention.* flags.
-    assert _config(config)["storage"] == {"tsdb": {"retention": {"time": "15d", "size": "50GB"}}}
+    assert _config(config)["storage"] == {"tsdb": {"retention": {"time": "30d", "size": "50GB"}}}
     spec = _spec(config)
     assert not any(a.startswith("--storage.tsdb.retention") for a in spec.args)
     assert not any("lifecycle" in a or "admin-api" in a for a in spec.args)
@@ -114,7 +114,7 @@ def test_the_shipped_prometheus_keeps_the_retention_its_config_file_says(
     """The judge at the image's version, run with the spec's own arguments (only addresses and
     paths mapped) and the rendered prometheus.yml reduced to scraping itself: its runtime info
     and its TSDB's limits are the file's. Neither Prometheus' default (15d, no size limit) nor
-    the stack's (15d, 10GB): a retention block it ignored, or misread, fails this."""
+    the stack's (30d, 10GB): a retention block it ignored, or misread, fails this."""
     config = _with_prometheus(dev_config, retention_time="10d", retention_size="3GB")
     spec = _spec(config)
     port = free_port()
