@@ -15,7 +15,7 @@ The volume then only holds the WAL, the compactor's working files and caches.
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
@@ -38,18 +38,62 @@ from stack.dump import dump_yaml
 from stack.services.common import image, resources
 from stack.services.component import STACK_HEALTH, ComponentModule, FileCheck, Job
 from stack.services.spec import (
+    ANYWHERE,
     ConfigFile,
+    Flow,
     HealthCheck,
     MetricsEndpoint,
     Port,
+    SecretFile,
     ServiceSpec,
+    StackPods,
     Volume,
     Workload,
+    tcp,
 )
-from stack.settings import Component, ImageRef, Memory, Retention, Url, VolumeSize, _at_least_a_day, _image
+from stack.settings import (
+    Component,
+    ImageRef,
+    Memory,
+    Retention,
+    Url,
+    VolumeSize,
+    _at_least_a_day,
+    _image,
+    _in_secrets_dir,
+    _secret_file,
+    _Section,
+)
 
 if TYPE_CHECKING:
     from stack.config import StackConfig
+
+
+# Where its secret files are mounted.
+SECRETS_DIR = "/etc/loki/secrets/"
+
+
+class LokiObjectStorage(_Section):
+    """Chunks and index in an S3-compatible bucket (AWS S3, Ceph, R2, a MinIO run elsewhere)
+    instead of the data volume: the volume then holds only the WAL and the index being built.
+    Credentials come from an AWS shared credentials file (`[default]` with aws_access_key_id and
+    aws_secret_access_key), mounted from `secrets.<file name>` and read through
+    AWS_SHARED_CREDENTIALS_FILE; none: the pod's own identity (IRSA, an instance role)."""
+
+    # host[:port], as Loki's s3 endpoint takes it; empty with AWS: s3.<region>.amazonaws.com.
+    endpoint: Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")]
+    bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+    region: Annotated[str, Field(pattern=r"^[a-z0-9-]{1,32}$")] = "us-east-1"
+    # Plain HTTP to the endpoint: only for a bucket on a private network.
+    insecure: bool = False
+    # Path-style URLs (endpoint/bucket/key): what S3-compatible stores other than AWS expect.
+    force_path_style: bool = True
+    credentials_file: Annotated[str, AfterValidator(_secret_file),
+                                _in_secrets_dir(SECRETS_DIR, "Loki's")] | None = SECRETS_DIR + "s3-credentials"
+
+    @property
+    def port(self) -> int:
+        return int(self.endpoint.rsplit(":", 1)[1]) if ":" in self.endpoint else (80 if self.insecure else 443)
 
 
 class LokiService(Component):
@@ -60,6 +104,8 @@ class LokiService(Component):
     # Deleted by the compactor once older than this.
     retention_period: Annotated[Retention, AfterValidator(_at_least_a_day)] = "744h"
     volume_size: VolumeSize = "20Gi"
+    # None: chunks and index on the data volume (the default; dev).
+    object_storage: LokiObjectStorage | None = None
 
 
 NAME = "loki"
@@ -91,8 +137,20 @@ class FilesystemStorage(_Model):
     rules_directory: str
 
 
+class S3Storage(_Model):
+    """Loki's aws.S3Config, as common.storage.s3: the fields this stack sets."""
+
+    endpoint: str
+    bucketnames: str
+    region: str
+    insecure: bool
+    s3forcepathstyle: bool
+
+
 class CommonStorage(_Model):
-    filesystem: FilesystemStorage
+    # One of the two: the data volume, or a bucket.
+    filesystem: FilesystemStorage | None = None
+    s3: S3Storage | None = None
 
 
 class KVStore(_Model):
@@ -122,7 +180,7 @@ class IndexConfig(_Model):
 class PeriodConfig(_Model):
     from_: str = Field(alias="from", pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
     store: Literal["tsdb"] = "tsdb"
-    object_store: str = "filesystem"
+    object_store: Literal["filesystem", "s3"] = "filesystem"
     schema_: Literal["v13"] = Field(default="v13", alias="schema")
     index: IndexConfig = IndexConfig()
 
@@ -150,7 +208,7 @@ class Compactor(_Model):
     # Marked chunks wait this long before deletion, so queriers holding an older index still find them.
     retention_delete_delay: str = "2h"
     # Required once retention is enabled: where delete requests are kept.
-    delete_request_store: str = "filesystem"
+    delete_request_store: Literal["filesystem", "s3"] = "filesystem"
 
 
 class Analytics(_Model):
@@ -173,16 +231,22 @@ class LokiConfig(_Model):
 def loki_config(config: StackConfig) -> LokiConfig:
     """Loki's configuration for this stack (pure)."""
     # At least 24h, Loki's minimum: stack/config.py validates it.
-    retention = config.services.loki.retention_period
+    settings = config.services.loki
+    bucket = settings.object_storage
+    if bucket is None:
+        storage, store = CommonStorage(filesystem=FilesystemStorage(
+            chunks_directory=f"{DATA_DIR}/chunks", rules_directory=f"{DATA_DIR}/rules")), "filesystem"
+    else:
+        storage, store = CommonStorage(s3=S3Storage(
+            endpoint=bucket.endpoint, bucketnames=bucket.bucket, region=bucket.region, insecure=bucket.insecure,
+            s3forcepathstyle=bucket.force_path_style)), "s3"
     return LokiConfig(
-        common=Common(
-            path_prefix=DATA_DIR,
-            storage=CommonStorage(filesystem=FilesystemStorage(
-                chunks_directory=f"{DATA_DIR}/chunks", rules_directory=f"{DATA_DIR}/rules")),
-        ),
-        schema_config=SchemaConfig(configs=(PeriodConfig(from_=SCHEMA_FROM),)),
-        limits_config=LimitsConfig(retention_period=retention),
-        compactor=Compactor(working_directory=f"{DATA_DIR}/compactor"),
+        common=Common(path_prefix=DATA_DIR, storage=storage),
+        # Switching a running Loki to a bucket starts its history over there: the data volume's
+        # chunks stay where they are, under the same schema period.
+        schema_config=SchemaConfig(configs=(PeriodConfig(from_=SCHEMA_FROM, object_store=store),)),
+        limits_config=LimitsConfig(retention_period=settings.retention_period),
+        compactor=Compactor(working_directory=f"{DATA_DIR}/compactor", delete_request_store=store),
     )
 
 
@@ -195,8 +259,12 @@ WORKLOAD = Workload(placement="stateful")
 
 def service(config: StackConfig) -> ServiceSpec:
     settings = config.services.loki
+    bucket = settings.object_storage
+    credentials = bucket.credentials_file if bucket else None
     return ServiceSpec(
         workload=WORKLOAD,
+        # To its bucket, when it has one (anywhere: the endpoint's address is the provider's).
+        flows=(Flow(StackPods(NAME), ANYWHERE, tcp(bucket.port)),) if bucket else (),
         name=NAME,
         image=image(settings.image),
         user=USER,
@@ -208,6 +276,9 @@ def service(config: StackConfig) -> ServiceSpec:
         ),
         config_dir=CONFIG_DIR,
         files=(ConfigFile(source=CONFIG_FILE, path=CONFIG_PATH, content=render(config)),),
+        # The AWS SDK's default chain reads the bucket's credentials from this file.
+        env={"AWS_SHARED_CREDENTIALS_FILE": credentials} if credentials else {},
+        secrets=(SecretFile(PurePosixPath(credentials).name, credentials),) if credentials else (),
         volumes=(Volume(DATA_VOLUME, DATA_DIR, size=settings.volume_size),),
         # The image is distroless (no shell, no wget): `loki -health` (grafana/loki#20313) asks
         # http://localhost:3100/ready itself, so the server must listen on 3100.

@@ -97,3 +97,47 @@ def test_models_reject_unknown_fields(dev_config: StackConfig) -> None:
 def test_output_is_deterministic(dev_config: StackConfig) -> None:
     assert loki.service(dev_config) == loki.service(dev_config)
     assert loki.render(dev_config) == loki.render(dev_config)
+
+
+# --- object storage (prod's option) -------------------------------------------------------------
+
+BUCKET = {"endpoint": "s3.eu-west-1.amazonaws.com", "bucket": "medianest-logs", "region": "eu-west-1",
+          "forcePathStyle": False}
+
+
+def test_a_bucket_holds_chunks_index_and_delete_requests(dev_config: StackConfig) -> None:
+    config = with_settings(dev_config, "loki", object_storage=loki.LokiObjectStorage.model_validate(BUCKET))
+    spec = loki.service(config)
+    document = rendered(spec)
+    assert document["common"]["storage"] == {"s3": {
+        "endpoint": "s3.eu-west-1.amazonaws.com", "bucketnames": "medianest-logs", "region": "eu-west-1",
+        "insecure": False, "s3forcepathstyle": False}}
+    (period,) = document["schema_config"]["configs"]
+    assert period["object_store"] == "s3" and document["compactor"]["delete_request_store"] == "s3"
+    assert loki.LokiConfig.model_validate(document) == loki.loki_config(config)
+    # Credentials: a mounted file, never in loki.yaml; the SDK reads it through its environment.
+    [secret] = spec.secrets
+    assert (secret.name, secret.path) == ("s3-credentials", "/etc/loki/secrets/s3-credentials")
+    assert spec.env["AWS_SHARED_CREDENTIALS_FILE"] == secret.path
+    assert "secret" not in str(document["common"]["storage"]).lower()
+    # Out to the bucket on HTTPS only.
+    [flow] = spec.flows
+    assert flow.ports == ((443, "TCP"),)
+
+
+def test_without_a_credentials_file_the_pod_identity_is_used(dev_config: StackConfig) -> None:
+    bucket = loki.LokiObjectStorage.model_validate({**BUCKET, "credentialsFile": None, "endpoint": "minio.lan:9000",
+                                                     "insecure": True})
+    spec = loki.service(with_settings(dev_config, "loki", object_storage=bucket))
+    assert spec.secrets == () and "AWS_SHARED_CREDENTIALS_FILE" not in spec.env
+    assert spec.flows[0].ports == ((9000, "TCP"),)
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("bucket", "Medianest_Logs", "bucket\n  String should match pattern"),
+    ("endpoint", "https://s3.amazonaws.com", "endpoint\n  String should match pattern"),
+    ("credentialsFile", "/run/secrets/aws", "credentialsFile\n  Value error, must live under /etc/loki/secrets/"),
+])
+def test_a_bad_bucket_is_refused_naming_the_field(field: str, value: str, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        loki.LokiObjectStorage.model_validate({**BUCKET, field: value})
