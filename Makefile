@@ -8,7 +8,7 @@ STACK ?= dev
 OUT ?= build/$(STACK)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup tools up render check promtool-test test test-fast test-all lint golden images bench bench-tests bench-judges bench-sandbox
+.PHONY: setup tools up render check promtool-test test test-fast test-all lint golden images bench bench-tests bench-judges bench-sandbox bench-remote-write
 
 setup: $(VENV)/.installed tools
 
@@ -122,3 +122,7 @@ bench-judges: setup
 # Time to detect on the sandbox (about 15 minutes).
 bench-sandbox: setup
 	$(PY) bench/bench_sandbox.py
+
+# Remote write to the long-term store on the sandbox: throughput, CPU, the SLO period query (2 minutes).
+bench-remote-write: setup
+	$(PY) bench/bench_remote_write.py
