@@ -1,6 +1,6 @@
 """The datasources dashboards read, by query language. Fixed uids: dashboards and the
 datasources' own correlations (exemplars, derived fields, traces to logs) refer to each other by
-them. The component behind each provisions it (`COMPONENT.datasource`), only when deployed."""
+them. The component behind each provisions it (`COMPONENT.datasources`), only when deployed."""
 
 from __future__ import annotations
 
@@ -38,3 +38,7 @@ class Provided:
     source: Datasource
     settings: Callable[[StackConfig, frozenset[str]], tuple[str, dict[str, Any]]]
     default: bool = False
+    # Whether the stack's config asks for it (an external store's, only with its query URL).
+    wanted: Callable[[StackConfig], bool] = lambda config: True
+    # Served outside the stack (an external store): Grafana's flow goes anywhere on its port.
+    outside: bool = False

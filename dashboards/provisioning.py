@@ -58,7 +58,7 @@ def _source(source: Datasource, url: str, json_data: dict[str, Any], default: bo
 
 def provided(config: StackConfig) -> tuple[Provided, ...]:
     """The datasource of every deployed component that has one, the default first."""
-    found = [c.datasource for c in registry.deployed(config) if c.datasource is not None]
+    found = [p for c in registry.deployed(config) for p in c.datasources if p.wanted(config)]
     return tuple(sorted(found, key=lambda p: not p.default))
 
 

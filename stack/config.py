@@ -439,6 +439,10 @@ class ExternalStore(_Section):
             raise ValueError("bearerTokenFile or basicAuth*, not both")
         if (self.basic_auth_username is None) != (self.basic_auth_password_file is None):
             raise ValueError("basicAuthUsername and basicAuthPasswordFile go together")
+        if self.query_url and (self.bearer_token_file or self.basic_auth_username):
+            # Grafana would need the credentials too: not mounted into it yet.
+            raise ValueError("queryUrl: Grafana reads the store without credentials; with bearerTokenFile or "
+                             "basicAuth*, leave queryUrl out (or put an authenticating proxy in front)")
         return self
 
     def secret_files(self) -> tuple[str, ...]:

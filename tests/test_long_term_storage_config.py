@@ -58,8 +58,33 @@ def test_deploy_writes_to_the_store_it_deploys_without_the_replica_label() -> No
         k: v for s in sources if s["uid"] == "long-term" for k, v in s.items()}.items()
 
 
+def test_an_external_store_s_query_api_is_grafana_s_long_term_datasource() -> None:
+    config = _config({"mode": "remoteWrite", "external": EXTERNAL})
+    bundle = build(config)
+    sources = {s["uid"]: s for s in yaml.safe_load(
+        bundle.files["grafana/provisioning/datasources/datasources.yaml"])["datasources"]}
+    assert sources["long-term"]["url"] == EXTERNAL["queryUrl"] and sources["long-term"]["type"] == "prometheus"
+    slo = next(v for k, v in bundle.files.items() if k.endswith("medianest-slos.json"))
+    assert '"uid": "long-term"' in slo
+    # Grafana goes out to it on its port; no store is deployed.
+    [grafana] = [s for s in bundle.services if s.name == "grafana"]
+    assert any(f.ports == ((443, "TCP"),) and type(f.destination).__name__ == "Hosts" for f in grafana.flows)
+    assert victoria_metrics.NAME not in {s.name for s in bundle.services}
+    assert not [p.render() for p in bundle.problems() if p.severity >= Severity.ERROR]
+
+
+def test_without_a_query_url_grafana_reads_prometheus_alone() -> None:
+    external = {k: v for k, v in EXTERNAL.items() if k != "queryUrl"}
+    bundle = build(_config({"mode": "remoteWrite", "external": external}))
+    sources = yaml.safe_load(bundle.files["grafana/provisioning/datasources/datasources.yaml"])["datasources"]
+    assert "long-term" not in {s["uid"] for s in sources}
+    slo = next(v for k, v in bundle.files.items() if k.endswith("medianest-slos.json"))
+    assert '"uid": "long-term"' not in slo
+
+
 def test_remote_write_sends_to_the_external_store_with_credentials_from_files() -> None:
-    external = {**EXTERNAL, "bearerTokenFile": "/etc/prometheus/secrets/remote-write-token"}
+    external = {**{k: v for k, v in EXTERNAL.items() if k != "queryUrl"},
+                "bearerTokenFile": "/etc/prometheus/secrets/remote-write-token"}
     config = _config({"mode": "remoteWrite", "external": external, "queue": {"maxShards": 10},
                       "writeFilters": [{"action": "drop", "metricNames": "go_.*"}], "sendExemplars": False})
     [entry] = _remote_write(config)
@@ -81,7 +106,7 @@ def test_remote_write_sends_to_the_external_store_with_credentials_from_files() 
 
 
 def test_basic_auth_reads_its_password_from_a_file() -> None:
-    external = {**EXTERNAL, "basicAuthUsername": "medianest",
+    external = {"url": EXTERNAL["url"], "retention": "400d", "basicAuthUsername": "medianest",
                 "basicAuthPasswordFile": "/etc/prometheus/secrets/remote-write-password"}
     [entry] = _remote_write(_config({"mode": "remoteWrite", "external": external}))
     assert entry["basic_auth"] == {"username": "medianest",
@@ -107,6 +132,9 @@ BAD = [
     ("a password in the URL", {"mode": "remoteWrite", "external": {
         **EXTERNAL, "url": "https://u:hunter2@mimir.example.com/api/v1/push"}},
      "longTermStorage.external.url: Value error, must not carry credentials"),
+    ("a query URL Grafana would need credentials for", {"mode": "remoteWrite", "external": {
+        **EXTERNAL, "bearerTokenFile": "/etc/prometheus/secrets/t"}},
+     "longTermStorage.external: Value error, queryUrl: Grafana reads the store without credentials"),
     ("a filter that is no regex", {"mode": "deploy", "writeFilters": [{"action": "keep", "metricNames": "go_(.*"}]},
      "longTermStorage.writeFilters.0.metricNames: Value error, not a regular expression"),
 ]

@@ -211,7 +211,7 @@ SANDBOX_ENDPOINT = SandboxEndpoint(
 
 COMPONENT = ComponentModule(
     sandbox_endpoint=SANDBOX_ENDPOINT,
-    datasource=datasources.Provided(datasources.ALERTMANAGER, _datasource),
+    datasources=(datasources.Provided(datasources.ALERTMANAGER, _datasource),),
     dashboard=STACK_HEALTH, dashboard_rows=dashboard_rows,
     metrics=METRICS,
     file_checks=(FileCheck(layout.ALERTMANAGER_CONFIG, "amtool check-config", check_config),),

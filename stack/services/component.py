@@ -166,7 +166,7 @@ class ComponentModule:
     remote_write_url: Callable[[StackConfig], str] | None = None
     # Its datasource in Grafana, when it serves queries (Prometheus, Loki, Jaeger, Alertmanager):
     # provisioned only while it is deployed, and only then linked to by the others.
-    datasource: Provided | None = None
+    datasources: tuple[Provided, ...] = ()
     # The binary the sandbox runs it with (its image's entrypoint, given the spec's args, found
     # by stack.sandbox.processes.binary); None: the sandbox runs without it (switched off there).
     sandbox_binary: str | None = None

@@ -194,9 +194,9 @@ def flows(config: StackConfig) -> tuple[Flow, ...]:
     me = StackPods(NAME)
     database = config.services.grafana.database  # none: SQLite on its volume
     ingress = config.kubernetes.ingress
-    sources = [(c.name, c.datasource.settings(config, frozenset())[0])
-               for c in registry.deployed(config) if c.datasource is not None]
-    return (*(Flow(me, StackPods(name), tcp(url_port(url))) for name, url in sources),
+    sources = [(ANYWHERE if p.outside else StackPods(c.name), p.settings(config, frozenset())[0])
+               for c in registry.deployed(config) for p in c.datasources if p.wanted(config)]
+    return (*(Flow(me, where, tcp(url_port(url))) for where, url in sources),
             Flow(me, ANYWHERE, tcp(*([address_port(database.host)] if database else []))),
             *([Flow(Pods(ingress.controller_namespace), me, tcp(PORT))] if ingress else []))
 

@@ -661,7 +661,7 @@ SANDBOX_ENDPOINT = SandboxEndpoint(
 
 COMPONENT = ComponentModule(
     sandbox_endpoint=SANDBOX_ENDPOINT, receives_traces=OTLP_HTTP_PORT,
-    datasource=datasources.Provided(datasources.JAEGER, _datasource),
+    datasources=(datasources.Provided(datasources.JAEGER, _datasource),),
     dashboard=STACK_HEALTH, dashboard_rows=dashboard_rows,
     metrics=METRICS,
     file_checks=(FileCheck(CONFIG_FILE, "jaeger validate", validate),),

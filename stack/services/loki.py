@@ -419,7 +419,7 @@ def _datasource(config: StackConfig, provisioned: frozenset[str]) -> tuple[str, 
 
 
 COMPONENT = ComponentModule(
-    datasource=datasources.Provided(datasources.LOKI, _datasource),
+    datasources=(datasources.Provided(datasources.LOKI, _datasource),),
     dashboard=STACK_HEALTH, dashboard_rows=dashboard_rows,
     metrics=METRICS,
     file_checks=(FileCheck(CONFIG_FILE, "the LokiConfig model", check_config),),

@@ -467,6 +467,17 @@ def _remote_write_rows(config: StackConfig) -> tuple[Row, ...]:
     )),)
 
 
+def _external_queried(config: StackConfig) -> bool:
+    external = config.long_term_storage.external
+    return config.long_term_storage.mode == "remoteWrite" and external is not None and external.query_url is not None
+
+
+def _external_datasource(config: StackConfig, provisioned: frozenset[str]) -> tuple[str, dict[str, Any]]:
+    external = config.long_term_storage.external
+    assert external is not None and external.query_url is not None
+    return external.query_url, {"httpMethod": "POST", "prometheusType": "Prometheus"}
+
+
 def _datasource(config: StackConfig, provisioned: frozenset[str]) -> tuple[str, dict[str, Any]]:
     settings: dict[str, Any] = {"httpMethod": "POST", "prometheusType": "Prometheus"}
     if datasources.JAEGER.uid in provisioned:
@@ -484,7 +495,10 @@ SANDBOX_ENDPOINT = SandboxEndpoint(
 
 COMPONENT = ComponentModule(
     sandbox_endpoint=SANDBOX_ENDPOINT,
-    datasource=datasources.Provided(datasources.PROMETHEUS, _datasource, default=True),
+    datasources=(datasources.Provided(datasources.PROMETHEUS, _datasource, default=True),
+                 # The external long-term store, read where Prometheus writes it.
+                 datasources.Provided(datasources.LONG_TERM, _external_datasource, wanted=_external_queried,
+                                      outside=True)),
     dashboard=STACK_HEALTH, dashboard_rows=dashboard_rows,
     metrics=METRICS,
     file_checks=(FileCheck(layout.PROMETHEUS_CONFIG, "promtool check config", check_config),),

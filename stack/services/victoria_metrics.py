@@ -257,7 +257,7 @@ COMPONENT = ComponentModule(
     job=Job("victoria_metrics", "victoria-metrics"),
     metrics=METRICS, alerts=alerts, alert_group="platform.meta", alert_tests=alert_tests, expected=EXPECTED,
     dashboard=STACK_HEALTH, dashboard_rows=dashboard_rows,
-    datasource=datasources.Provided(datasources.LONG_TERM, _datasource),
+    datasources=(datasources.Provided(datasources.LONG_TERM, _datasource),),
     sandbox_binary="victoria-metrics", sandbox_endpoint=SANDBOX_ENDPOINT,
     judge=JUDGE, local_image=LOCAL_IMAGE,
 )
