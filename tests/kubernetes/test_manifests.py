@@ -468,3 +468,23 @@ def test_loki_on_a_bucket_and_an_external_store_ship_valid_manifests_and_their_s
         assert verdicts[path].ok, verdicts[path].output
     script = bundle.files["kubernetes-secrets/create-secrets.sh"]
     assert "s3-credentials" in script and "remote-write-token" in script
+
+
+def test_a_deployed_long_term_store_is_a_stateful_set_with_its_claim_and_valid_manifests(tmp_path) -> None:
+    bundle = build(prod({"longTermStorage": {"mode": "deploy"}}))
+    write_tree(bundle.files, tmp_path / "out")
+    verdicts = {v.path: v for v in check_shipped(bundle, tmp_path / "out")}
+    path = "kubernetes/victoria-metrics.yaml"
+    assert verdicts[path].ok, verdicts[path].output
+    documents = [d for d in yaml.safe_load_all(bundle.files[path]) if d]
+    [store] = [d for d in documents if d["kind"] == "StatefulSet"]
+    [claim] = store["spec"]["volumeClaimTemplates"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "50Gi"
+    [container] = store["spec"]["template"]["spec"]["containers"]
+    assert "-retentionPeriod=90d" in container["args"]
+    # Prometheus writes to its Service in the stack's namespace.
+    services = {(d["metadata"]["name"], d["metadata"]["namespace"]) for d in documents if d["kind"] == "Service"}
+    assert ("victoria-metrics", bundle.config.kubernetes.namespace) in services
+    prometheus_yml = yaml.safe_load(bundle.files["prometheus/prometheus.yml"])
+    assert prometheus_yml["remote_write"][0]["url"] == (
+        f"http://victoria-metrics.{bundle.config.kubernetes.namespace}.svc:8428/api/v1/write")
