@@ -14,11 +14,11 @@ if TYPE_CHECKING:
     from stack.config import StackConfig
 
 
-def specs(config: StackConfig) -> tuple[DashboardSpec, ...]:
+def specs(config: StackConfig, provisioned: frozenset[str]) -> tuple[DashboardSpec, ...]:
     return tuple(with_components(spec, config) for spec in (
         medianest.system_overview(config),
         medianest.business(config),
-        reading_history(slo.dashboard(config), config),
+        reading_history(slo.dashboard(config), provisioned),
         infrastructure.dashboard(config),
         stack_health.dashboard(config),
         logs.dashboard(config),
@@ -39,10 +39,10 @@ def with_components(spec: DashboardSpec, config: StackConfig) -> DashboardSpec:
     return spec.model_copy(update={"rows": spec.rows + rows, "variables": spec.variables + tuple(variables)})
 
 
-def reading_history(spec: DashboardSpec, config: StackConfig) -> DashboardSpec:
+def reading_history(spec: DashboardSpec, provisioned: frozenset[str]) -> DashboardSpec:
     """The dashboard's PromQL read from the long-term store when the stack has one (its budgets
     span the SLO period: the store keeps it whatever happens to Prometheus), else unchanged."""
-    if LONG_TERM.uid not in {p.source.uid for p in provisioning.provided(config)}:
+    if LONG_TERM.uid not in provisioned:
         return spec
     rows = tuple(row.model_copy(update={"panels": tuple(panel.model_copy(update={"queries": tuple(
         query.model_copy(update={"datasource": LONG_TERM.uid}) if query.language is Language.PROMQL else query
@@ -72,5 +72,5 @@ def without_runbooks_of(spec: DashboardSpec, absent: set[str]) -> DashboardSpec:
 def dashboards(config: StackConfig) -> tuple[GeneratedDashboard, ...]:
     absent = absent_alerts(config)
     provisioned = frozenset(p.source.uid for p in provisioning.provided(config))
-    shown = (without_panels_reading(spec, provisioned) for spec in specs(config))
+    shown = (without_panels_reading(spec, provisioned) for spec in specs(config, provisioned))
     return tuple(generate(without_runbooks_of(spec, absent), config.runbook_base_url) for spec in shown if spec)

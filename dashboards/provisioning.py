@@ -56,10 +56,15 @@ def _source(source: Datasource, url: str, json_data: dict[str, Any], default: bo
             "isDefault": default, "editable": False, "jsonData": json_data}
 
 
+def provided_by(config: StackConfig) -> tuple[tuple[str, Provided], ...]:
+    """(component name, datasource) of every datasource the deployed components provide, in the
+    registry's order."""
+    return tuple((c.name, p) for c in registry.deployed(config) for p in c.datasources if p.wanted(config))
+
+
 def provided(config: StackConfig) -> tuple[Provided, ...]:
-    """The datasource of every deployed component that has one, the default first."""
-    found = [p for c in registry.deployed(config) for p in c.datasources if p.wanted(config)]
-    return tuple(sorted(found, key=lambda p: not p.default))
+    """Every datasource the deployed components provide, the default first."""
+    return tuple(sorted((p for _, p in provided_by(config)), key=lambda p: not p.default))
 
 
 def datasources(config: StackConfig) -> dict[str, Any]:

@@ -168,7 +168,8 @@ def build(config: StackConfig) -> Bundle:
     files[ALERTMANAGER_TEMPLATE] = HEADER + notification_templates.TEMPLATE
     files[ROUTE_TESTS] = dump_yaml([c.to_dict() for c in cases])
     # Nothing deployed shows dashboards (no Grafana: the sandbox): none to ship.
-    shown = any(component.shows_dashboards for component in deployed(config))
+    chosen = deployed(config)
+    shown = any(component.shows_dashboards for component in chosen)
     generated_dashboards = dashboard_definitions(config) if shown else ()
     if shown:
         for dashboard in generated_dashboards:
@@ -176,7 +177,7 @@ def build(config: StackConfig) -> Bundle:
         files[GRAFANA_DATASOURCES] = dump_yaml(provisioning.datasources(config))
         files[GRAFANA_DASHBOARD_PROVIDERS] = dump_yaml(
             provisioning.dashboard_providers(d.folder for d in generated_dashboards))
-    for component in deployed(config):
+    for component in chosen:
         files.update(component.rendered_files(config))
     services = service_specs(config, files)
     for spec in services:

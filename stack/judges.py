@@ -111,6 +111,7 @@ def all_judges() -> tuple[Judge, ...]:
     return tuple(judged().values())
 
 
+@functools.cache
 def by_binary() -> dict[str, Judge]:
     return {binary: judge for judge in all_judges() for binary in judge.binaries}
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 import shlex
 import sys
 import time
@@ -301,8 +300,7 @@ class Sandbox:
 
     def _start(self) -> None:
         self.ports = Ports.free({name: self.alertmanagers if name in REPLICATED else 1 for name in BINARIES})
-        password = secrets.token_hex(16)
-        postgres = datastores.start_postgres(self.supervisor, exporter_password=password)
+        postgres = datastores.start_postgres(self.supervisor)
         redis = datastores.start_redis(self.supervisor)
         self.config = sandbox_config(self.base or load_stack("dev"), self.ports, postgres, redis,
                                      self.scrape_interval, self.evaluation_interval, self.compressed)

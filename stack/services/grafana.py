@@ -17,7 +17,6 @@ from dashboards.common import timeseries
 from dashboards.model import Row, Unit, prom
 from rules.catalog import Metric, MetricType
 from stack import layout
-from stack import services as registry
 from stack.dump import HEADER, dump_yaml
 from stack.services.addresses import address_port, url_port
 from stack.services.common import image, mounted, resources
@@ -194,8 +193,8 @@ def flows(config: StackConfig) -> tuple[Flow, ...]:
     me = StackPods(NAME)
     database = config.services.grafana.database  # none: SQLite on its volume
     ingress = config.kubernetes.ingress
-    sources = [(ANYWHERE if p.outside else StackPods(c.name), p.settings(config, frozenset())[0])
-               for c in registry.deployed(config) for p in c.datasources if p.wanted(config)]
+    sources = [(ANYWHERE if p.outside else StackPods(name), p.settings(config, frozenset())[0])
+               for name, p in provisioning.provided_by(config)]
     return (*(Flow(me, where, tcp(url_port(url))) for where, url in sources),
             Flow(me, ANYWHERE, tcp(*([address_port(database.host)] if database else []))),
             *([Flow(Pods(ingress.controller_namespace), me, tcp(PORT))] if ingress else []))
