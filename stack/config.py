@@ -516,7 +516,8 @@ class StackConfig(_Section):
         for component in components():
             settings = getattr(self.services, component.settings_key)
             key = f"services.{to_camel(component.settings_key)}"
-            if self.target == "docker" and getattr(settings, "replicas", 1) > 1:
+            # (A component made for Kubernetes alone keeps its replicas for when it runs there.)
+            if self.target == "docker" in component.targets and getattr(settings, "replicas", 1) > 1:
                 raise ValueError(f"{key}.replicas: above 1 needs target kubernetes "
                                  "(one container per component on Docker)")
             problem = component.check(self)

@@ -106,6 +106,7 @@ def test_with_prometheus_operator_the_clusters_prometheus_scrapes_the_kubelets()
     data = config.model_dump(by_alias=True)
     data["kubernetes"]["prometheusOperator"] = {**data["kubernetes"]["prometheusOperator"], "enabled": True,
                                             "prometheusNamespace": "kube-prometheus"}
+    data["longTermStorage"] = {"mode": "none"}
     operated = type(config).model_validate(data)
     assert kube_state_metrics.scrape_jobs(operated) == ()
     bundle = build(operated)

@@ -197,5 +197,6 @@ def test_dev_s_old_fifteen_days_are_refused_and_the_shipped_stacks_pass() -> Non
 def test_the_history_of_a_cluster_s_prometheus_is_not_judged() -> None:
     data = load_stack("prod").model_dump(by_alias=True)
     data["kubernetes"]["prometheusOperator"] = {"enabled": True, "prometheusNamespace": "kps"}
+    data["longTermStorage"] = {"mode": "none"}
     data["services"]["prometheus"]["retentionTime"] = "1d"
     assert prometheus.rule_history(StackConfig.model_validate(data)) is None

@@ -23,8 +23,8 @@ GOLDEN = ROOT / "tests" / "golden" / "urns"
 VARIANTS = {
     "dev": ("dev", None, None),
     "prod": ("prod", None, SECRETS),
-    "prod-operator": ("prod", {"kubernetes": {"prometheusOperator": {"enabled": True, "prometheusNamespace": "kps"}}},
-                      SECRETS),
+    "prod-operator": ("prod", {"kubernetes": {"prometheusOperator": {"enabled": True, "prometheusNamespace": "kps"}},
+                               "longTermStorage": {"mode": "none"}}, SECRETS),
 }
 # Resources no single service owns: parented to the stack itself.
 SHARED = {"network", "secrets-checksum-key", "grafana-admin-password"}

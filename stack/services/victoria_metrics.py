@@ -1,8 +1,9 @@
-"""VictoriaMetrics, single node: the long-term store the stack deploys (`longTermStorage.mode:
-deploy`). Prometheus remote-writes every series to it (its replica label dropped, so the two
-Prometheus of an HA pair write one series and `-dedup.minScrapeInterval` keeps one sample per
-scrape interval); it keeps them for `retention`, whatever happens to Prometheus' own TSDB, and
-serves them over a Prometheus-compatible query API: Grafana's "Long-term" datasource.
+"""VictoriaMetrics, single node: the long-term store the stack deploys on Docker
+(`longTermStorage.mode: deploy`); on Kubernetes it deploys the cluster version (vmstorage.py,
+vminsert.py, vmselect.py). Prometheus remote-writes every series to it (its replica label dropped,
+so the two Prometheus of an HA pair write one series and `-dedup.minScrapeInterval` keeps one
+sample per scrape interval); it keeps them for `retention`, whatever happens to Prometheus' own
+TSDB, and serves them over a Prometheus-compatible query API: Grafana's "Long-term" datasource.
 
 Why VictoriaMetrics (Apache-2.0) rather than Thanos: one process takes remote write and answers
 PromQL, with no object storage to run (MinIO is AGPL, and Thanos needs a newer Go than this
@@ -126,26 +127,24 @@ METRICS = (
 
 CRITICAL, WARNING = AlertSeverity.CRITICAL, AlertSeverity.WARNING
 
-EXPECTED = {
-    "LongTermStoreDown": Expected("critical", "platform", "The long-term store is down"),
+# The storage's own alerts, the same on one node and on a cluster's vmstorage nodes (lib/storage
+# exposes the same metrics in both builds).
+STORAGE_EXPECTED = {
     "LongTermStoreReadOnly": Expected("critical", "platform", "The long-term store refuses writes"),
     "LongTermStoreDiskFillingUp": Expected("warning", "platform", "The long-term store's disk fills up"),
     "LongTermStoreRowsRejected": Expected("warning", "platform", "The long-term store rejects samples"),
 }
+EXPECTED = {"LongTermStoreDown": Expected("critical", "platform", "The long-term store is down"), **STORAGE_EXPECTED}
 INSTANCE = f"{NAME}:{PORT}"
 # Days of free space left below which the disk ticket opens (at the last 6 hours' pace).
 FILL_DAYS = 4
 
 
-def alerts(config: StackConfig) -> tuple[AlertingRule, ...]:
-    job = config.jobs.victoria_metrics
+def storage_alerts(config: StackConfig, job: str) -> tuple[AlertingRule, ...]:
+    """What the storage of `job` alerts on: refusing writes, a disk filling up, samples refused."""
     me = f'job="{job}"'
     common = {"runbook_base_url": config.runbook_base_url}
     return (
-        # Critical: Prometheus queues what it cannot write for a while only, then drops it.
-        alert("LongTermStoreDown", target_down(job), for_="5m", severity=CRITICAL, service="platform",
-              summary="The long-term store is down",
-              description=down_description("The long-term store", "5 minutes"), **common),
         alert("LongTermStoreReadOnly", f"max_over_time(vm_storage_is_read_only{{{me}}}[5m]) == 1", for_="5m",
               severity=CRITICAL, service="platform", summary="The long-term store refuses writes",
               description="{{ $labels.instance }} has less free space at {{ $labels.path }} than its limit: "
@@ -165,29 +164,33 @@ def alerts(config: StackConfig) -> tuple[AlertingRule, ...]:
     )
 
 
-def _fires(at: str, alert_name: str, description: str, /, **labels: str) -> AlertAt:
-    return _fires_of(EXPECTED, at, alert_name, description, **labels)
-
-
-def alert_tests(config: StackConfig) -> tuple[RuleTest, ...]:
+def alerts(config: StackConfig) -> tuple[AlertingRule, ...]:
     job = config.jobs.victoria_metrics
-    me = {"job": job, "instance": INSTANCE}
-    disk = {"path": STORAGE_PATH, **me}
-    limit = 100_000_000
     return (
-        RuleTest(
-            "The long-term store down for 5 minutes pages",
-            series=(series("up", "1 0x10", **me),),
-            alerts=(silent("4m", "LongTermStoreDown"),
-                    _fires("7m", "LongTermStoreDown", f"The long-term store cannot be reached through {INSTANCE} "
-                           "for more than 5 minutes.", **me)),
-        ),
+        # Critical: Prometheus queues what it cannot write for a while only, then drops it.
+        alert("LongTermStoreDown", target_down(job), for_="5m", severity=CRITICAL, service="platform",
+              summary="The long-term store is down", description=down_description("The long-term store", "5 minutes"),
+              runbook_base_url=config.runbook_base_url),
+        *storage_alerts(config, job),
+    )
+
+
+def storage_alert_tests(job: str, instance: str, path: str) -> tuple[RuleTest, ...]:
+    """`storage_alerts` firing on their failure and silent on a healthy store."""
+    me = {"job": job, "instance": instance}
+    disk = {"path": path, **me}
+    limit = 100_000_000
+
+    def fires(at: str, alert_name: str, description: str, /, **labels: str) -> AlertAt:
+        return _fires_of(STORAGE_EXPECTED, at, alert_name, description, **labels)
+
+    return (
         RuleTest(
             "A read-only long-term store pages after 5 minutes; writable stays silent",
             series=(series("vm_storage_is_read_only", "0x5 1x15", **disk),),
             alerts=(silent("5m", "LongTermStoreReadOnly"),
-                    _fires("15m", "LongTermStoreReadOnly", f"{INSTANCE} has less free space at {STORAGE_PATH} "
-                           "than its limit: it is read-only, and history stops being kept.", **disk)),
+                    fires("15m", "LongTermStoreReadOnly", f"{instance} has less free space at {path} "
+                          "than its limit: it is read-only, and history stops being kept.", **disk)),
         ),
         RuleTest(
             f"A disk that fills within {FILL_DAYS} days opens a ticket after an hour",
@@ -195,9 +198,9 @@ def alert_tests(config: StackConfig) -> tuple[RuleTest, ...]:
             series=(series("vm_free_disk_space_bytes", f"{20 * GIB}-{GIB // 10}x150", **disk),
                     series("vm_free_disk_space_limit_bytes", f"{limit}x150", **disk)),
             alerts=(silent("50m", "LongTermStoreDiskFillingUp"),
-                    _fires("2h", "LongTermStoreDiskFillingUp", f"At the pace of the last 6 hours, {INSTANCE} "
-                           f"runs out of space at {STORAGE_PATH} within {FILL_DAYS} days: grow its volume or "
-                           "shorten its retention.", **disk)),
+                    fires("2h", "LongTermStoreDiskFillingUp", f"At the pace of the last 6 hours, {instance} "
+                          f"runs out of space at {path} within {FILL_DAYS} days: grow its volume or "
+                          "shorten its retention.", **disk)),
         ),
         RuleTest(
             f"A disk with more than {FILL_DAYS} days left at its pace stays silent",
@@ -211,29 +214,49 @@ def alert_tests(config: StackConfig) -> tuple[RuleTest, ...]:
             series=(series("vm_rows_ignored_total", counter(10, 30), reason="too_many_labels", **me),
                     series("vm_rows_ignored_total", "0x30", reason="big_timestamp", **me)),
             alerts=(silent("10m", "LongTermStoreRowsRejected"),
-                    _fires("25m", "LongTermStoreRowsRejected", f"{INSTANCE} refuses samples (too_many_labels) "
-                           "for 15 minutes: they are not kept.", reason="too_many_labels", **me)),
+                    fires("25m", "LongTermStoreRowsRejected", f"{instance} refuses samples (too_many_labels) "
+                          "for 15 minutes: they are not kept.", reason="too_many_labels", **me)),
         ),
     )
 
 
+def alert_tests(config: StackConfig) -> tuple[RuleTest, ...]:
+    job = config.jobs.victoria_metrics
+    me = {"job": job, "instance": INSTANCE}
+    return (
+        RuleTest(
+            "The long-term store down for 5 minutes pages",
+            series=(series("up", "1 0x10", **me),),
+            alerts=(silent("4m", "LongTermStoreDown"),
+                    _fires_of(EXPECTED, "7m", "LongTermStoreDown", f"The long-term store cannot be reached through "
+                              f"{INSTANCE} for more than 5 minutes.", **me)),
+        ),
+        *storage_alert_tests(job, INSTANCE, STORAGE_PATH),
+    )
+
+
 def dashboard_rows(config: StackConfig) -> tuple[Row, ...]:
-    """Its row on the stack's health dashboard: what comes in, what is refused, what is left."""
-    me = f'job="{config.jobs.victoria_metrics}"'
-    return (Row(title="Long-term store", panels=(
+    return (store_row(config.jobs.victoria_metrics, config.jobs.victoria_metrics, "LongTermStoreDown"),)
+
+
+def store_row(insert_job: str, storage_job: str, down_alert: str) -> Row:
+    """The store's row on the stack's health dashboard: what comes in (where remote write is
+    received), what is refused, what is left (where samples are stored)."""
+    me, storage = f'job="{insert_job}"', f'job="{storage_job}"'
+    return Row(title="Long-term store", panels=(
         timeseries("Samples written", "Samples received per second over Prometheus remote write, and refused.",
                    Unit.OPS_PER_SECOND,
                    prom(f'sum(rate(vm_rows_inserted_total{{{me}, type="promremotewrite"}}[$__rate_interval]))',
                         "written"),
-                   prom(f"sum by (reason) (rate(vm_rows_ignored_total{{{me}}}[$__rate_interval]))",
+                   prom(f"sum by (reason) (rate(vm_rows_ignored_total{{{storage}}}[$__rate_interval]))",
                         "refused: {{reason}}"),
-                   alerts=("LongTermStoreRowsRejected", "LongTermStoreDown"), width=12),
+                   alerts=("LongTermStoreRowsRejected", down_alert), width=12),
         timeseries("Free disk space", "Free space on the store's disk, and the limit under which it "
                    "turns read-only.", Unit.BYTES,
-                   prom(f"min(vm_free_disk_space_bytes{{{me}}})", "free"),
-                   prom(f"min(vm_free_disk_space_limit_bytes{{{me}}})", "read-only below"),
+                   prom(f"min(vm_free_disk_space_bytes{{{storage}}})", "free"),
+                   prom(f"min(vm_free_disk_space_limit_bytes{{{storage}}})", "read-only below"),
                    alerts=("LongTermStoreDiskFillingUp", "LongTermStoreReadOnly"), width=12),
-    )),)
+    ))
 
 
 def _version_flags(tag: str, module_version: str) -> list[str]:
@@ -253,6 +276,8 @@ SANDBOX_ENDPOINT = SandboxEndpoint(PORT, "the long-term store's Prometheus query
 COMPONENT = ComponentModule(
     name=NAME, settings_key="victoria_metrics", settings=VictoriaMetricsService,
     service=lambda config, files, others: service(config),
+    # On Kubernetes the store is a cluster: stack/services/vmstorage.py, vminsert.py, vmselect.py.
+    targets=("docker",),
     wanted=wanted, remote_write_url=write_url,
     job=Job("victoria_metrics", "victoria-metrics"),
     metrics=METRICS, alerts=alerts, alert_group="platform.meta", alert_tests=alert_tests, expected=EXPECTED,

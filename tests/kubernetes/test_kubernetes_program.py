@@ -123,7 +123,7 @@ def test_data_and_namespaces_are_protected_and_claims_retained(prod) -> None:
     assert protected == {
         ("Namespace", "monitoring"), ("Namespace", "monitoring-node"),
         ("StatefulSet", "monitoring-prometheus"), ("StatefulSet", "monitoring-alertmanager"),
-        ("StatefulSet", "monitoring-loki"),
+        ("StatefulSet", "monitoring-loki"), ("StatefulSet", "monitoring-vmstorage"),
         ("PersistentVolumeClaim", "monitoring-grafana-data"), ("PersistentVolumeClaim", "monitoring-jaeger-data"),
     }
     claims = [r for r in mocks.declared if r.typ == "kubernetes:core/v1:PersistentVolumeClaim"]

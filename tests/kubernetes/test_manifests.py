@@ -79,6 +79,7 @@ def test_each_component_runs_as_the_workload_it_needs(objects) -> None:
         "grafana": "Deployment", "jaeger": "Deployment", "postgres-exporter": "Deployment",
         "redis-exporter": "Deployment", "blackbox": "Deployment", "kube-state-metrics": "Deployment",
         "alloy": "DaemonSet", "node-exporter": "DaemonSet",
+        "vmstorage": "StatefulSet", "vminsert": "Deployment", "vmselect": "Deployment",
     }
 
 
@@ -125,7 +126,7 @@ def test_alertmanager_peers_match_the_replica_count(replicas: int) -> None:
 def test_every_replicated_component_has_a_disruption_budget_and_spreads_across_nodes(objects) -> None:
     budgets = find(objects, "PodDisruptionBudget")
     replicated = {n for n, o in workloads(objects).items() if o["spec"].get("replicas", 1) > 1}
-    assert replicated == {"prometheus", "alertmanager"}
+    assert replicated == {"prometheus", "alertmanager", "vmstorage", "vminsert", "vmselect"}
     assert set(budgets) == replicated
     for name in replicated:
         assert budgets[name]["spec"] == {"maxUnavailable": 1,
@@ -277,7 +278,8 @@ def test_no_secret_value_in_a_config_map_or_manifest() -> None:
 
 
 @pytest.mark.parametrize(("change", "readers"), [
-    ({"services": {"prometheus": {"scrapeInterval": "15s"}}}, {"prometheus"}),
+    # The long-term store keeps one sample per scrape interval.
+    ({"services": {"prometheus": {"scrapeInterval": "15s"}}}, {"prometheus", "vmstorage", "vmselect"}),
     # Dashboards draw the alert thresholds.
     ({"thresholds": {"errorRatio": 0.07}}, {"prometheus", "grafana"}),
     ({"alerting": {"receivers": {"default": {"slack": [{
@@ -290,8 +292,9 @@ def test_a_config_change_rolls_only_the_pods_that_read_it(objects, change, reade
     rolled = {n for n in before if before[n]["spec"]["template"] != after[n]["spec"]["template"]}
     assert rolled == readers
     old_maps, new_maps = set(find(objects, "ConfigMap")), set(find(changed, "ConfigMap"))
-    assert {m.split("-config-")[0] for m in old_maps - new_maps} == readers
-    assert {m.split("-config-")[0] for m in new_maps - old_maps} == readers
+    with_files = {m.split("-config-")[0] for m in old_maps} & readers  # the others read flags only
+    assert {m.split("-config-")[0] for m in old_maps - new_maps} == with_files
+    assert {m.split("-config-")[0] for m in new_maps - old_maps} == with_files
     assert all(m["immutable"] is True for m in find(changed, "ConfigMap").values())
 
 
@@ -340,8 +343,9 @@ def test_grafana_ingress_serves_tls_on_the_configured_host(objects) -> None:
 
 def test_operator_mode_deploys_neither_prometheus_nor_alertmanager() -> None:
     with pytest.raises(ConfigError, match="prometheusNamespace 'monitoring' is one of the stack's namespaces"):
-        prod({"kubernetes": {"prometheusOperator": {"enabled": True}}})
-    config = prod({"kubernetes": {"namespace": "medianest-monitoring", "prometheusOperator": {"enabled": True}}})
+        prod({"kubernetes": {"prometheusOperator": {"enabled": True}}, "longTermStorage": {"mode": "none"}})
+    config = prod({"kubernetes": {"namespace": "medianest-monitoring", "prometheusOperator": {"enabled": True}},
+                   "longTermStorage": {"mode": "none"}})
     objects = objects_of(config)
     assert "prometheus" not in workloads(objects) and "alertmanager" not in workloads(objects)
     kinds = {o["kind"] for o in objects}
@@ -470,21 +474,36 @@ def test_loki_on_a_bucket_and_an_external_store_ship_valid_manifests_and_their_s
     assert "s3-credentials" in script and "remote-write-token" in script
 
 
-def test_a_deployed_long_term_store_is_a_stateful_set_with_its_claim_and_valid_manifests(tmp_path) -> None:
-    bundle = build(prod({"longTermStorage": {"mode": "deploy"}}))
+def test_the_deployed_long_term_store_is_an_ha_cluster_with_valid_manifests(tmp_path) -> None:
+    bundle = build(prod())
+    namespace = bundle.config.kubernetes.namespace
     write_tree(bundle.files, tmp_path / "out")
     verdicts = {v.path: v for v in check_shipped(bundle, tmp_path / "out")}
-    path = "kubernetes/victoria-metrics.yaml"
-    assert verdicts[path].ok, verdicts[path].output
-    documents = [d for d in yaml.safe_load_all(bundle.files[path]) if d]
-    [store] = [d for d in documents if d["kind"] == "StatefulSet"]
-    [claim] = store["spec"]["volumeClaimTemplates"]
-    assert claim["spec"]["resources"]["requests"]["storage"] == "50Gi"
-    [container] = store["spec"]["template"]["spec"]["containers"]
-    assert "-retentionPeriod=90d" in container["args"]
-    # Prometheus writes to its Service in the stack's namespace.
-    services = {(d["metadata"]["name"], d["metadata"]["namespace"]) for d in documents if d["kind"] == "Service"}
-    assert ("victoria-metrics", bundle.config.kubernetes.namespace) in services
+    for name in ("vmstorage", "vminsert", "vmselect"):
+        assert verdicts[f"kubernetes/{name}.yaml"].ok, verdicts[f"kubernetes/{name}.yaml"].output
+    objects = manifests(bundle.config, bundle.services, bundle.files)
+    storage, insert, select = (workloads(objects)[n] for n in ("vmstorage", "vminsert", "vmselect"))
+    # Three storage nodes with a volume each, every sample on two of them.
+    assert storage["kind"] == "StatefulSet" and storage["spec"]["replicas"] == 3
+    [claim] = storage["spec"]["volumeClaimTemplates"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "200Gi"
+    assert "-retentionPeriod=400d" in pod(storage)["containers"][0]["args"]
+    nodes = ",".join(f"vmstorage-{i}.vmstorage-headless.{namespace}.svc:{{}}" for i in range(3))
+    for workload, port in ((insert, 8400), (select, 8401)):
+        assert workload["kind"] == "Deployment" and workload["spec"]["replicas"] == 2
+        args = pod(workload)["containers"][0]["args"]
+        assert f"-storageNode={nodes.format(*[port] * 3)}" in args and "-replicationFactor=2" in args
+    # Replicated copies and the HA pair's twins: one sample per scrape interval, read and stored.
+    assert "-dedup.minScrapeInterval=30s" in pod(select)["containers"][0]["args"]
+    assert "-dedup.minScrapeInterval=30s" in pod(storage)["containers"][0]["args"]
     prometheus_yml = yaml.safe_load(bundle.files["prometheus/prometheus.yml"])
     assert prometheus_yml["remote_write"][0]["url"] == (
-        f"http://victoria-metrics.{bundle.config.kubernetes.namespace}.svc:8428/api/v1/write")
+        f"http://vminsert.{namespace}.svc:8480/insert/0/prometheus/api/v1/write")
+    sources = yaml.safe_load(bundle.files["grafana/provisioning/datasources/datasources.yaml"])["datasources"]
+    assert [s["url"] for s in sources if s["uid"] == "long-term"] == ["http://vmselect:8481/select/0/prometheus"]
+
+
+def test_more_copies_than_storage_nodes_is_refused_naming_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"services\.vmstorage\.replicationFactor: 3 copies need at least as many "
+                                          r"replicas \(replicas is 2\)"):
+        prod({"services": {"vmstorage": {"replicas": 2, "replicationFactor": 3}}})

@@ -324,7 +324,7 @@ def test_without_an_ingress_nobody_reaches_grafana_from_outside() -> None:
 
 def test_with_prometheus_operator_its_namespace_scrapes_instead() -> None:
     kubernetes = {**BASE[f"{P}kubernetes"], "prometheusOperator": {"enabled": True, "prometheusNamespace": "kps"}}
-    config = config_with(kubernetes=kubernetes)
+    config = config_with(kubernetes=kubernetes, longTermStorage={"mode": "none"})
     # The operator's Prometheus and Alertmanager run instead of ours.
     specs = tuple(s for s in specs_of(config) if s.name not in ("prometheus", "alertmanager"))
     policies, pods = network_policies(config, specs), stack_pods(config, specs)
@@ -451,16 +451,25 @@ def test_render_of_a_prod_stack_without_api_server_cidrs_exits_2(tmp_path: Path,
     assert not out.exists()
 
 
-def test_a_deployed_long_term_store_is_reached_by_prometheus_and_grafana_only() -> None:
+def test_the_long_term_store_s_cluster_is_reached_along_its_write_and_read_paths_only() -> None:
     config = config_with(longTermStorage={"mode": "deploy"})
     specs = specs_of(config)
     policies, pods = network_policies(config, specs), {**stack_pods(config, specs), **OUTSIDE}
-    store = pods["victoria-metrics"]
-    assert allowed(policies, pods["prometheus"], store, 8428)
-    assert allowed(policies, pods["grafana"], store, 8428)
+    # Written by Prometheus through vminsert, read by Grafana through vmselect; the storage nodes
+    # take each on its own port.
+    paths = [("prometheus", "vminsert", 8480), ("grafana", "vmselect", 8481),
+             ("vminsert", "vmstorage", 8400), ("vmselect", "vmstorage", 8401)]
+    for source, destination, port in paths:
+        assert allowed(policies, pods[source], pods[destination], port), (source, destination)
+    assert not allowed(policies, pods["vminsert"], pods["vmstorage"], 8401)
+    assert not allowed(policies, pods["vmselect"], pods["vmstorage"], 8400)
+    for other in ("grafana", "alertmanager", "loki", "backend", "stranger"):
+        assert not allowed(policies, pods[other], pods["vmstorage"], 8400), other
+        assert not allowed(policies, pods[other], pods["vminsert"], 8480), other
     for other in ("alertmanager", "loki", "backend", "stranger"):
-        assert not allowed(policies, pods[other], store, 8428), other
-    assert not allowed(policies, store, OUTSIDE["internet"], 443)
+        assert not allowed(policies, pods[other], pods["vmselect"], 8481), other
+    for component in ("vminsert", "vmselect", "vmstorage"):
+        assert not allowed(policies, pods[component], OUTSIDE["internet"], 443), component
 
 
 def test_prometheus_reaches_an_external_store_on_its_port_only() -> None:

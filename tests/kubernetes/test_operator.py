@@ -32,6 +32,8 @@ def _operator_config(**kubernetes: object) -> StackConfig:
     # Our own namespace: the operator's (kube-prometheus-stack's `monitoring`) is not ours to lock down.
     document[key] = {**document.get(key, {}), "namespace": "medianest-monitoring", **kubernetes,
                      "prometheusOperator": {"enabled": True, "labels": OPERATOR_LABELS}}
+    # The cluster's Prometheus writes where its own resource says, not where we would.
+    document[f"{PROJECT}:longTermStorage"] = {"mode": "none"}
     return from_mapping(document, "Pulumi.prod.yaml")
 
 

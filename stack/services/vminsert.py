@@ -1,0 +1,124 @@
+"""vminsert: where Prometheus remote-writes on Kubernetes (`longTermStorage.mode: deploy`). Stateless
+replicas behind one Service; each spreads the samples over the storage nodes by a consistent hash
+of their series, writing each to `replicationFactor` nodes (stack/services/vmstorage.py)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rules.alert_tests import fires as _fires_of
+from rules.alert_tests import series, silent
+from rules.conventions import AlertSeverity
+from rules.expressions import down_description, target_down
+from rules.model import AlertingRule, alert
+from rules.testing import Expected, RuleTest
+from stack.services import vmstorage
+from stack.services.common import image, resources
+from stack.services.component import STACK_HEALTH, ComponentModule, Job
+from stack.services.spec import (
+    SCRAPERS,
+    Flow,
+    MetricsEndpoint,
+    Port,
+    ServiceSpec,
+    StackPods,
+    Workload,
+    http_health,
+    tcp,
+)
+from stack.services.victoria_metrics import store_row
+from stack.settings import Component, Count, ImageRef, Memory, _image
+
+if TYPE_CHECKING:
+    from dashboards.model import Row
+    from stack.config import StackConfig
+
+
+class VminsertService(Component):
+    image: ImageRef = _image("victoriametrics/vminsert", vmstorage.VERSION)
+    memory: Memory = "512Mi"
+    replicas: Count(1, 16) = 2
+
+
+NAME = "vminsert"
+PORT = 8480
+# Tenant 0's Prometheus remote write endpoint.
+WRITE_PATH = "/insert/0/prometheus/api/v1/write"
+
+
+def wanted(config: StackConfig) -> bool:
+    return config.long_term_storage.mode == "deploy"
+
+
+def base_url(config: StackConfig) -> str:
+    """Its Service in the stack's namespace, or `addresses`."""
+    default = f"{NAME}.{config.kubernetes.namespace}.svc:{PORT}"
+    return f"http://{config.addresses.get(NAME, (default,))[0]}"
+
+
+def write_url(config: StackConfig) -> str:
+    return base_url(config) + WRITE_PATH
+
+
+def service(config: StackConfig) -> ServiceSpec:
+    settings = config.services.vminsert
+    return ServiceSpec(
+        workload=Workload(placement="stateless"),
+        # The scrapers write to it; it writes to every storage node.
+        flows=(Flow(SCRAPERS, StackPods(NAME), tcp(PORT)),
+               Flow(StackPods(NAME), StackPods(vmstorage.NAME), tcp(vmstorage.INSERT_PORT))),
+        name=NAME,
+        image=image(settings.image),
+        user=vmstorage.USER,
+        resources=resources(settings),
+        args=(
+            f"-httpListenAddr=:{PORT}",
+            f"-storageNode={vmstorage.storage_nodes(config, vmstorage.INSERT_PORT)}",
+            f"-replicationFactor={config.services.vmstorage.replication_factor}",
+        ),
+        ports=(Port("http", PORT),),
+        config_dir="/etc/vminsert",
+        health=http_health(PORT, "/health"),
+        metrics=MetricsEndpoint(job=config.jobs.vminsert, port=PORT),
+        replicas=settings.replicas,
+    )
+
+
+EXPECTED = {"LongTermStoreWriterDown": Expected("warning", "platform", "A writer of the long-term store is down")}
+INSTANCE = f"10.0.0.7:{PORT}"
+
+
+def alerts(config: StackConfig) -> tuple[AlertingRule, ...]:
+    # A ticket: the other replicas take the writes, and a write path down altogether pages as
+    # PrometheusRemoteWriteFailing / Behind, from the Prometheus that cannot write.
+    return (alert("LongTermStoreWriterDown", target_down(config.jobs.vminsert), for_="10m",
+                  severity=AlertSeverity.WARNING, service="platform",
+                  summary="A writer of the long-term store is down",
+                  description=down_description("A vminsert replica", "10 minutes"),
+                  runbook_base_url=config.runbook_base_url),)
+
+
+def alert_tests(config: StackConfig) -> tuple[RuleTest, ...]:
+    me = {"job": config.jobs.vminsert, "instance": INSTANCE}
+    return (RuleTest(
+        "A vminsert replica down for 10 minutes opens a ticket; one that restarts within minutes does not",
+        series=(series("up", "1 0x15", **me), series("up", "1 0x3 1x12", **{**me, "instance": f"10.0.0.8:{PORT}"})),
+        alerts=(silent("8m", "LongTermStoreWriterDown"),
+                _fires_of(EXPECTED, "14m", "LongTermStoreWriterDown", "A vminsert replica cannot be reached through "
+                          f"{INSTANCE} for more than 10 minutes.", **me)),
+    ),)
+
+
+def dashboard_rows(config: StackConfig) -> tuple[Row, ...]:
+    return (store_row(config.jobs.vminsert, config.jobs.vmstorage, "LongTermStoreWriterDown"),)
+
+
+COMPONENT = ComponentModule(
+    name=NAME, settings_key="vminsert", settings=VminsertService,
+    service=lambda config, files, others: service(config),
+    targets=("kubernetes",), wanted=wanted, remote_write_url=write_url,
+    job=Job("vminsert", "vminsert"),
+    alerts=alerts, alert_group="platform.meta", alert_tests=alert_tests, expected=EXPECTED,
+    dashboard=STACK_HEALTH, dashboard_rows=dashboard_rows,
+    unjudged=vmstorage.UNJUDGED,
+)
