@@ -125,3 +125,14 @@ class RuleFile(_Frozen):
     name: str
     groups: tuple[RuleGroup, ...]
     tests: tuple[Any, ...] = ()  # rules.testing.RuleTest; Any keeps the model import-light
+    # Groups the long-term store's rule evaluator runs instead of Prometheus (the SLOs' period
+    # rules, where the period's history is): written apart, under `long-term/rules/`.
+    long_term_groups: tuple[str, ...] = ()
+
+    @property
+    def prometheus_groups(self) -> tuple[RuleGroup, ...]:
+        return tuple(g for g in self.groups if g.name not in self.long_term_groups)
+
+    @property
+    def store_groups(self) -> tuple[RuleGroup, ...]:
+        return tuple(g for g in self.groups if g.name in self.long_term_groups)

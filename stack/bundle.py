@@ -26,7 +26,7 @@ from rules.problems import Problem
 from rules.routing import AlertmanagerConfig, RouteCase, route_cases
 from rules.routing_checks import Routing, check_routing
 from rules.slo import slo_rule_files
-from rules.slo.history import check_history
+from rules.slo.history import History, check_history
 from rules.testing import Suite, coverage, render_test_file, suites
 from stack import layout
 from stack.config import StackConfig
@@ -41,11 +41,12 @@ from stack.layout import (  # noqa: F401 - re-exported: where each file goes is 
     ROUTE_TESTS,
     RULES_DIR,
     TESTS_DIR,
+    long_term_rules_path,
     restricted_rules_path,
     rules_path,
     unit_tests_path,
 )
-from stack.services import deployed, prometheus, service_specs
+from stack.services import deployed, period_rules_evaluator, service_specs
 from stack.services.spec import ServiceSpec
 from stack.targets import rendered_files as target_files
 
@@ -72,7 +73,13 @@ class Bundle:
             {rules_path(f.name): list(f.groups) for f in self.rule_files}, catalog.with_jobs(jobs)
         ), *check_routing(Routing(self.alertmanager, self.alerts, alerting_policy.POLICY, ALERTMANAGER_CONFIG)),
             *check_dashboards(self.dashboards, self.dashboard_context(catalog)),
-            *check_history(slos.slos(self.config), prometheus.rule_history(self.config))])
+            *check_history(slos.slos(self.config), self.period_history)])
+
+    @property
+    def period_history(self) -> History | None:
+        """The history the SLOs' period rules read, where they are evaluated."""
+        history = period_rules_evaluator(self.config).slo_period_history
+        return history(self.config) if history else None
 
     def dashboard_context(self, catalog: Catalog = CATALOG) -> DashboardContext:
         """What dashboard queries are checked against: the catalog with our recorded series."""
@@ -123,7 +130,8 @@ def dashboard_path(dashboard: GeneratedDashboard) -> str:
 
 
 def rule_files(config: StackConfig) -> tuple[tuple[RuleFile, ...], list[Problem]]:
-    slo_files, slo_problems = slo_rule_files(slos.slos(config), config.runbook_base_url, CATALOG)
+    slo_files, slo_problems = slo_rule_files(slos.slos(config), config.runbook_base_url, CATALOG,
+                                             periods_on_store=not period_rules_evaluator(config).scrapes_others)
     medianest_file = RuleFile(
         name="medianest",
         groups=(medianest.recording_rules(config.jobs.backend), medianest.alerts(config)),
@@ -141,17 +149,21 @@ def _relative(path: str, test_file: str) -> str:
 def rule_file_tree(rule_file: RuleFile, test_suites: Sequence[Suite], runbook_base_url: str) -> dict[str, str]:
     """A rule file and its promtool suites as files: each suite's test file, and the rules it
     reads beside it unless those are the whole rule file."""
-    files = {rules_path(rule_file.name): dump_yaml({"groups": [g.to_dict() for g in rule_file.groups]})}
+    shipped = {rules_path(rule_file.name): rule_file.prometheus_groups}
+    if rule_file.store_groups:
+        shipped[long_term_rules_path(rule_file.name)] = rule_file.store_groups
+    files = {path: dump_yaml({"groups": [g.to_dict() for g in groups]}) for path, groups in shipped.items()}
     for suite in test_suites:
         tests = unit_tests_path(rule_file.name, suite.name)
         if suite.whole:
-            loaded = _relative(rules_path(rule_file.name), tests)
+            # Both shipped files, as Prometheus and the store's evaluator run them together.
+            loaded = [_relative(path, tests) for path in shipped]
         else:
             restricted = restricted_rules_path(rule_file.name, suite.name)
-            loaded = _relative(restricted, tests)
+            loaded = [_relative(restricted, tests)]
             files[restricted] = dump_yaml({"groups": [g.to_dict() for g in suite.groups]})
         files[tests] = dump_yaml(render_test_file(
-            [loaded], suite.tests, suite.evaluation_interval, runbook_base_url))
+            loaded, suite.tests, suite.evaluation_interval, runbook_base_url))
     return files
 
 

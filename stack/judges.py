@@ -108,7 +108,8 @@ def judged() -> dict[str, Judge]:
 
 
 def all_judges() -> tuple[Judge, ...]:
-    return tuple(judged().values())
+    """Each judge once (vmalert is built by the store's judge)."""
+    return tuple({judge.name: judge for judge in reversed(judged().values())}.values())
 
 
 @functools.cache

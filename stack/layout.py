@@ -18,6 +18,11 @@ RULES_DIR = f"{PROMETHEUS_DIR}/rules"
 TESTS_DIR = f"{PROMETHEUS_DIR}/tests"
 SUITE_RULES_DIR = "rules"
 
+# The rules the long-term store's evaluator (vmalert) runs against the store: one file per rule
+# file that has such groups, `long-term/rules/<rule file>.yaml`; promtool's tests load it beside
+# the Prometheus one.
+LONG_TERM_RULES_DIR = "long-term/rules"
+
 # --- Alertmanager -----------------------------------------------------------------------------
 
 ALERTMANAGER_DIR = "alertmanager"
@@ -61,6 +66,11 @@ KUBERNETES_SECRETS_SCRIPT = f"{KUBERNETES_SECRETS_DIR}/create-secrets.sh"
 def rules_path(rule_file: str) -> str:
     """A rule file: `prometheus/rules/<rule file>.yaml`."""
     return f"{RULES_DIR}/{rule_file}.yaml"
+
+
+def long_term_rules_path(rule_file: str) -> str:
+    """A rule file's groups run on the long-term store: `long-term/rules/<rule file>.yaml`."""
+    return f"{LONG_TERM_RULES_DIR}/{rule_file}.yaml"
 
 
 def unit_tests_path(rule_file: str, suite: str) -> str:

@@ -30,7 +30,8 @@ class Verdict:
 
 def _file_checks(bundle: Bundle) -> list[FileCheck]:
     """The checks of every file the bundle holds (a component left out ships none)."""
-    return [check for component in components() for check in component.file_checks if check.path in bundle.files]
+    return [check for component in components() for check in component.file_checks
+            if check.path in bundle.files or any(p.startswith(check.path + "/") for p in bundle.files)]
 
 
 # Custom resources kubernetes-validate has no schema for.

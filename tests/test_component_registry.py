@@ -267,7 +267,8 @@ def test_every_component_says_how_it_is_built_judged_and_checked(stack: str) -> 
         assert (component.judge is None) != (component.unjudged is None), component.name
         if "docker" in component.targets:
             assert (component.local_image is None) != (component.no_local_image is None), component.name
-        # Each file it checks is one it ships, when deployed.
+        # Each file (or directory of files) it checks is one it ships, when deployed.
         if component.deployed(config):
             for check in component.file_checks:
-                assert check.path in bundle.files, (component.name, check.path)
+                assert check.path in bundle.files or any(p.startswith(check.path + "/") for p in bundle.files), (
+                    component.name, check.path)

@@ -185,13 +185,48 @@ def test_a_period_longer_than_its_history_is_an_error_naming_both(retention: str
                 f"services.prometheus.retentionTime is {retention}") in problem.message
 
 
-def test_dev_s_old_fifteen_days_are_refused_and_the_shipped_stacks_pass() -> None:
+def _history_problems(storage: dict[str, Any], **services: dict[str, Any]) -> list[str]:
     data = load_stack("dev").model_dump(by_alias=True)
-    data["services"]["prometheus"]["retentionTime"] = "15d"
-    problems = [p for p in build(StackConfig.model_validate(data)).problems() if p.check == "slo/history"]
-    assert len(problems) == len(slos(load_stack("dev"))) and all(p.severity is Severity.ERROR for p in problems)
+    data["longTermStorage"] = storage
+    for key, settings in services.items():
+        data["services"][key].update(settings)
+    return [p.render() for p in build(StackConfig.model_validate(data)).problems() if p.check == "slo/history"]
+
+
+def test_dev_s_old_fifteen_days_are_refused_and_the_shipped_stacks_pass() -> None:
+    # Without a store, Prometheus evaluates the period rules on its own 15 days: refused, per SLO.
+    problems = _history_problems({"mode": "none"}, prometheus={"retentionTime": "15d"})
+    assert len(problems) == len(slos(load_stack("dev")))
+    assert all("services.prometheus.retentionTime is 15d" in p for p in problems)
     for stack in ("dev", "prod"):
         assert not [p.render() for p in build(load_stack(stack)).problems() if p.check == "slo/history"]
+
+
+def test_with_a_deployed_store_its_retention_answers_the_periods() -> None:
+    # vmalert evaluates the period rules on the store: Prometheus' 15 days no longer matter...
+    assert _history_problems({"mode": "deploy"}, prometheus={"retentionTime": "15d"}) == []
+    # ...the store's retention does.
+    problems = _history_problems({"mode": "deploy"}, victoriaMetrics={"retention": "20d"})
+    assert problems and all("services.victoriaMetrics.retention is 20d" in p for p in problems)
+    config = _config({"mode": "deploy"})
+    bundle = build(config)
+    # The period rules ship to the store's evaluator, not to Prometheus.
+    store_rules = [p for p in bundle.files if p.startswith("long-term/rules/")]
+    assert len(store_rules) == len(slos(config))
+    for path in store_rules:
+        [group] = yaml.safe_load(bundle.files[path])["groups"]
+        assert group["name"].endswith(".period")
+        prometheus_file = yaml.safe_load(bundle.files[path.replace("long-term/rules/", "prometheus/rules/")])
+        assert not [g for g in prometheus_file["groups"] if g["name"].endswith(".period")]
+
+
+def test_without_a_deployed_store_prometheus_evaluates_the_period_rules() -> None:
+    for storage in ({"mode": "none"}, {"mode": "remoteWrite", "external": EXTERNAL}):
+        bundle = build(_config(storage))
+        assert not [p for p in bundle.files if p.startswith("long-term/")]
+        groups = [g["name"] for p, text in bundle.files.items() if p.startswith("prometheus/rules/slo-")
+                  for g in yaml.safe_load(text)["groups"]]
+        assert len([g for g in groups if g.endswith(".period")]) == len(slos(bundle.config))
 
 
 def test_the_history_of_a_cluster_s_prometheus_is_not_judged() -> None:

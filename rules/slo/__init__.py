@@ -8,17 +8,18 @@ from collections.abc import Sequence
 from rules.catalog import Catalog
 from rules.model import RuleFile
 from rules.problems import Problem, Severity
-from rules.slo.generate import rule_group
+from rules.slo.generate import rule_groups
 from rules.slo.scenarios import scenarios
 from rules.slo.spec import SLO
 from rules.slo.validate import validate
 
 
-def slo_rule_files(slos: Sequence[SLO], runbook_base_url: str, catalog: Catalog
+def slo_rule_files(slos: Sequence[SLO], runbook_base_url: str, catalog: Catalog, periods_on_store: bool = False
                    ) -> tuple[list[RuleFile], list[Problem]]:
     """A rule file per valid SLO (`slo-<name>`, its scenarios beside it), and the problems of
     the others, which get no rules: half-built SLO rules would only hide the error. One file
-    each keeps every promtool scenario to its own SLO's rules."""
+    each keeps every promtool scenario to its own SLO's rules. `periods_on_store`: the period
+    rules are evaluated on the long-term store, where the period's history is."""
     problems: list[Problem] = []
     files: list[RuleFile] = []
     seen: set[str] = set()
@@ -30,6 +31,7 @@ def slo_rule_files(slos: Sequence[SLO], runbook_base_url: str, catalog: Catalog
         problems += found
         if any(p.severity >= Severity.ERROR for p in found):
             continue
-        files.append(RuleFile(name=f"slo-{slo.name}", groups=(rule_group(slo, runbook_base_url),),
-                              tests=tuple(scenarios(slo, catalog))))
+        groups = rule_groups(slo, runbook_base_url)
+        files.append(RuleFile(name=f"slo-{slo.name}", groups=groups, tests=tuple(scenarios(slo, catalog)),
+                              long_term_groups=(groups[1].name,) if periods_on_store else ()))
     return files, problems

@@ -39,10 +39,21 @@ def decimal_text(value: Decimal) -> str:
 
 
 def rule_group(slo: SLO, runbook_base_url: str) -> RuleGroup:
+    """Everything but the period-long rules: the burn-rate windows (at most days) and alerts."""
     windows = burn_windows(slo.period)
     return RuleGroup(name=f"slo.{slo.name}", rules=(
         *recording_rules(slo, windows), *alerting_rules(slo, windows, runbook_base_url),
     ))
+
+
+def period_rule_group(slo: SLO) -> RuleGroup:
+    """The rules reading the whole period (its error ratio, the budget left): a group of their
+    own, evaluated where the period's history is kept (Prometheus, or the long-term store)."""
+    return RuleGroup(name=f"slo.{slo.name}.period", rules=tuple(period_rules(slo)))
+
+
+def rule_groups(slo: SLO, runbook_base_url: str) -> tuple[RuleGroup, RuleGroup]:
+    return rule_group(slo, runbook_base_url), period_rule_group(slo)
 
 
 def sli_windows(windows: tuple[BurnWindow, ...]) -> list[int]:
@@ -92,31 +103,39 @@ def recording_rules(slo: SLO, windows: tuple[BurnWindow, ...]) -> list[Recording
     labels = {"slo": slo.name}
     sel = f'{{slo="{slo.name}"}}'
     budget = decimal_text(slo.error_budget)
-    period = slo.period
     rules = [
         record(SLO_ERROR_RATIO.format(window=window_name(w)), error_ratio_expr(slo, window_name(w)), labels)
         for w in sli_windows(windows)
     ]
     ratio_5m = SLO_ERROR_RATIO.format(window="5m")
-    period_ratio = SLO_ERROR_RATIO.format(window=period)
-    if isinstance(slo.sli, GaugeSLI):
-        rules.append(record(period_ratio, f"avg_over_time({ratio_5m}{sel}[{period}])", labels))
-    else:
+    if not isinstance(slo.sli, GaugeSLI):
         rules += [
             record(SLO_EVENTS_RATE, f"{_by(slo)} (rate({_total_selector(slo.sli)}[5m]))", labels),
             record(SLO_ERROR_EVENTS_RATE, _error_events_expr(slo), labels),
-            # Traffic-weighted over the period, from the 5m rates: cheap to evaluate, and
-            # unlike an average of ratios a quiet night weighs less than a busy day.
-            record(period_ratio, f"sum_over_time({SLO_ERROR_EVENTS_RATE}{sel}[{period}]) "
-                                 f"/ sum_over_time({SLO_EVENTS_RATE}{sel}[{period}])", labels),
         ]
     rules += [
         record(SLO_OBJECTIVE, f"vector({decimal_text(slo.objective_ratio)})", labels),
         record(SLO_ERROR_BUDGET, f"vector({budget})", labels),
-        record(SLO_BUDGET_REMAINING, f"1 - {period_ratio}{sel} / {budget}", labels),
         record(SLO_BURN_RATE, f"{ratio_5m}{sel} / {budget}", labels),
     ]
     return rules
+
+
+def period_rules(slo: SLO) -> list[RecordingRule]:
+    """The period's error ratio and the budget left, from the 5m series the other group records."""
+    labels = {"slo": slo.name}
+    sel = f'{{slo="{slo.name}"}}'
+    period = slo.period
+    period_ratio = SLO_ERROR_RATIO.format(window=period)
+    if isinstance(slo.sli, GaugeSLI):
+        ratio = record(period_ratio, f"avg_over_time({SLO_ERROR_RATIO.format(window='5m')}{sel}[{period}])", labels)
+    else:
+        # Traffic-weighted over the period, from the 5m rates: cheap to evaluate, and unlike an
+        # average of ratios a quiet night weighs less than a busy day.
+        ratio = record(period_ratio, f"sum_over_time({SLO_ERROR_EVENTS_RATE}{sel}[{period}]) "
+                                     f"/ sum_over_time({SLO_EVENTS_RATE}{sel}[{period}])", labels)
+    return [ratio, record(SLO_BUDGET_REMAINING, f"1 - {period_ratio}{sel} / {decimal_text(slo.error_budget)}",
+                          labels)]
 
 
 def burn_condition(slo: SLO, window: BurnWindow) -> str:

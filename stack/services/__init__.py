@@ -51,6 +51,14 @@ def scraper_settings(config: StackConfig) -> Any:
     return scraper.settings_of(config)
 
 
+def period_rules_evaluator(config: StackConfig) -> ComponentModule:
+    """Who evaluates the SLOs' period-long rules: a deployed component made for it besides the
+    scraper (the long-term store's rule evaluator, where the period's history is), else the
+    scraper (Prometheus, on its own TSDB)."""
+    evaluators = [c for c in deployed(config) if c.slo_period_history is not None]
+    return next((c for c in evaluators if not c.scrapes_others), next(c for c in components() if c.scrapes_others))
+
+
 def service_specs(config: StackConfig, files: Mapping[str, str]) -> tuple[ServiceSpec, ...]:
     """Every deployed component's spec, in the registry's order; a component that scrapes the
     others (Prometheus) is built after them, from their specs."""

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from dashboards.model import Row, Variable
     from rules.catalog import Metric
     from rules.model import AlertingRule
+    from rules.slo.history import History
     from rules.testing import Expected, RuleTest
     from stack.config import StackConfig
     from stack.images import Official
@@ -98,7 +99,7 @@ class FileCheck:
     """A rendered file judged by the program that will read it: `run(config, file)` gives
     (passes, what the judge said)."""
 
-    path: str  # in the bundle (stack.layout)
+    path: str  # in the bundle (stack.layout): a file, or a directory of them
     judge: str  # as `check` reports it: "amtool check-config"
     run: Callable[[StackConfig, Path], tuple[bool, str]]
 
@@ -162,6 +163,10 @@ class ComponentModule:
     # Files of its own config it reads or documents, generated from the config alone (Grafana's
     # grafana.ini and environment.yaml), by bundle path: written before the specs are built.
     rendered_files: Callable[[StackConfig], dict[str, str]] = lambda config: {}
+    # It evaluates the SLOs' period-long rules (Prometheus; the long-term store's evaluator takes
+    # them when deployed): the history they read there (retention, and the key setting it), or
+    # None when that is not ours to know.
+    slo_period_history: Callable[[StackConfig], History | None] | None = None
     # Where the scraper remote-writes to it (the long-term store the stack deploys), or None.
     remote_write_url: Callable[[StackConfig], str] | None = None
     # Its datasource in Grafana, when it serves queries (Prometheus, Loki, Jaeger, Alertmanager):

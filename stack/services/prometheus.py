@@ -131,9 +131,9 @@ def prometheus_config(config: StackConfig, rule_files: Sequence[str], targets: S
 
 
 def rule_history(config: StackConfig) -> History | None:
-    """How long the samples its rules read are kept: its own TSDB's retention, even with a
-    long-term store (it evaluates every rule, the SLOs' period-long ones included, on its own
-    TSDB). None with prometheus-operator: the cluster's Prometheus is not ours to know."""
+    """How long the samples its rules read are kept: its own TSDB's retention (with an external
+    store too: its SLO period rules read its own TSDB; a deployed store's evaluator takes them).
+    None with prometheus-operator: the cluster's Prometheus is not ours to know."""
     if config.target == "kubernetes" and config.kubernetes.prometheus_operator.enabled:
         return None
     return History(config.services.prometheus.retention_time, "services.prometheus.retentionTime")
@@ -503,7 +503,7 @@ COMPONENT = ComponentModule(
     metrics=METRICS,
     file_checks=(FileCheck(layout.PROMETHEUS_CONFIG, "promtool check config", check_config),),
     judge=JUDGE, local_image=LOCAL_IMAGE,
-    sandbox_settings=sandbox_settings,
+    sandbox_settings=sandbox_settings, slo_period_history=rule_history,
     name=NAME, settings_key="prometheus", settings=PrometheusService,
     service=service,
     job=Job("prometheus", "prometheus"), scrapes_others=True, required="they are the alerting path",

@@ -79,7 +79,7 @@ def test_each_component_runs_as_the_workload_it_needs(objects) -> None:
         "grafana": "Deployment", "jaeger": "Deployment", "postgres-exporter": "Deployment",
         "redis-exporter": "Deployment", "blackbox": "Deployment", "kube-state-metrics": "Deployment",
         "alloy": "DaemonSet", "node-exporter": "DaemonSet",
-        "vmstorage": "StatefulSet", "vminsert": "Deployment", "vmselect": "Deployment",
+        "vmstorage": "StatefulSet", "vminsert": "Deployment", "vmselect": "Deployment", "vmalert": "Deployment",
     }
 
 

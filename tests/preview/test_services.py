@@ -144,7 +144,7 @@ def test_prod_network_policy_and_rbac_changes(bases: dict[str, Path], tmp_path: 
                                                        "services": {"alloy": {"logSource": "files"}}}))
     found = details(result)
     policy = found["Kubernetes NetworkPolicy monitoring/prometheus"]
-    assert policy[0] == "egress rules changed (17 -> 17 rules)"
+    assert policy[0] == "egress rules changed (18 -> 18 rules)"
     assert ("egress allowed: to pods app.kubernetes.io/name=medianest-backend in namespaces "
             "kubernetes.io/metadata.name=medianest on TCP 3002") in policy
     assert ("egress no longer allowed: to pods app.kubernetes.io/name=medianest-backend in namespaces "

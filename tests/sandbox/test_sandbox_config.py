@@ -15,7 +15,7 @@ from stack.sandbox.run import UNAVAILABLE, Ports, sandbox_config
 def _config(dev_config: StackConfig, compressed: bool = False) -> StackConfig:
     ports = Ports(metrics={"prometheus": (1001,), "alertmanager": (1002, 1003, 1004), "node-exporter": (1008,),
                            "postgres-exporter": (1009,), "redis-exporter": (1010,), "blackbox": (1011,),
-                           "jaeger": (1016,), "victoria-metrics": (1017,)},
+                           "jaeger": (1016,), "victoria-metrics": (1017,), "vmalert": (1018,)},
                   simulator=1012, sink=1013)
     postgres = Postgres(host="127.0.0.1", port=1014, database="medianest", user="postgres_exporter", password="p",
                         superuser="postgres", socket_dir="/tmp", data_dir="/tmp")
