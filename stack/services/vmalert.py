@@ -28,9 +28,9 @@ from stack import layout
 from stack.images import Official
 from stack.services import victoria_metrics, vminsert, vmselect, vmstorage
 from stack.services.common import image, mounted, resources
-from stack.services.component import STACK_HEALTH, ComponentModule, FileCheck, Job
+from stack.services.component import STACK_HEALTH, ComponentModule, FileCheck, Job, SandboxEndpoint, SandboxWorld
 from stack.services.spec import Flow, MetricsEndpoint, Port, ServiceSpec, StackPods, Workload, http_health, tcp
-from stack.settings import Component, ImageRef, Memory, _image
+from stack.settings import Component, ImageRef, Interval, Memory, _image
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 class VmalertService(Component):
     image: ImageRef = _image("victoriametrics/vmalert", "v1.151.0")
     memory: Memory = "256Mi"
+    # How often the period rules are evaluated; default: the stack's evaluationInterval.
+    evaluation_interval: Interval | None = None
 
 
 NAME = "vmalert"
@@ -93,7 +95,7 @@ def service(config: StackConfig, files: Mapping[str, str]) -> ServiceSpec:
             f"-rule={RULES_DIR}/*.yaml",
             f"-datasource.url={query}",
             f"-remoteWrite.url={write}",
-            f"-evaluationInterval={config.evaluation_interval}",
+            f"-evaluationInterval={settings.evaluation_interval or config.evaluation_interval}",
             f"-httpListenAddr=:{PORT}",
         ),
         ports=(Port("http", PORT),),
@@ -189,6 +191,10 @@ def alert_tests(config: StackConfig) -> tuple[RuleTest, ...]:
 LOCAL_IMAGE = Official({"/vmalert-prod": "vmalert"}, ("/vmalert-prod",), ("8880/tcp",), base="alpine")
 
 
+def sandbox_settings(world: SandboxWorld) -> dict[str, str]:
+    return {"evaluationInterval": world.evaluation_interval}
+
+
 COMPONENT = ComponentModule(
     name=NAME, settings_key="vmalert", settings=VmalertService,
     service=lambda config, files, others: service(config, files),
@@ -197,7 +203,8 @@ COMPONENT = ComponentModule(
     metrics=METRICS, alerts=alerts, alert_group="platform.meta", alert_tests=alert_tests, expected=EXPECTED,
     dashboard=STACK_HEALTH,
     file_checks=(FileCheck(layout.LONG_TERM_RULES_DIR, "vmalert -dryRun", check_rules),),
-    sandbox_binary="vmalert",
+    sandbox_binary="vmalert", sandbox_settings=sandbox_settings,
+    sandbox_endpoint=SandboxEndpoint(PORT, "the SLO period rules it evaluates on the long-term store: /api/v1/rules"),
     # Built with the store, from the same module and version; its image is its own repository.
     judge=dataclasses.replace(victoria_metrics.JUDGE, image_repository="victoriametrics/vmalert"),
     local_image=LOCAL_IMAGE,

@@ -3,6 +3,8 @@ Prometheus remote-writes to the shipped VictoriaMetrics, both built from their G
 
 - History outlives Prometheus: after its data directory is wiped and it restarts, what it had
   scraped before is gone from it and still answered by the store, the SLO series included.
+- The SLOs' period rules run on the store (vmalert): the budget left is recorded there, never by
+  Prometheus, and after the wipe it still reads the period's history from before it.
 - A store outage holds the write path's alerts pending (their `for` is proved by promtool), and
   once the store is back the queue replays: no scrape of the outage is missing from the store.
 
@@ -20,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from rules.conventions import SLO_BUDGET_REMAINING
 from stack.config import StackConfig, load_stack
 from stack.sandbox.run import Sandbox, _request, wait_for
 from stack.services import prometheus, victoria_metrics
@@ -70,10 +73,20 @@ def test_history_outlives_a_wiped_prometheus(sandbox: Sandbox) -> None:
     sandbox.supervisor.restart(component.process)
     wait_for(lambda: sandbox.query("up"), timeout=60, what="Prometheus scraping again")
 
+    wiped = time.time()
     # Prometheus lost it; the store answers the same question as before the wipe.
     assert sandbox.query(window, at=before) == []
     assert _value(store(sandbox, window, at=before)) == kept
     assert store(sandbox, slo, at=before), "the SLO's recorded series from before the wipe"
+
+    # The period rules: recorded by vmalert on the store from its whole history, not by Prometheus.
+    budget = f'{SLO_BUDGET_REMAINING}{{slo="api-availability"}}'
+    assert sandbox.query(budget) == [], "Prometheus evaluates no period rule with the store deployed"
+    wait_for(lambda: _value(store(sandbox, f"timestamp({budget})")) > wiped, timeout=90,
+             what="vmalert recording the budget left after the wipe")
+    events = 'count_over_time(slo:sli_events:rate5m{slo="api-availability"}[1h])'
+    assert _value(store(sandbox, events)) > _value(sandbox.query(events)), (
+        "the store's period reaches back before the wipe; Prometheus' starts at it")
 
 
 def test_a_store_outage_holds_the_write_path_alerts_and_the_queue_replays(sandbox: Sandbox) -> None:
