@@ -34,6 +34,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import promql_parser as pp
@@ -47,6 +48,7 @@ from dashboards.checks.promql import _LABEL_VALUES, substitute, variables
 from rules.catalog import Metric, MetricType
 from rules.metrics import CATALOG, medianest, prometheus_stack
 from rules.promql import Analysis, label_matches, match_op, matchers_of, parse
+from stack import layout
 from stack.bundle import build
 from stack.config import StackConfig, load_stack
 from stack.sandbox import processes
@@ -65,6 +67,7 @@ from stack.services import (
     prometheus,
     redis_exporter,
     victoria_metrics,
+    vmalert,
 )
 
 pytestmark = pytest.mark.e2e
@@ -79,6 +82,7 @@ EXPOSED_BY: dict[str, tuple[Metric, ...]] = {
     "alertmanager": alertmanager.METRICS,
     "jaeger": jaeger.METRICS,
     "victoria_metrics": victoria_metrics.METRICS,
+    "vmalert": vmalert.METRICS,
     "node_exporter": node_exporter.METRICS,
     "blackbox_exporter": blackbox_exporter.METRICS,
 }
@@ -385,6 +389,18 @@ def scraped() -> Iterator[dict[str, Exposed]]:
             f"-storageDataPath={supervisor.directory('vm-data')}", f"-httpListenAddr={LOOPBACK}:{vm_port}",
         ], ready_url=f"{vm_url}/health")
 
+        # vmalert: the dev stack's SLO period rules, evaluated on the store and written back to it.
+        vmalert_port = next(ports)
+        vmalert_url = f"http://{LOOPBACK}:{vmalert_port}"
+        store_rules = supervisor.directory("vmalert-rules")
+        for path, text in build(config).files.items():
+            if path.startswith(layout.LONG_TERM_RULES_DIR + "/"):
+                (Path(store_rules) / Path(path).name).write_text(text)
+        supervisor.start("vmalert", [
+            processes.binary("vmalert"), f"-rule={store_rules}/*.yaml", f"-datasource.url={vm_url}",
+            f"-remoteWrite.url={vm_url}", "-evaluationInterval=1s", f"-httpListenAddr={LOOPBACK}:{vmalert_port}",
+        ], ready_url=f"{vmalert_url}/health")
+
         # Prometheus: scrapes itself, evaluates one always-firing alert, sends it to Alertmanager,
         # and remote-writes to the long-term store as the dev stack's prometheus.yml does.
         prom_port = next(ports)
@@ -473,6 +489,7 @@ def scraped() -> Iterator[dict[str, Exposed]]:
                 "alertmanager": Exposed.parse(_text(f"{am_url}/metrics")),
                 "jaeger": Exposed.parse(_text(jaeger_metrics)),
                 "victoria_metrics": Exposed.parse(_text(f"{vm_url}/metrics")),
+                "vmalert": Exposed.parse(_text(f"{vmalert_url}/metrics")),
                 "node_exporter": Exposed.parse(_text(f"{node_url}/metrics")),
                 "blackbox_exporter": Exposed.parse(*probes),
             }

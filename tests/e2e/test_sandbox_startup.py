@@ -17,7 +17,7 @@ from stack.sandbox import processes
 from stack.sandbox.datastores import Postgres, Redis
 from stack.sandbox.processes import ProcessFailed, Supervisor
 from stack.sandbox.run import BINARIES, Component, Ports, components, free_ports_except, sandbox_config, start_component
-from stack.services import jaeger, postgres_exporter, prometheus, victoria_metrics
+from stack.services import jaeger, postgres_exporter, prometheus, victoria_metrics, vmalert
 
 pytestmark = pytest.mark.e2e
 
@@ -27,7 +27,7 @@ UNKNOWN = {name: ("--web.listen-address", "--web.no-such-flag=1") for name in BI
     # Jaeger's one argument is its config file; its listeners are in the file.
     jaeger.NAME: ("--config", "--no-such-flag=1"),
     # Go's flag package, one dash.
-    victoria_metrics.NAME: ("-httpListenAddr", "-no-such-flag=1")}
+    victoria_metrics.NAME: ("-httpListenAddr", "-no-such-flag=1"), vmalert.NAME: ("-httpListenAddr", "-no-such-flag=1")}
 
 
 def _components(dev_config: StackConfig, root: Path) -> dict[str, Component]:
