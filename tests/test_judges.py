@@ -14,10 +14,10 @@ from stack.services import components, jaeger, prometheus
 
 
 def _images(config: StackConfig | Services) -> dict[str, dict[str, str]]:
-    """Each component's image, by the component's name."""
+    """Each component's image, by the component's name (Loki's scalable targets run Loki's)."""
     services = config.services if isinstance(config, StackConfig) else config
     return {component.name: getattr(services, component.settings_key).image.model_dump()
-            for component in components()}
+            for component in components() if "image" in type(getattr(services, component.settings_key)).model_fields}
 
 
 CONFIGS = {
@@ -42,9 +42,9 @@ def test_every_component_has_a_judge_or_a_reason() -> None:
     judged = set(judges.judged())
     # The others say why (Grafana, Loki and Alloy: checked statically; the postgres and redis
     # exporters, cAdvisor and VictoriaMetrics' cluster: modules not served).
-    assert set(_images(Services())) == judged | set(judges.not_built())
-    assert set(judges.not_built()) == {"grafana", "loki", "alloy", "postgres-exporter", "redis-exporter", "cadvisor",
-                                       "vmstorage", "vminsert", "vmselect"}
+    assert set(_images(Services())) == judged | set(judges.not_built()) - {"loki-write", "loki-backend"}
+    assert set(judges.not_built()) == {"grafana", "loki", "loki-write", "loki-backend", "alloy", "postgres-exporter",
+                                       "redis-exporter", "cadvisor", "vmstorage", "vminsert", "vmselect"}
     assert judged.isdisjoint(judges.not_built()) and all(judges.not_built().values())
 
 

@@ -72,7 +72,10 @@ DATA_PATH = "/var/lib/alloy/data"
 # Where the host's log directory (files) or Docker socket (docker) is mounted, read-only.
 LOG_DIR = "/var/log/medianest"
 DOCKER_SOCKET = "/var/run/docker.sock"
-LOKI_PUSH_URL = f"http://{loki.NAME}:{loki.HTTP_PORT}/loki/api/v1/push"
+def loki_push_url(config: StackConfig) -> str:
+    """Loki's push API: Loki itself, or its write target (scalable)."""
+    host, port = loki.push_address(config)
+    return f"http://{host}:{port}/loki/api/v1/push"
 CONFIG_FILE = layout.ALLOY_CONFIG
 # Set from the pod's spec.nodeName (downward API) on Kubernetes: each Alloy of the DaemonSet tails
 # the pods of its own node only.
@@ -360,7 +363,7 @@ DROPPED_LABELS = {"files": ("filename",), "docker": (), "kubernetes": ("instance
 def alloy_config(config: StackConfig) -> AlloyConfig:
     """Source (files, Docker or Kubernetes) -> loki.process "medianest" -> loki.write "default"."""
     log_source = config.services.alloy.log_source
-    write = LokiWrite("default", url=LOKI_PUSH_URL)
+    write = LokiWrite("default", url=loki_push_url(config))
     process = LokiProcess("medianest", forward_to=(write.export("receiver"),),
                           stages=_stages(config, DROPPED_LABELS[log_source]))
     if log_source == "files":
@@ -508,7 +511,8 @@ def flows(config: StackConfig) -> tuple[Flow, ...]:
     k8s = config.kubernetes
     api = ([Flow(StackPods(NAME), Hosts(tuple(sorted(k8s.api_server_cidrs))), tcp(*k8s.api_server_ports))]
            if config.services.alloy.log_source == "kubernetes" else [])
-    return (Flow(StackPods(NAME), StackPods(loki.NAME), tcp(loki.HTTP_PORT)), *api)
+    host, port = loki.push_address(config)
+    return (Flow(StackPods(NAME), StackPods(host), tcp(port)), *api)
 
 
 def service(config: StackConfig) -> ServiceSpec:

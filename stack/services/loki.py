@@ -1,16 +1,18 @@
-"""Loki: one process (target `all`) storing chunks and its TSDB index on the filesystem of the
-`loki-data` volume, with retention applied by the compactor.
+"""Loki, in one of two modes (`services.loki.mode`):
+
+- `single` (the default): one process (target `all`) storing chunks and its TSDB index on the
+  `loki-data` volume, or in an S3-compatible bucket (`objectStorage`), retention applied by the
+  compactor.
+- `scalable` (Kubernetes, with `objectStorage`): Loki's simple scalable deployment, the same
+  loki.yaml run as three targets that scale apart: `read` (query frontends and queriers: this
+  component, `loki`, what Grafana queries), `write` (distributors and ingesters, their WAL on a
+  volume each: loki_write.py, what Alloy pushes to) and `backend` (compactor, index gateway,
+  query scheduler, ruler: loki_backend.py), one memberlist ring between them, every stream
+  written to `replicationFactor` ingesters. One scrape job for the three: Loki's alerts and
+  row read them as one Loki.
 
 loki.yaml is built from typed models whose field names are those of Loki 3.7's configuration
 reference (docs/sources/shared/configuration.md); a model refuses any other field.
-
-Moving to object storage (documentation only; not implemented here):
-- `common.storage`: replace `filesystem` with an `s3` (or `gcs`, `azure`) block: bucket, endpoint,
-  region; credentials from mounted files or the workload's identity, never inline.
-- `schema_config.configs`: add a period with `object_store: s3` (or `gcs`) starting at a future
-  date; never edit the `from` of a period already written.
-- `compactor.delete_request_store`: the same object store (`s3`, `gcs`, ...).
-The volume then only holds the WAL, the compactor's working files and caches.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dashboards import datasources
 from dashboards.common import timeseries
@@ -49,10 +51,12 @@ from stack.services.spec import (
     StackPods,
     Volume,
     Workload,
+    headless_service,
     tcp,
 )
 from stack.settings import (
     Component,
+    Count,
     ImageRef,
     Memory,
     Retention,
@@ -106,6 +110,21 @@ class LokiService(Component):
     volume_size: VolumeSize = "20Gi"
     # None: chunks and index on the data volume (the default; dev).
     object_storage: LokiObjectStorage | None = None
+    # `scalable`: write, read and backend targets apart (services.lokiWrite, lokiRead, lokiBackend),
+    # sharing `objectStorage`.
+    mode: Literal["single", "scalable"] = "single"
+    # Ingesters each stream is written to (scalable): a write replica may be lost without losing logs.
+    replication_factor: Count(1, 5) = 3
+    # Read replicas (scalable; one process alone).
+    replicas: Count(1, 16) = 1
+
+    @model_validator(mode="after")
+    def _scalable_shares_a_bucket(self) -> LokiService:
+        if self.mode == "scalable" and self.object_storage is None:
+            raise ValueError("mode scalable needs objectStorage: its targets share chunks and index through a bucket")
+        if self.mode == "single" and self.replicas > 1:
+            raise ValueError(f"replicas {self.replicas} needs mode scalable: one Loki alone keeps its own index")
+        return self
 
 
 NAME = "loki"
@@ -154,8 +173,14 @@ class CommonStorage(_Model):
 
 
 class KVStore(_Model):
-    # One instance: the ring lives in memory, no memberlist or consul.
-    store: Literal["inmemory"] = "inmemory"
+    # One instance: the ring lives in memory; several (scalable): gossiped over memberlist.
+    store: Literal["inmemory", "memberlist"] = "inmemory"
+
+
+class Memberlist(_Model):
+    # Seeds: every pod behind these DNS names (`dns+`: each A record) joins the ring through them.
+    join_members: tuple[str, ...] = Field(min_length=1)
+    bind_port: int = 7946
 
 
 class Ring(_Model):
@@ -168,7 +193,10 @@ class Common(_Model):
     storage: CommonStorage
     replication_factor: int = Field(default=1, ge=1)
     ring: Ring = Ring()
-    instance_addr: str = "127.0.0.1"
+    # Alone: loopback. Scalable: None, each pod's own address (what the others reach it on).
+    instance_addr: str | None = "127.0.0.1"
+    # Scalable: where the read and write targets reach the compactor (delete requests).
+    compactor_address: str | None = None
 
 
 class IndexConfig(_Model):
@@ -221,6 +249,7 @@ class LokiConfig(_Model):
     # One tenant ("fake"); the stack's network and Grafana are its only clients.
     auth_enabled: bool = False
     server: Server = Server()
+    memberlist: Memberlist | None = None
     common: Common
     schema_config: SchemaConfig
     limits_config: LimitsConfig
@@ -240,8 +269,19 @@ def loki_config(config: StackConfig) -> LokiConfig:
         storage, store = CommonStorage(s3=S3Storage(
             endpoint=bucket.endpoint, bucketnames=bucket.bucket, region=bucket.region, insecure=bucket.insecure,
             s3forcepathstyle=bucket.force_path_style)), "s3"
+    if settings.mode == "scalable":
+        namespace = config.kubernetes.namespace
+        seeds = tuple(f"dns+{headless_service(scalable_name(t))}.{namespace}.svc:{MEMBERLIST_PORT}"
+                      for t in SCALABLE_TARGETS)
+        common = Common(path_prefix=DATA_DIR, storage=storage, replication_factor=settings.replication_factor,
+                        ring=Ring(kvstore=KVStore(store="memberlist")), instance_addr=None,
+                        compactor_address=f"http://{scalable_name('backend')}:{HTTP_PORT}")
+        cluster = Memberlist(join_members=seeds, bind_port=MEMBERLIST_PORT)
+    else:
+        common, cluster = Common(path_prefix=DATA_DIR, storage=storage), None
     return LokiConfig(
-        common=Common(path_prefix=DATA_DIR, storage=storage),
+        memberlist=cluster,
+        common=common,
         # Switching a running Loki to a bucket starts its history over there: the data volume's
         # chunks stay where they are, under the same schema period.
         schema_config=SchemaConfig(configs=(PeriodConfig(from_=SCHEMA_FROM, object_store=store),)),
@@ -255,16 +295,82 @@ def render(config: StackConfig) -> str:
 
 
 WORKLOAD = Workload(placement="stateful")
+MEMBERLIST_PORT = 7946
+# The simple scalable deployment's targets, each its own component: `loki` reads, `loki-<target>`
+# the others.
+SCALABLE_TARGETS = ("read", "write", "backend")
+
+
+def scalable_name(target: str) -> str:
+    return NAME if target == "read" else f"{NAME}-{target}"
+
+
+def scalable(config: StackConfig) -> bool:
+    return config.services.loki.mode == "scalable"
+
+
+def push_address(config: StackConfig) -> tuple[str, int]:
+    """Where logs are pushed: Loki, or its write target."""
+    return (scalable_name("write") if scalable(config) else NAME), HTTP_PORT
+
+
+def _bucket(config: StackConfig) -> tuple[tuple[Flow, ...], dict[str, str], tuple[SecretFile, ...]]:
+    """The flow to its bucket (anywhere: the endpoint's address is the provider's), and the
+    credentials file the AWS SDK's default chain reads (AWS_SHARED_CREDENTIALS_FILE)."""
+    bucket = config.services.loki.object_storage
+    if bucket is None:
+        return (), {}, ()
+    flows = (Flow(StackPods(NAME), ANYWHERE, tcp(bucket.port)),)
+    credentials = bucket.credentials_file
+    if credentials is None:
+        return flows, {}, ()
+    return flows, {"AWS_SHARED_CREDENTIALS_FILE": credentials}, (SecretFile(PurePosixPath(credentials).name,
+                                                                             credentials),)
+
+
+def _health() -> HealthCheck:
+    # The image is distroless (no shell, no wget): `loki -health` (grafana/loki#20313) asks
+    # http://localhost:3100/ready itself, so the server must listen on 3100.
+    return HealthCheck(port=HTTP_PORT, path="/ready", command=("/usr/bin/loki", "-health"))
+
+
+def scalable_service(config: StackConfig, target: str, settings: Any, volume_size: str) -> ServiceSpec:
+    """One target of the simple scalable deployment: the shared loki.yaml with `-target`, a
+    StatefulSet with a volume each (the WAL; the compactor's files; the queriers' caches),
+    talking to the other targets over HTTP, gRPC and memberlist, and to the bucket."""
+    name = scalable_name(target)
+    flows, env, secrets = _bucket(config)
+    mesh = tuple(Flow(StackPods(name), StackPods(scalable_name(other)), tcp(HTTP_PORT, GRPC_PORT, MEMBERLIST_PORT))
+                 for other in SCALABLE_TARGETS)
+    return ServiceSpec(
+        workload=WORKLOAD,
+        flows=tuple(Flow(StackPods(name), f.destination, f.ports) for f in flows) + mesh,
+        name=name,
+        image=image(config.services.loki.image),
+        user=USER,
+        resources=resources(settings),
+        args=(f"-config.file={CONFIG_PATH}", f"-target={target}"),
+        ports=(Port("http", HTTP_PORT), Port("grpc", GRPC_PORT), Port("memberlist", MEMBERLIST_PORT)),
+        config_dir=CONFIG_DIR,
+        files=(ConfigFile(source=CONFIG_FILE, path=CONFIG_PATH, content=render(config)),),
+        env=env,
+        secrets=secrets,
+        volumes=(Volume(DATA_VOLUME if target == "read" else f"{name}-data", DATA_DIR, size=volume_size),),
+        health=_health(),
+        # One job for the whole deployment: Loki's alerts and row read it as one Loki.
+        metrics=MetricsEndpoint(job=config.jobs.loki, port=HTTP_PORT),
+        replicas=settings.replicas,
+    )
 
 
 def service(config: StackConfig) -> ServiceSpec:
     settings = config.services.loki
-    bucket = settings.object_storage
-    credentials = bucket.credentials_file if bucket else None
+    if scalable(config):
+        return scalable_service(config, "read", settings, settings.volume_size)
+    flows, env, secrets = _bucket(config)
     return ServiceSpec(
         workload=WORKLOAD,
-        # To its bucket, when it has one (anywhere: the endpoint's address is the provider's).
-        flows=(Flow(StackPods(NAME), ANYWHERE, tcp(bucket.port)),) if bucket else (),
+        flows=flows,
         name=NAME,
         image=image(settings.image),
         user=USER,
@@ -276,13 +382,10 @@ def service(config: StackConfig) -> ServiceSpec:
         ),
         config_dir=CONFIG_DIR,
         files=(ConfigFile(source=CONFIG_FILE, path=CONFIG_PATH, content=render(config)),),
-        # The AWS SDK's default chain reads the bucket's credentials from this file.
-        env={"AWS_SHARED_CREDENTIALS_FILE": credentials} if credentials else {},
-        secrets=(SecretFile(PurePosixPath(credentials).name, credentials),) if credentials else (),
+        env=env,
+        secrets=secrets,
         volumes=(Volume(DATA_VOLUME, DATA_DIR, size=settings.volume_size),),
-        # The image is distroless (no shell, no wget): `loki -health` (grafana/loki#20313) asks
-        # http://localhost:3100/ready itself, so the server must listen on 3100.
-        health=HealthCheck(port=HTTP_PORT, path="/ready", command=("/usr/bin/loki", "-health")),
+        health=_health(),
         metrics=MetricsEndpoint(job=config.jobs.loki, port=HTTP_PORT),
         # Writes only under /loki (the volume); /tmp is a tmpfs provided by the targets.
         read_only_root=True,
@@ -408,6 +511,12 @@ def dashboard_rows(config: StackConfig) -> tuple[Row, ...]:
     )),)
 
 
+def check(config: StackConfig) -> str | None:
+    if scalable(config) and config.target != "kubernetes":
+        return "mode: scalable needs target kubernetes (one container per component on Docker)"
+    return None
+
+
 def _datasource(config: StackConfig, provisioned: frozenset[str]) -> tuple[str, dict[str, Any]]:
     settings: dict[str, Any] = {"maxLines": 1000}
     if datasources.JAEGER.uid in provisioned:
@@ -424,7 +533,7 @@ COMPONENT = ComponentModule(
     metrics=METRICS,
     file_checks=(FileCheck(CONFIG_FILE, "the LokiConfig model", check_config),),
     name=NAME, settings_key="loki", settings=LokiService,
-    service=lambda config, files, others: service(config),
+    service=lambda config, files, others: service(config), check=check,
     job=Job("loki", "loki"),
     alerts=alerts, alert_group="platform.meta", alert_tests=alert_tests, expected=EXPECTED,
     no_local_image="Loki is AGPL: not built or vendored here, and no binary of it exists on this machine",

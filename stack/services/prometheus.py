@@ -189,12 +189,20 @@ def _kubernetes_jobs(config: StackConfig, targets: Sequence[ServiceSpec]) -> lis
     own = [(NAME, config.kubernetes.namespace, PORT, config.jobs.prometheus, "/metrics", WORKLOAD)]
     own += [(spec.name, namespace_of(config, spec), spec.metrics.port, spec.metrics.job, spec.metrics.path,
              spec.workload) for spec in targets if spec.metrics and spec.metrics.scraped]
+    # Components sharing a job (Loki's scalable targets) are one job over all their pods.
+    names: dict[str, list[str]] = {}
+    for name, *_, job, _path, _workload in own:
+        names.setdefault(job, []).append(name)
     for name, namespace, port, job, path, workload in own:
+        if names[job][0] != name:
+            continue
         # A pod on the host's network (node exporter) describes its node: the node's name is the instance.
         instance = "__meta_kubernetes_pod_node_name" if workload.host_network else "__meta_kubernetes_pod_name"
+        selector = (f"{NAME_LABEL}={name}" if len(names[job]) == 1
+                    else f"{NAME_LABEL} in ({','.join(sorted(names[job]))})")
         jobs.append({"job_name": job, "metrics_path": path,
                      **(_through_rbac_proxy() if workload.rbac_proxy_upstream is not None else {}),
-                     **_pods(namespace, f"{NAME_LABEL}={name}", port, instance)})
+                     **_pods(namespace, selector, port, instance)})
     return jobs
 
 
