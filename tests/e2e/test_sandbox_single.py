@@ -133,7 +133,9 @@ def test_every_target_is_up_and_every_recording_rule_produces_data(single: Sandb
         return ([name for name in records if not single.query(name)]
                 + [name for name in on_store if not get_json(f"{store}/api/v1/query?query={name}")["data"]["result"]])
 
-    wait_for(lambda: not empty(), timeout=90, what="data for every recording rule")
+    # vmalert asks the store 30 s in the past (-rule.evalDelay), which answers up to 30 s ago
+    # (-search.latencyOffset): the store's first records take about a minute.
+    wait_for(lambda: not empty(), timeout=150, what="data for every recording rule")
 
 
 def test_watchdog_reaches_the_dead_mans_switch(single: Sandbox) -> None:
