@@ -31,6 +31,16 @@ BY_UID = {d.uid: d for d in ALL}
 
 
 @dataclass(frozen=True)
+class Credentials:
+    """How Grafana authenticates to a datasource outside the stack: a bearer token, or a basic-auth
+    password for `user`, read from the secret file `secret` (`secrets.<secret>`) Grafana mounts
+    under its secrets directory; provisioning names the file (`$__file{...}`), never the value."""
+
+    secret: str
+    user: str | None = None  # None: a bearer token
+
+
+@dataclass(frozen=True)
 class Provided:
     """A component's datasource in Grafana: `settings(config, provisioned)` gives its URL and
     jsonData, linking only to the datasources provisioned with it (their uids)."""
@@ -42,3 +52,5 @@ class Provided:
     wanted: Callable[[StackConfig], bool] = lambda config: True
     # Served outside the stack (an external store): Grafana's flow goes anywhere on its port.
     outside: bool = False
+    # What Grafana authenticates with, if anything (an external store's credentials).
+    credentials: Callable[[StackConfig], Credentials | None] = lambda config: None

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from dashboards.datasources import Datasource, Provided
+from dashboards.datasources import Credentials, Datasource, Provided
 from stack import services as registry
 
 if TYPE_CHECKING:
@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 # Where the dashboard JSON is mounted in the Grafana container, one directory per folder.
 DASHBOARDS_DIR = "/etc/grafana/dashboards"
 PROVISIONING_DIR = "/etc/grafana/provisioning"
+# Where Grafana's secret files are mounted.
+SECRETS_DIR = "/etc/grafana/secrets/"
 # Folder (directory and folder uid) -> title in Grafana.
 FOLDERS = {
     "medianest": "MediaNest",
@@ -40,13 +42,15 @@ def escape(value: Any) -> Any:
 
 
 UNESCAPED = re.compile(r"(?<!\$)\$(?!\$)")
+# Grafana's own expansion of a secret file, the one `$` meant to be read by it.
+FILE_REFERENCE = re.compile(r"\$__file\{" + re.escape(SECRETS_DIR) + r"[A-Za-z0-9._-]+\}")
 
 
 def unescaped_dollars(text: str) -> list[str]:
     """Lines of a provisioning file with a lone `$` (Grafana would expand it as a variable)."""
     lines = []
     for line in text.splitlines():
-        if UNESCAPED.search(line.replace("$$", "")):
+        if UNESCAPED.search(FILE_REFERENCE.sub("", line).replace("$$", "")):
             lines.append(line.strip())
     return lines
 
@@ -54,6 +58,25 @@ def unescaped_dollars(text: str) -> list[str]:
 def _source(source: Datasource, url: str, json_data: dict[str, Any], default: bool = False) -> dict[str, Any]:
     return {"name": source.name, "type": source.type, "uid": source.uid, "access": "proxy", "url": url,
             "isDefault": default, "editable": False, "jsonData": json_data}
+
+
+def secret_path(secret: str) -> str:
+    """Where Grafana reads a secret file (`secrets.<secret>`)."""
+    return f"{SECRETS_DIR}{secret}"
+
+
+def _authenticated(entry: dict[str, Any], credentials: Credentials | None) -> dict[str, Any]:
+    """The datasource with Grafana's file reference to its secret (`$__file{}`, expanded by
+    Grafana when it provisions: pkg/services/provisioning/values/values.go runs setting.ExpandVar
+    on every value, between the `$$` it keeps literal): the only `$` of the file left unescaped."""
+    if credentials is None:
+        return entry
+    reference = f"$__file{{{secret_path(credentials.secret)}}}"
+    if credentials.user is None:
+        return entry | {"jsonData": entry["jsonData"] | {"httpHeaderName1": "Authorization"},
+                        "secureJsonData": {"httpHeaderValue1": f"Bearer {reference}"}}
+    return entry | {"basicAuth": True, "basicAuthUser": escape(credentials.user),
+                    "secureJsonData": {"basicAuthPassword": reference}}
 
 
 def provided_by(config: StackConfig) -> tuple[tuple[str, Provided], ...]:
@@ -70,8 +93,9 @@ def provided(config: StackConfig) -> tuple[Provided, ...]:
 def datasources(config: StackConfig) -> dict[str, Any]:
     sources = provided(config)
     uids = frozenset(p.source.uid for p in sources)
-    return escape({"apiVersion": 1, "datasources": [
-        _source(p.source, *p.settings(config, uids), default=p.default) for p in sources]})
+    return {"apiVersion": 1, "datasources": [
+        _authenticated(escape(_source(p.source, *p.settings(config, uids), default=p.default)), p.credentials(config))
+        for p in sources]}
 
 
 def traces_to_metrics_queries(config: StackConfig) -> Iterable[dict[str, str]]:

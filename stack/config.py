@@ -424,7 +424,8 @@ class ExternalStore(_Section):
 
     url: Url
     # Its Prometheus-compatible query API (Mimir: .../prometheus): Grafana's long-term
-    # datasource. None: history is read from Prometheus alone.
+    # datasource, read with the same credentials (mounted into Grafana too). None: history is
+    # read from Prometheus alone.
     query_url: Url | None = None
     # How long it keeps samples, as its operator set it: what the history check counts on.
     retention: Retention
@@ -439,10 +440,6 @@ class ExternalStore(_Section):
             raise ValueError("bearerTokenFile or basicAuth*, not both")
         if (self.basic_auth_username is None) != (self.basic_auth_password_file is None):
             raise ValueError("basicAuthUsername and basicAuthPasswordFile go together")
-        if self.query_url and (self.bearer_token_file or self.basic_auth_username):
-            # Grafana would need the credentials too: not mounted into it yet.
-            raise ValueError("queryUrl: Grafana reads the store without credentials; with bearerTokenFile or "
-                             "basicAuth*, leave queryUrl out (or put an authenticating proxy in front)")
         return self
 
     def secret_files(self) -> tuple[str, ...]:

@@ -5,11 +5,13 @@ The real write path runs in tests/e2e/test_long_term_storage.py."""
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any
 
 import pytest
 import yaml
 
+from dashboards import provisioning
 from rules.problems import Severity
 from rules.slo.history import History, check_history
 from rules.slos import slos
@@ -105,6 +107,29 @@ def test_remote_write_sends_to_the_external_store_with_credentials_from_files() 
     assert victoria_metrics.NAME not in {s.name for s in bundle.services}
 
 
+@pytest.mark.parametrize(("credentials", "expected"), [
+    ({"bearerTokenFile": "/etc/prometheus/secrets/remote-write-token"},
+     {"jsonData": {"httpHeaderName1": "Authorization"},
+      "secureJsonData": {"httpHeaderValue1": "Bearer $__file{/etc/grafana/secrets/remote-write-token}"}}),
+    ({"basicAuthUsername": "medi$nest", "basicAuthPasswordFile": "/etc/prometheus/secrets/remote-write-password"},
+     {"basicAuth": True, "basicAuthUser": "medi$$nest",
+      "secureJsonData": {"basicAuthPassword": "$__file{/etc/grafana/secrets/remote-write-password}"}}),
+], ids=["bearer token", "basic auth"])
+def test_grafana_reads_the_external_store_with_the_same_credentials_from_its_own_file(
+        credentials: dict[str, str], expected: dict[str, Any]) -> None:
+    bundle = build(_config({"mode": "remoteWrite", "external": {**EXTERNAL, **credentials}}))
+    text = bundle.files["grafana/provisioning/datasources/datasources.yaml"]
+    [source] = [s for s in yaml.safe_load(text)["datasources"] if s["uid"] == "long-term"]
+    for key, value in expected.items():
+        assert source[key] == (source[key] | value if key == "jsonData" else value), key
+    # Grafana expands the file reference, and nothing else of the file.
+    assert provisioning.unescaped_dollars(text) == []
+    [grafana] = [s for s in bundle.services if s.name == "grafana"]
+    secret = PurePosixPath(credentials.get("bearerTokenFile") or credentials["basicAuthPasswordFile"]).name
+    assert (secret, f"/etc/grafana/secrets/{secret}") in {(s.name, s.path) for s in grafana.secrets}
+    assert not [p.render() for p in bundle.problems() if p.severity >= Severity.ERROR]
+
+
 def test_basic_auth_reads_its_password_from_a_file() -> None:
     external = {"url": EXTERNAL["url"], "retention": "400d", "basicAuthUsername": "medianest",
                 "basicAuthPasswordFile": "/etc/prometheus/secrets/remote-write-password"}
@@ -132,9 +157,6 @@ BAD = [
     ("a password in the URL", {"mode": "remoteWrite", "external": {
         **EXTERNAL, "url": "https://u:hunter2@mimir.example.com/api/v1/push"}},
      "longTermStorage.external.url: Value error, must not carry credentials"),
-    ("a query URL Grafana would need credentials for", {"mode": "remoteWrite", "external": {
-        **EXTERNAL, "bearerTokenFile": "/etc/prometheus/secrets/t"}},
-     "longTermStorage.external: Value error, queryUrl: Grafana reads the store without credentials"),
     ("a filter that is no regex", {"mode": "deploy", "writeFilters": [{"action": "keep", "metricNames": "go_(.*"}]},
      "longTermStorage.writeFilters.0.metricNames: Value error, not a regular expression"),
 ]

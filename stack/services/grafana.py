@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 
 
 # Where its secret files are mounted.
-SECRETS_DIR = "/etc/grafana/secrets/"
+SECRETS_DIR = provisioning.SECRETS_DIR
 
 class GrafanaDatabase(_Section):
     """An external database holding Grafana's state (users, sessions, dashboards, alert state), so
@@ -208,6 +208,11 @@ def service(config: StackConfig, files: Mapping[str, str]) -> ServiceSpec:
         # Users, sessions and dashboards live in the database: nothing local to keep.
         secrets.append(SecretFile(DATABASE_PASSWORD, settings.database.password_file))
         volumes = ()
+    # Credentials of datasources outside the stack (an external long-term store's).
+    for _, source in provisioning.provided_by(config):
+        credentials = source.credentials(config)
+        if credentials is not None:
+            secrets.append(SecretFile(credentials.secret, provisioning.secret_path(credentials.secret)))
     return ServiceSpec(
         workload=Workload(ingress=True),
         flows=flows(config),

@@ -486,6 +486,18 @@ def _external_datasource(config: StackConfig, provisioned: frozenset[str]) -> tu
     return external.query_url, {"httpMethod": "POST", "prometheusType": "Prometheus"}
 
 
+def _external_credentials(config: StackConfig) -> datasources.Credentials | None:
+    """Grafana reads the external store with the credentials Prometheus writes with."""
+    external = config.long_term_storage.external
+    assert external is not None
+    if external.bearer_token_file:
+        return datasources.Credentials(PurePosixPath(external.bearer_token_file).name)
+    if external.basic_auth_password_file:
+        return datasources.Credentials(PurePosixPath(external.basic_auth_password_file).name,
+                                       user=external.basic_auth_username)
+    return None
+
+
 def _datasource(config: StackConfig, provisioned: frozenset[str]) -> tuple[str, dict[str, Any]]:
     settings: dict[str, Any] = {"httpMethod": "POST", "prometheusType": "Prometheus"}
     if datasources.JAEGER.uid in provisioned:
@@ -506,7 +518,7 @@ COMPONENT = ComponentModule(
     datasources=(datasources.Provided(datasources.PROMETHEUS, _datasource, default=True),
                  # The external long-term store, read where Prometheus writes it.
                  datasources.Provided(datasources.LONG_TERM, _external_datasource, wanted=_external_queried,
-                                      outside=True)),
+                                      outside=True, credentials=_external_credentials)),
     dashboard=STACK_HEALTH, dashboard_rows=dashboard_rows,
     metrics=METRICS,
     file_checks=(FileCheck(layout.PROMETHEUS_CONFIG, "promtool check config", check_config),),
