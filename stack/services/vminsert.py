@@ -6,12 +6,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rules.alert_tests import fires as _fires_of
-from rules.alert_tests import series, silent
-from rules.conventions import AlertSeverity
-from rules.expressions import down_description, target_down
-from rules.model import AlertingRule, alert
-from rules.testing import Expected, RuleTest
 from stack.services import vmstorage
 from stack.services.common import image, resources
 from stack.services.component import STACK_HEALTH, ComponentModule, Job
@@ -84,29 +78,10 @@ def service(config: StackConfig) -> ServiceSpec:
     )
 
 
-EXPECTED = {"LongTermStoreWriterDown": Expected("warning", "platform", "A writer of the long-term store is down")}
-INSTANCE = f"10.0.0.7:{PORT}"
-
-
-def alerts(config: StackConfig) -> tuple[AlertingRule, ...]:
-    # A ticket: the other replicas take the writes, and a write path down altogether pages as
-    # PrometheusRemoteWriteFailing / Behind, from the Prometheus that cannot write.
-    return (alert("LongTermStoreWriterDown", target_down(config.jobs.vminsert), for_="10m",
-                  severity=AlertSeverity.WARNING, service="platform",
-                  summary="A writer of the long-term store is down",
-                  description=down_description("A vminsert replica", "10 minutes"),
-                  runbook_base_url=config.runbook_base_url),)
-
-
-def alert_tests(config: StackConfig) -> tuple[RuleTest, ...]:
-    me = {"job": config.jobs.vminsert, "instance": INSTANCE}
-    return (RuleTest(
-        "A vminsert replica down for 10 minutes opens a ticket; one that restarts within minutes does not",
-        series=(series("up", "1 0x15", **me), series("up", "1 0x3 1x12", **{**me, "instance": f"10.0.0.8:{PORT}"})),
-        alerts=(silent("8m", "LongTermStoreWriterDown"),
-                _fires_of(EXPECTED, "14m", "LongTermStoreWriterDown", "A vminsert replica cannot be reached through "
-                          f"{INSTANCE} for more than 10 minutes.", **me)),
-    ),)
+# A ticket: the other replicas take the writes, and a write path down altogether pages as
+# PrometheusRemoteWriteFailing / Behind, from the Prometheus that cannot write.
+DOWN = vmstorage.ReplicaDown("LongTermStoreWriterDown", "A writer of the long-term store is down",
+                             "A vminsert replica", PORT)
 
 
 def dashboard_rows(config: StackConfig) -> tuple[Row, ...]:
@@ -118,7 +93,8 @@ COMPONENT = ComponentModule(
     service=lambda config, files, others: service(config),
     targets=("kubernetes",), wanted=wanted, remote_write_url=write_url,
     job=Job("vminsert", "vminsert"),
-    alerts=alerts, alert_group="platform.meta", alert_tests=alert_tests, expected=EXPECTED,
+    alerts=lambda config: DOWN.alerts(config, config.jobs.vminsert), alert_group="platform.meta",
+    alert_tests=lambda config: DOWN.alert_tests(config.jobs.vminsert), expected=DOWN.expected,
     dashboard=STACK_HEALTH, dashboard_rows=dashboard_rows,
     unjudged=vmstorage.UNJUDGED,
 )

@@ -8,12 +8,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from dashboards import datasources
-from rules.alert_tests import fires as _fires_of
-from rules.alert_tests import series, silent
-from rules.conventions import AlertSeverity
-from rules.expressions import down_description, target_down
-from rules.model import AlertingRule, alert
-from rules.testing import Expected, RuleTest
 from stack.services import vmstorage
 from stack.services.common import image, resources
 from stack.services.component import STACK_HEALTH, ComponentModule, Job
@@ -88,27 +82,9 @@ def _datasource(config: StackConfig, provisioned: frozenset[str]) -> tuple[str, 
     return config.services.vmselect.datasource_url, {"httpMethod": "POST", "prometheusType": "Prometheus"}
 
 
-EXPECTED = {"LongTermStoreReaderDown": Expected("warning", "platform", "A reader of the long-term store is down")}
-INSTANCE = f"10.0.0.9:{PORT}"
-
-
-def alerts(config: StackConfig) -> tuple[AlertingRule, ...]:
-    return (alert("LongTermStoreReaderDown", target_down(config.jobs.vmselect), for_="10m",
-                  severity=AlertSeverity.WARNING, service="platform",
-                  summary="A reader of the long-term store is down",
-                  description=down_description("A vmselect replica", "10 minutes"),
-                  runbook_base_url=config.runbook_base_url),)
-
-
-def alert_tests(config: StackConfig) -> tuple[RuleTest, ...]:
-    me = {"job": config.jobs.vmselect, "instance": INSTANCE}
-    return (RuleTest(
-        "A vmselect replica down for 10 minutes opens a ticket; healthy ones stay silent",
-        series=(series("up", "1 0x15", **me), series("up", "1x15", **{**me, "instance": f"10.0.0.10:{PORT}"})),
-        alerts=(silent("8m", "LongTermStoreReaderDown"),
-                _fires_of(EXPECTED, "14m", "LongTermStoreReaderDown", "A vmselect replica cannot be reached through "
-                          f"{INSTANCE} for more than 10 minutes.", **me)),
-    ),)
+# A ticket: the other replicas answer Grafana and vmalert meanwhile.
+DOWN = vmstorage.ReplicaDown("LongTermStoreReaderDown", "A reader of the long-term store is down",
+                             "A vmselect replica", PORT)
 
 
 COMPONENT = ComponentModule(
@@ -116,7 +92,8 @@ COMPONENT = ComponentModule(
     service=lambda config, files, others: service(config),
     targets=("kubernetes",), wanted=wanted,
     job=Job("vmselect", "vmselect"),
-    alerts=alerts, alert_group="platform.meta", alert_tests=alert_tests, expected=EXPECTED,
+    alerts=lambda config: DOWN.alerts(config, config.jobs.vmselect), alert_group="platform.meta",
+    alert_tests=lambda config: DOWN.alert_tests(config.jobs.vmselect), expected=DOWN.expected,
     dashboard=STACK_HEALTH,
     datasources=(datasources.Provided(datasources.LONG_TERM, _datasource),),
     unjudged=vmstorage.UNJUDGED,

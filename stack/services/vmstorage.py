@@ -12,6 +12,7 @@ VictoriaMetrics: `retention` keeps raw samples, sized by `volumeSize`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rules.alert_tests import fires as _fires_of
@@ -114,6 +115,38 @@ def service(config: StackConfig) -> ServiceSpec:
         metrics=MetricsEndpoint(job=config.jobs.vmstorage, port=HTTP_PORT),
         replicas=settings.replicas,
     )
+
+
+@dataclass(frozen=True)
+class ReplicaDown:
+    """The ticket of a stateless replica of the cluster (vminsert, vmselect) down for 10 minutes:
+    the other replicas take its share, so it never pages."""
+
+    alert: str
+    summary: str
+    what: str  # "A vminsert replica"
+    port: int
+
+    @property
+    def expected(self) -> dict[str, Expected]:
+        return {self.alert: Expected("warning", "platform", self.summary)}
+
+    def alerts(self, config: StackConfig, job: str) -> tuple[AlertingRule, ...]:
+        return (alert(self.alert, target_down(job), for_="10m", severity=AlertSeverity.WARNING, service="platform",
+                      summary=self.summary, description=down_description(self.what, "10 minutes"),
+                      runbook_base_url=config.runbook_base_url),)
+
+    def alert_tests(self, job: str) -> tuple[RuleTest, ...]:
+        instance = f"10.0.0.7:{self.port}"
+        me = {"job": job, "instance": instance}
+        return (RuleTest(
+            f"{self.what} down for 10 minutes opens a ticket; one that restarts within minutes does not",
+            series=(series("up", "1 0x15", **me),
+                    series("up", "1 0x3 1x12", **{**me, "instance": f"10.0.0.8:{self.port}"})),
+            alerts=(silent("8m", self.alert),
+                    _fires_of(self.expected, "14m", self.alert, f"{self.what} cannot be reached through {instance} "
+                              "for more than 10 minutes.", **me)),
+        ),)
 
 
 # --- alerts -----------------------------------------------------------------------------------------
