@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dashboards.common import environment, gauge, stat, table, timeseries
-from dashboards.model import DashboardSpec, Row, Unit, Variable, prom, steps
+from dashboards.model import DashboardSpec, Row, Unit, prom, steps
 from rules.conventions import (
     SLO_BUDGET_REMAINING,
     SLO_BURN_ALERT,
@@ -28,56 +28,38 @@ FOLDER = "slo"
 
 
 def slo_row(slo: SLO) -> Row:
-    """One row per SLO. A grouped SLO's series carry its group labels (each group its own budget):
-    they are drawn per group, filtered by the dashboard's variable of each label, and joined to
-    the SLO's constants (objective, budget: one series per SLO) many-to-one."""
     sel = f'slo="{slo.name}"'
-    grouped = sel + "".join(f', {label}=~"${label}"' for label in slo.grouping)
-    legend = " ".join(f"{{{{{label}}}}}" for label in slo.grouping)
-    by = "".join(f", {label}" for label in slo.grouping)
     period = window_name(int(seconds(slo.period)))
     windows = burn_windows(slo.period)
-    burn = [prom(f"{SLO_ERROR_RATIO.format(window=window_name(w))}{{{grouped}}} / on (slo) group_left "
-                 f"{SLO_ERROR_BUDGET}{{{sel}}}", f"{legend} {window_name(w)}".strip())
+    burn = [prom(f"{SLO_ERROR_RATIO.format(window=window_name(w))}{{{sel}}} / on (slo) {SLO_ERROR_BUDGET}{{{sel}}}",
+                 f"{window_name(w)}")
             for w in sorted({w.long for w in windows} | {w.short for w in windows})]
     factors = sorted({float(w.factor) for w in windows})
     return Row(title=f"{slo.name}: {slo.objective}% {slo.description} ({slo.period})", panels=(
         stat("Objective", f"The objective of {slo.name}: {slo.objective}% {slo.description}.", Unit.PERCENT_UNIT,
              prom(f"{SLO_OBJECTIVE}{{{sel}}}"), width=4),
         stat(f"SLI over {period}", f"Share of good events over the SLO period ({slo.period}).", Unit.PERCENT_UNIT,
-             prom(f"1 - {SLO_ERROR_RATIO.format(window=period)}{{{grouped}}}", legend),
+             prom(f"1 - {SLO_ERROR_RATIO.format(window=period)}{{{sel}}}"),
              thresholds=steps("red", (float(slo.objective_ratio), "green")), width=4),
         gauge("Error budget remaining", f"Share of the {slo.period} error budget left; below zero the SLO is missed.",
-              Unit.PERCENT_UNIT, prom(f"{SLO_BUDGET_REMAINING}{{{grouped}}}", legend), min=0, max=1,
+              Unit.PERCENT_UNIT, prom(f"{SLO_BUDGET_REMAINING}{{{sel}}}"), min=0, max=1,
               thresholds=steps("red", (0.25, "orange"), (0.5, "green")), width=4, height=8),
         timeseries("Burn rate per window", "Error ratio over each alert window divided by the error budget; "
                    f"alerts fire above {', '.join(f'{f:g}x' for f in factors)}.", Unit.TIMES, *burn,
-                   prom(f"{SLO_BURN_RATE}{{{grouped}}}", f"{legend} current (5m)".strip()),
+                   prom(f"{SLO_BURN_RATE}{{{sel}}}", "current (5m)"),
                    thresholds=steps("green", *((f, "red") for f in factors[:1]))),
         table("Alert state", "Burn-rate and no-data alerts of this SLO now: empty when none is pending or firing.",
-              Unit.NONE, prom(f'sum by (alertname, tier, alertstate{by}) (ALERTS{{alertname=~"{SLO_BURN_ALERT}|'
+              Unit.NONE, prom(f'sum by (alertname, tier, alertstate) (ALERTS{{alertname=~"{SLO_BURN_ALERT}|'
                               f'{SLO_NO_DATA_ALERT}",{sel}}})', instant=True),
               alerts=(SLO_BURN_ALERT, SLO_NO_DATA_ALERT), width=24, height=5, no_value="No alert"),
     ))
 
 
-def group_variables(defined: tuple[SLO, ...]) -> tuple[Variable, ...]:
-    """A variable per label some SLO is grouped by, its values those the SLOs record."""
-    labels = sorted({label for slo in defined for label in slo.grouping})
-    return tuple(Variable(
-        name=label, label=label.replace("_", " ").capitalize(), include_all=True,
-        query=f'label_values({SLO_ERROR_RATIO.format(window="5m")}{{slo=~"{names}"}}, {label})',
-        description=f"The groups of the SLOs computed per {label} ({names.replace('|', ', ')}).")
-        for label in labels
-        for names in ["|".join(s.name for s in defined if label in s.grouping)])
-
-
 def dashboard(config: StackConfig) -> DashboardSpec:
-    defined = slos(config)
     return DashboardSpec(
         uid="medianest-slos", title="MediaNest / SLOs", folder=FOLDER,
         description="Per SLO: objective, SLI over the period, error budget left, burn rate per alert window "
                     "and alert state. Generated from rules/slos.py.",
-        tags=("slo", "generated"), variables=(environment(config), *group_variables(defined)), time_from="now-7d",
-        rows=tuple(slo_row(s) for s in defined),
+        tags=("slo", "generated"), variables=(environment(config),), time_from="now-7d",
+        rows=tuple(slo_row(s) for s in slos(config)),
     )

@@ -33,19 +33,6 @@ def slos(config: StackConfig) -> tuple[SLO, ...]:
             ),
         ),
         SLO(
-            # Per critical endpoint, each its own budget: an outage of one page for it even when
-            # the others' traffic would dilute it below the overall SLO's burn rates.
-            name="critical-endpoint-availability", service="medianest", objective=Decimal("99.5"), period=period,
-            description="of requests to each critical endpoint are not 5xx", grouping=("endpoint",),
-            healthy_group={"endpoint": CRITICAL_ENDPOINTS[2]},
-            sli=RatioSLI(
-                total=f"{http}{{{critical}}}",
-                errors=f'{http}{{{critical},status_code=~"5.."}}',
-                good_example={"method": "POST", "endpoint": CRITICAL_ENDPOINTS[1], "status_code": "200"},
-                bad_example={"method": "POST", "endpoint": CRITICAL_ENDPOINTS[1], "status_code": "503"},
-            ),
-        ),
-        SLO(
             name="api-latency", service="medianest", objective=Decimal("95"), period=period,
             description="of requests to the critical endpoints complete within 1s",
             sli=LatencySLI(histogram=latency, matchers=critical, threshold_seconds=1,

@@ -12,7 +12,7 @@ from rules.catalog import Catalog
 from rules.conventions import SLO_BURN_ALERT, duration_seconds, number
 from rules.humanize import humanize_percentage
 from rules.slo.detection import STEP, Schedule, human, tier_detection
-from rules.slo.scenarios import SEVERITIES, group_labels, on_grid, tiers
+from rules.slo.scenarios import SEVERITIES, on_grid, tiers
 from rules.slo.spec import SLO
 from rules.slo.windows import burn_windows
 from rules.testing import ExprAt, RuleTest
@@ -65,8 +65,7 @@ def confirmation_tests(slo: SLO, catalog: Catalog) -> list[RuleTest]:
         burn = f"{humanize_percentage(ratio)} errors ({number(ratio / float(slo.error_budget))}x burn)"
         for tier, seconds in times.items():
             alerts = f'ALERTS{{alertname="{SLO_BURN_ALERT}",alertstate="firing",slo="{slo.name}",tier="{tier}"}}'
-            group = "".join(f',{label}="{value}"' for label, value in group_labels(slo).items())
-            firing = (f'ALERTS{{alertname="{SLO_BURN_ALERT}",alertstate="firing"{group},service="{slo.service}",'
+            firing = (f'ALERTS{{alertname="{SLO_BURN_ALERT}",alertstate="firing",service="{slo.service}",'
                       f'severity="{SEVERITIES[tier]}",slo="{slo.name}",tier="{tier}"}}', 1.0)
             checks = []
             if seconds is None:

@@ -5,9 +5,7 @@
 - outage: a full outage pages within its computed detection time and clears after recovery;
 - ticket: a burn between the ticket and page factors opens a ticket and never pages;
 - healthy: traffic spending half the budget raises nothing over the longest window, and every
-  recorded series holds its value;
-- groups (a grouped SLO): one group's outage pages for that group alone while another group,
-  healthy, is recorded at a zero error ratio and stays silent.
+  recorded series holds its value.
 
 Expected states come from the minute-by-minute model in detection.py; checkpoints sit only
 where that model is certain, one evaluation either side of any change. A checkpoint scenario
@@ -56,7 +54,7 @@ SEVERITIES = {"page": "critical", "ticket": "warning"}
 SUMMARIES = {"page": "An SLO burns its error budget fast", "ticket": "An SLO burns its error budget"}
 # The coarsest grid a checkpoint scenario is evaluated on, in minutes (a `for` makes it finer).
 GRID_MINUTES = 360
-ALERTS, OUTAGE, TICKET, HEALTHY, GROUPS = "alerts", "outage", "ticket", "healthy", "groups"
+ALERTS, OUTAGE, TICKET, HEALTHY = "alerts", "outage", "ticket", "healthy"
 
 
 # Scenarios are pure in the SLO and the catalog: built once per process (dev and prod share SLOs).
@@ -76,8 +74,6 @@ def _scenarios(slo: SLO, catalog: Catalog) -> tuple[RuleTest, ...]:
     tests = _alerts(slo, windows, catalog)
     if slo.page:
         tests += _outage(slo, windows, catalog)
-        if slo.grouping:
-            tests.append(_one_group_burns(slo, windows, catalog))
     if slo.ticket:
         tests += _ticket_burn(slo, windows, catalog)
     tests.append(_healthy(slo, windows, catalog))
@@ -110,7 +106,7 @@ def grid(slo: SLO) -> int:
 
 
 def on_grid(slo: SLO, catalog: Catalog, title: str, suite: str, schedule: Schedule, minute: int,
-            expect: AlertAt | ExprAt, healthy_group: bool = False) -> RuleTest:
+            expect: AlertAt | ExprAt) -> RuleTest:
     """One checkpoint as its own test: `schedule`, cut after `minute`, starts late enough for
     `minute` to fall on the evaluation grid; before it the series have no samples, so every
     reading (of a young window too) is the same as the schedule's own."""
@@ -119,18 +115,12 @@ def on_grid(slo: SLO, catalog: Catalog, title: str, suite: str, schedule: Schedu
     at = f"{minute + shift}m"
     moved = AlertAt(at, expect.alert, expect.firing) if isinstance(expect, AlertAt) else ExprAt(
         at, expect.expr, expect.samples)
-    cut = Schedule(schedule.errors[:minute])
-    series = _series(slo, cut, catalog)
-    exprs = (moved,) if isinstance(moved, ExprAt) else ()
-    if healthy_group:
-        # The other group, error-free all along: recorded at a zero ratio, never alerted on.
-        series += _series(slo, Schedule([0.0] * len(cut.errors)), catalog, group=slo.healthy_group)
-        sel = ",".join(f'{k}="{v}"' for k, v in {"slo": slo.name, **slo.healthy_group}.items())
-        exprs += (ExprAt(at, f"round({SLO_ERROR_RATIO.format(window='5m')}{{{sel}}} * 1e9)", ((f"{{{sel}}}", 0),)),)
-    series = tuple(Series(s.selector, f"_x{shift} {s.values}" if shift else s.values) for s in series)
+    series = tuple(Series(s.selector, f"_x{shift} {s.values}" if shift else s.values)
+                   for s in _series(slo, Schedule(schedule.errors[:minute]), catalog))
     return RuleTest(title, series,
                     alerts=(moved,) if isinstance(moved, AlertAt) else (),
-                    exprs=exprs, suite=suite, evaluation_interval=f"{every}m")
+                    exprs=(moved,) if isinstance(moved, ExprAt) else (),
+                    suite=suite, evaluation_interval=f"{every}m")
 
 
 def _alerts(slo: SLO, windows: Sequence[BurnWindow], catalog: Catalog) -> list[RuleTest]:
@@ -163,11 +153,11 @@ def _alerts(slo: SLO, windows: Sequence[BurnWindow], catalog: Catalog) -> list[R
 
 
 def _annotated(slo: SLO, tier: str) -> Firing:
-    where = "".join(f" for {label} {value}" for label, value in group_labels(slo).items())
+    where = "".join(f" for {label} {value}" for label, value in _group_labels(slo).items())
     paths = ", or ".join(f"{number(w.factor)}x over {window_name(w.long)} (and {window_name(w.short)})"
                          for w in burn_windows(slo.period) if w.tier == tier)
     expected = Expected(SEVERITIES[tier], slo.service, SUMMARIES[tier], {"slo": slo.name, TIER_LABEL: tier})
-    return expected.firing(group_labels(slo), (
+    return expected.firing(_group_labels(slo), (
         f"SLO {slo.name}{where} ({number(slo.objective)}% {slo.description} over {slo.period}) burns its "
         f"error budget at {paths} the sustainable rate."))
 
@@ -193,23 +183,6 @@ def _outage(slo: SLO, windows: Sequence[BurnWindow], catalog: Catalog) -> list[R
     return [on_grid(slo, catalog, f"{title}: {_state(states[m])} at {_relative(m, baseline, outage)}", OUTAGE,
                     schedule, m, _expect(slo, states, m))
             for m in sorted(c for c in checkpoints if c is not None)]
-
-
-def _one_group_burns(slo: SLO, windows: Sequence[BurnWindow], catalog: Catalog) -> RuleTest:
-    """A full outage of the example's group, checked once it must page: the page carries that
-    group's labels alone; the healthy group beside it raises nothing."""
-    budget = slo.error_budget
-    detect = tier_detection(windows, "page", budget, 1.0, _for_seconds(slo))
-    assert detect is not None
-    baseline = _longest(windows, "page")
-    schedule = Schedule.of((0.0, baseline), (1.0, _minutes(detect) + 15))
-    states, certain = certain_minutes(schedule, windows, budget, slo.for_, isinstance(slo.sli, GaugeSLI))
-    paged = _first_certain(certain, baseline + _minutes(detect) + 1)
-    assert paged is not None and "page" in states[paged]
-    groups = " and ".join(f"{k} {v}" for k, v in group_labels(slo).items())
-    healthy = " and ".join(f"{k} {v}" for k, v in slo.healthy_group.items())
-    return on_grid(slo, catalog, f"SLO {slo.name}: an outage of {groups} pages for it alone; {healthy}, healthy, "
-                   "stays silent", GROUPS, schedule, paged, _expect(slo, states, paged), healthy_group=True)
 
 
 def _ticket_burn(slo: SLO, windows: Sequence[BurnWindow], catalog: Catalog) -> list[RuleTest]:
@@ -255,17 +228,11 @@ def _healthy(slo: SLO, windows: Sequence[BurnWindow], catalog: Catalog) -> RuleT
         # Rounded to 1e-9: 1 - good/total carries float noise that promtool compares exactly.
         exprs=tuple(
             ExprAt(f"{length // 60}m", f'round({series}{{slo="{slo.name}"}} * 1e9)',
-                   ((_recorded_labels(slo, series), round(value * 1e9)),))
+                   ((f'{{slo="{slo.name}"}}', round(value * 1e9)),))
             for series, value in _recorded_values(slo, windows, ratio)
         ),
         interval=_duration(spacing), suite=HEALTHY, evaluation_interval=_duration(evaluation),
     )
-
-
-def _recorded_labels(slo: SLO, series: str) -> str:
-    """The labels a recorded series carries: its SLO's, and its group's but for the constants."""
-    group = {} if series in (SLO_OBJECTIVE, SLO_ERROR_BUDGET) else group_labels(slo)
-    return "{" + ",".join(f'{k}="{v}"' for k, v in {"slo": slo.name, **group}.items()) + "}"
 
 
 def _duration(seconds: float) -> str:
@@ -309,14 +276,14 @@ def _first_certain(certain: set[int], after: int) -> int | None:
 
 
 def _expect(slo: SLO, states: Sequence[set[str]], minute: int) -> AlertAt:
-    group = group_labels(slo)
+    group = _group_labels(slo)
     return AlertAt(f"{minute}m", SLO_BURN_ALERT, tuple(
         Firing({"slo": slo.name, TIER_LABEL: tier, "severity": SEVERITIES[tier], "service": slo.service, **group})
         for tier in sorted(states[minute])
     ))
 
 
-def group_labels(slo: SLO) -> dict[str, str]:
+def _group_labels(slo: SLO) -> dict[str, str]:
     example = _example(slo)
     return {label: example.get(label, "") for label in slo.grouping}
 
@@ -333,25 +300,22 @@ def _labels_text(name: str, labels: dict[str, str]) -> str:
     return name + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(pairs.items())) + "}"
 
 
-def _series(slo: SLO, schedule: Schedule, catalog: Catalog, step_minutes: float = 1,
-            group: dict[str, str] | None = None) -> tuple[Series, ...]:
-    """Series for a schedule of one entry per sample step, at constant traffic; in another group
-    than the example's when `group` gives its labels."""
+def _series(slo: SLO, schedule: Schedule, catalog: Catalog, step_minutes: float = 1) -> tuple[Series, ...]:
+    """Series for a schedule of one entry per sample step, at constant traffic."""
     sli = slo.sli
-    relabel = (lambda labels: {**labels, **group}) if group else (lambda labels: labels)
     events = EVENTS_PER_MINUTE * step_minutes
     errors = [(ratio, len(list(run))) for ratio, run in itertools.groupby(schedule.errors)]
     bad = [(events * ratio, count) for ratio, count in errors]
     good = [(events - b, count) for b, count in bad]
     if isinstance(sli, RatioSLI):
-        good_labels, bad_labels = map(relabel, ratio_events(sli))
+        good_labels, bad_labels = ratio_events(sli)
         return (
             Series(_labels_text(pp.parse(sli.total).name, good_labels), counter(good)),
             Series(_labels_text(pp.parse(sli.total).name, bad_labels), counter(bad)),
         )
     every = [(events, count) for _, count in errors]
     if isinstance(sli, LatencySLI):
-        labels = relabel(latency_labels(sli))
+        labels = latency_labels(sli)
         bounds = catalog.metrics[sli.histogram].buckets
         out = []
         for bound in (*bounds, math.inf):
@@ -366,7 +330,7 @@ def _series(slo: SLO, schedule: Schedule, catalog: Catalog, step_minutes: float 
             out.append(Series(_labels_text(f"{sli.histogram}_bucket", {**labels, "le": le}), counter(per_step)))
         out.append(Series(_labels_text(f"{sli.histogram}_count", labels), counter(every)))
         return tuple(out)
-    labels = relabel(gauge_labels(sli))
+    labels = gauge_labels(sli)
     return (Series(_labels_text(pp.parse(sli.selector).name, labels),
                    gauge([(1 - ratio, count) for ratio, count in errors])),)
 

@@ -60,9 +60,6 @@ class SLO(_Frozen):
     period: str = "30d"
     # Labels the SLO is computed per (each value its own budget); none: one SLO overall.
     grouping: tuple[str, ...] = ()
-    # A grouped SLO's second group (its grouping labels' values, matching the SLI's selectors):
-    # healthy while the example's group burns in the scenarios, which prove it never pages.
-    healthy_group: dict[str, str] = Field(default_factory=dict)
     # Below this many events per second over a long window, a burn rate means little.
     min_events_per_second: float | None = Field(default=None, allow_inf_nan=False)
     page: bool = True

@@ -53,10 +53,6 @@ def _problems(slo: SLO, catalog: Catalog) -> Iterator[tuple[str, Severity, str]]
         yield "min_events_per_second", error, "must be positive"
     if not (slo.page or slo.ticket):
         yield "page", Severity.WARNING, "both tiers are disabled: this SLO never alerts"
-    if set(slo.healthy_group) != set(slo.grouping):
-        labels = ", ".join(slo.grouping) or "none"
-        yield ("healthy_group", error, f"must give a value to each grouping label ({labels}): the scenarios "
-               "prove that group stays silent while another burns")
     yield from _sli(slo, catalog)
 
 

@@ -189,7 +189,7 @@ def test_a_removed_and_a_moved_dashboard(same: Trees) -> None:
 
 def test_repeated_titles_are_told_apart_by_their_row(same: Trees) -> None:
     def objective(body: dict[str, Any]) -> None:
-        body["panels"][13]["targets"][0]["expr"] = "0.99"  # api-latency's "Objective" (third row)
+        body["panels"][7]["targets"][0]["expr"] = "0.99"  # api-latency's "Objective"
     edit(same.head, SLOS, objective)
     (change,) = dashboards.section(same).changes
     assert change.subject == ("panel 'Objective' (row 'api-latency: 95% of requests to the critical endpoints "

@@ -252,14 +252,12 @@ def test_recording_rules_are_keyed_by_record_and_labels(edited: Trees) -> None:
 def test_tests_of_an_slo_alert_are_those_loading_its_rule_file(dev: Trees) -> None:
     files = rules.unit_test_files(dev.head)
     burns = [r for r in exported.rules(dev.head) if r.name == "SLOErrorBudgetBurn"]
-    assert len({r.file for r in burns}) == 5  # one rule file per SLO, each with its own tests
+    assert len({r.file for r in burns}) == 4  # one rule file per SLO, each with its own tests
     for burn in burns:
         found = rules.tests_of(dev.head, burn, files)
-        # Its suites: each loads the rules of this SLO's file that it reads (a grouped SLO's
-        # `groups` too: one group pages, another stays silent).
+        # Its suites: each loads the rules of this SLO's file that it reads.
         assert {t.file.parent.name for t in found} == {Path(burn.file).stem}
-        grouped = {"groups"} if "critical-endpoint" in burn.file else set()
-        assert {t.file.stem for t in found} == {"alerts", "outage", "ticket", "healthy"} | grouped
+        assert {t.file.stem for t in found} == {"alerts", "outage", "ticket", "healthy"}
 
 
 @pytest.mark.parametrize(("before", "after", "found"), [

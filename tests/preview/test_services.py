@@ -110,7 +110,7 @@ def test_a_changed_config_file_is_named(bases: dict[str, Path], tmp_path: Path) 
     assert "port http (3000/tcp) published: host port 3000 -> not published" in found["component grafana"]
     changed = [line for line in found["component prometheus"] if "config file" in line]
     assert len(changed) == 1 and changed[0].startswith(
-        "8 config files changed: /etc/prometheus/prometheus.yml, /etc/prometheus/rules/medianest.yaml")
+        "7 config files changed: /etc/prometheus/prometheus.yml, /etc/prometheus/rules/medianest.yaml")
 
 
 def test_prod_replicas_change_the_statefulset(bases: dict[str, Path], tmp_path: Path) -> None:
