@@ -29,6 +29,7 @@ import glob
 import os
 import pwd
 import queue
+import random
 import re
 import shutil
 import signal
@@ -65,13 +66,39 @@ def free_port() -> int:
     return free_ports(1)[0]
 
 
-def free_ports(count: int) -> list[int]:
-    """`count` distinct free ports: every socket stays bound until all are chosen, so the kernel
-    cannot hand out the same port twice."""
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+# Listening ports are chosen below the kernel's ephemeral range: a port from that range, free
+# when chosen, may be taken as the local port of an outgoing connection (a scrape, a remote
+# write) before its component binds it ("address already in use", seen once on a loaded run).
+LISTEN_PORTS = range(20000, 32768)
+
+
+def _below_ephemeral() -> range:
     try:
-        for sock in sockets:
-            sock.bind((LOOPBACK, 0))
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return LISTEN_PORTS
+    return range(LISTEN_PORTS.start, min(LISTEN_PORTS.stop, low)) if low > LISTEN_PORTS.start + 1000 else LISTEN_PORTS
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports below the ephemeral range, in random order (parallel sandboxes
+    rarely meet): every socket stays bound until all are chosen, so none is chosen twice."""
+    candidates = list(_below_ephemeral())
+    random.shuffle(candidates)
+    sockets: list[socket.socket] = []
+    try:
+        for port in candidates:
+            if len(sockets) == count:
+                break
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.bind((LOOPBACK, port))
+            except OSError:
+                sock.close()
+                continue
+            sockets.append(sock)
+        if len(sockets) < count:
+            raise OSError(f"only {len(sockets)} of {count} free ports below the ephemeral range")
         return [sock.getsockname()[1] for sock in sockets]
     finally:
         for sock in sockets:

@@ -66,6 +66,19 @@ def test_free_ports_are_distinct_and_bindable() -> None:
         sock.bind(("127.0.0.1", processes.free_port()))
 
 
+def test_free_ports_are_never_ones_an_outgoing_connection_may_take(monkeypatch: pytest.MonkeyPatch) -> None:
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    assert all(port < low for port in processes.free_ports(50))
+    # A port already bound is skipped; too few left is an error, not a reused port.
+    taken = processes.free_port()
+    monkeypatch.setattr(processes, "LISTEN_PORTS", range(taken, taken + 3))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", taken))
+        assert sorted(processes.free_ports(2)) == [taken + 1, taken + 2]
+        with pytest.raises(OSError, match="only 2 of 3 free ports"):
+            processes.free_ports(3)
+
+
 def test_every_binary_the_sandbox_runs_is_installed() -> None:
     for name in ("prometheus", "promtool", "alertmanager", "amtool", "node_exporter", "prometheus-postgres-exporter",
                  "prometheus-redis-exporter", "blackbox_exporter", "redis-server", "initdb", "postgres",
