@@ -27,6 +27,7 @@ from rules.model import AlertingRule, alert
 from rules.testing import AlertAt, Expected, RuleTest
 from stack.images import Official
 from stack.judges import Judge, same_version
+from stack.services.addresses import service_address
 from stack.services.common import image, resources
 from stack.services.component import STACK_HEALTH, ComponentModule, Job, SandboxEndpoint
 from stack.services.spec import (
@@ -71,13 +72,13 @@ WRITE_PATH = "/api/v1/write"
 
 
 def wanted(config: StackConfig) -> bool:
+    """The long-term store and its evaluator are deployed (each of its components is)."""
     return config.long_term_storage.mode == "deploy"
 
 
 def write_url(config: StackConfig) -> str:
     """Where Prometheus writes: its Service in the stack's namespace, or `addresses` (the sandbox)."""
-    default = f"{NAME}.{config.kubernetes.namespace}.svc:{PORT}" if config.target == "kubernetes" else f"{NAME}:{PORT}"
-    return f"http://{config.addresses.get(NAME, (default,))[0]}{WRITE_PATH}"
+    return f"http://{service_address(config, NAME, PORT)}{WRITE_PATH}"
 
 
 def service(config: StackConfig) -> ServiceSpec:

@@ -51,10 +51,6 @@ CONFIG_DIR = "/etc/vmalert"
 RULES_DIR = f"{CONFIG_DIR}/rules"
 
 
-def wanted(config: StackConfig) -> bool:
-    return config.long_term_storage.mode == "deploy"
-
-
 def _cluster(config: StackConfig) -> bool:
     return config.target == "kubernetes"
 
@@ -198,7 +194,7 @@ def sandbox_settings(world: SandboxWorld) -> dict[str, str]:
 COMPONENT = ComponentModule(
     name=NAME, settings_key="vmalert", settings=VmalertService,
     service=lambda config, files, others: service(config, files),
-    wanted=wanted, slo_period_history=history,
+    wanted=victoria_metrics.wanted, slo_period_history=history,
     job=Job("vmalert", "vmalert"),
     metrics=METRICS, alerts=alerts, alert_group="platform.meta", alert_tests=alert_tests, expected=EXPECTED,
     dashboard=STACK_HEALTH,

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from stack.services import vmstorage
+from stack.services import victoria_metrics, vmstorage
+from stack.services.addresses import service_address
 from stack.services.common import image, resources
 from stack.services.component import STACK_HEALTH, ComponentModule, Job
 from stack.services.spec import (
@@ -40,18 +41,8 @@ PORT = 8480
 WRITE_PATH = "/insert/0/prometheus/api/v1/write"
 
 
-def wanted(config: StackConfig) -> bool:
-    return config.long_term_storage.mode == "deploy"
-
-
-def base_url(config: StackConfig) -> str:
-    """Its Service in the stack's namespace, or `addresses`."""
-    default = f"{NAME}.{config.kubernetes.namespace}.svc:{PORT}"
-    return f"http://{config.addresses.get(NAME, (default,))[0]}"
-
-
 def write_url(config: StackConfig) -> str:
-    return base_url(config) + WRITE_PATH
+    return f"http://{service_address(config, NAME, PORT)}{WRITE_PATH}"
 
 
 def service(config: StackConfig) -> ServiceSpec:
@@ -91,7 +82,7 @@ def dashboard_rows(config: StackConfig) -> tuple[Row, ...]:
 COMPONENT = ComponentModule(
     name=NAME, settings_key="vminsert", settings=VminsertService,
     service=lambda config, files, others: service(config),
-    targets=("kubernetes",), wanted=wanted, remote_write_url=write_url,
+    targets=("kubernetes",), wanted=victoria_metrics.wanted, remote_write_url=write_url,
     job=Job("vminsert", "vminsert"),
     alerts=lambda config: DOWN.alerts(config, config.jobs.vminsert), alert_group="platform.meta",
     alert_tests=lambda config: DOWN.alert_tests(config.jobs.vminsert), expected=DOWN.expected,

@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from dashboards import datasources
-from stack.services import vmstorage
+from stack.services import victoria_metrics, vmstorage
+from stack.services.addresses import service_address
 from stack.services.common import image, resources
 from stack.services.component import STACK_HEALTH, ComponentModule, Job
 from stack.services.spec import (
@@ -43,14 +44,8 @@ QUERY_PATH = "/select/0/prometheus"
 CACHE_DIR = "/tmp/vmselect-cache"
 
 
-def wanted(config: StackConfig) -> bool:
-    return config.long_term_storage.mode == "deploy"
-
-
 def query_url(config: StackConfig) -> str:
-    """Its Service in the stack's namespace, or `addresses`."""
-    default = f"{NAME}.{config.kubernetes.namespace}.svc:{PORT}"
-    return f"http://{config.addresses.get(NAME, (default,))[0]}{QUERY_PATH}"
+    return f"http://{service_address(config, NAME, PORT)}{QUERY_PATH}"
 
 
 def service(config: StackConfig) -> ServiceSpec:
@@ -90,7 +85,7 @@ DOWN = vmstorage.ReplicaDown("LongTermStoreReaderDown", "A reader of the long-te
 COMPONENT = ComponentModule(
     name=NAME, settings_key="vmselect", settings=VmselectService,
     service=lambda config, files, others: service(config),
-    targets=("kubernetes",), wanted=wanted,
+    targets=("kubernetes",), wanted=victoria_metrics.wanted,
     job=Job("vmselect", "vmselect"),
     alerts=lambda config: DOWN.alerts(config, config.jobs.vmselect), alert_group="platform.meta",
     alert_tests=lambda config: DOWN.alert_tests(config.jobs.vmselect), expected=DOWN.expected,

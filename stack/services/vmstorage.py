@@ -66,10 +66,6 @@ DATA_VOLUME = "vmstorage-data"
 USER = "65534:65534"
 
 
-def wanted(config: StackConfig) -> bool:
-    return config.long_term_storage.mode == "deploy"
-
-
 def check(config: StackConfig) -> str | None:
     settings = config.services.vmstorage
     if settings.replication_factor > settings.replicas:
@@ -194,7 +190,7 @@ def alert_tests(config: StackConfig) -> tuple[RuleTest, ...]:
 COMPONENT = ComponentModule(
     name=NAME, settings_key="vmstorage", settings=VmstorageService,
     service=lambda config, files, others: service(config),
-    targets=("kubernetes",), wanted=wanted, check=check,
+    targets=("kubernetes",), wanted=victoria_metrics.wanted, check=check,
     job=Job("vmstorage", "vmstorage"),
     metrics=victoria_metrics.METRICS, alerts=alerts, alert_group="platform.meta", alert_tests=alert_tests,
     expected=EXPECTED, dashboard=STACK_HEALTH,
